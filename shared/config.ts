@@ -1,0 +1,118 @@
+/**
+ * Configuration: parsed once from an environment object, frozen, passed in.
+ * Nothing reads process.env at import time. Every variable has a default that
+ * works on one machine; in production (NODE_ENV=production) a missing secret
+ * stops start-up with a clear message.
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type CaptchaFailMode = 'open' | 'closed';
+
+export interface Config {
+  readonly nodeEnv: string;
+  readonly production: boolean;
+  readonly logLevel: string;
+  /** Redis connection URL (REDIS_URL). */
+  readonly redisUrl: string;
+  /** Prefix of every Redis key this deployment writes (REDIS_PREFIX); tests use their own. */
+  readonly redisPrefix: string;
+  /** Postgres connection URL (DATABASE_URL). */
+  readonly databaseUrl: string;
+  readonly gatewayPort: number;
+  readonly checkoutPort: number;
+  /** Public base URL of the gateway (GATEWAY_URL); checkout fetches the JWKS from here. */
+  readonly gatewayUrl: string;
+  /** Public base URL of checkout (CHECKOUT_URL); the default `checkoutUrl` of a room. */
+  readonly checkoutUrl: string;
+  /** JWKS that checkout trusts (JWKS_URL, default `${gatewayUrl}/.well-known/jwks.json`). */
+  readonly jwksUrl: string;
+  readonly adminToken: string;
+  /** HMAC key that signs the `wr_vid` visitor cookie (VISITOR_SECRET). */
+  readonly visitorSecret: string;
+  /** Key that signs checkout session tokens (SESSION_SECRET). */
+  readonly sessionSecret: string;
+  readonly hcaptchaSitekey: string;
+  readonly hcaptchaSecret: string;
+  readonly hcaptchaVerifyUrl: string;
+  /** What a join does when hCaptcha itself cannot be reached (CAPTCHA_FAIL_MODE). */
+  readonly captchaFailMode: CaptchaFailMode;
+  readonly captchaTimeoutMs: number;
+  readonly paymentWebhookSecret: string;
+  /** Where the start command keeps local Redis/Postgres data (DATA_DIR). */
+  readonly dataDir: string;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** hCaptcha's published test keys: they always pass against hCaptcha's own siteverify. */
+export const HCAPTCHA_TEST_SITEKEY = '10000000-ffff-ffff-ffff-000000000001';
+export const HCAPTCHA_TEST_SECRET = '0x0000000000000000000000000000000000000000';
+
+const DEV_SECRETS = {
+  ADMIN_TOKEN: 'dev-admin-token',
+  VISITOR_SECRET: 'dev-visitor-secret-change-me',
+  SESSION_SECRET: 'dev-session-secret-change-me',
+  HCAPTCHA_SECRET: HCAPTCHA_TEST_SECRET,
+  PAYMENT_WEBHOOK_SECRET: 'dev-webhook-secret-change-me',
+} as const;
+
+export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+function port(env: NodeJS.ProcessEnv, name: string, dflt: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return dflt;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new ConfigError(`${name} must be a port number (0-65535), got "${raw}"`);
+  return n;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const nodeEnv = env.NODE_ENV || 'development';
+  const production = nodeEnv === 'production';
+  const missing: string[] = [];
+  const secret = (name: keyof typeof DEV_SECRETS): string => {
+    const v = env[name];
+    if (v) return v;
+    if (production) missing.push(name);
+    return DEV_SECRETS[name];
+  };
+  const gatewayPort = port(env, 'GATEWAY_PORT', 8080);
+  const checkoutPort = port(env, 'CHECKOUT_PORT', 8081);
+  const gatewayUrl = (env.GATEWAY_URL || `http://127.0.0.1:${gatewayPort}`).replace(/\/$/, '');
+  const checkoutUrl = (env.CHECKOUT_URL || `http://127.0.0.1:${checkoutPort}`).replace(/\/$/, '');
+  const failMode = env.CAPTCHA_FAIL_MODE || 'closed';
+  if (failMode !== 'open' && failMode !== 'closed') throw new ConfigError(`CAPTCHA_FAIL_MODE must be "open" or "closed", got "${failMode}"`);
+  const cfg: Config = {
+    nodeEnv,
+    production,
+    logLevel: env.LOG_LEVEL || 'info',
+    redisUrl: env.REDIS_URL || 'redis://127.0.0.1:6379',
+    redisPrefix: env.REDIS_PREFIX || 'wr',
+    databaseUrl: env.DATABASE_URL || 'postgres://root@127.0.0.1:5432/waitingroom',
+    gatewayPort,
+    checkoutPort,
+    gatewayUrl,
+    checkoutUrl,
+    jwksUrl: env.JWKS_URL || `${gatewayUrl}/.well-known/jwks.json`,
+    adminToken: secret('ADMIN_TOKEN'),
+    visitorSecret: secret('VISITOR_SECRET'),
+    sessionSecret: secret('SESSION_SECRET'),
+    hcaptchaSitekey: env.HCAPTCHA_SITEKEY || HCAPTCHA_TEST_SITEKEY,
+    hcaptchaSecret: secret('HCAPTCHA_SECRET'),
+    hcaptchaVerifyUrl: env.HCAPTCHA_VERIFY_URL || 'https://api.hcaptcha.com/siteverify',
+    captchaFailMode: failMode,
+    captchaTimeoutMs: Number(env.CAPTCHA_TIMEOUT_MS || 3000),
+    paymentWebhookSecret: secret('PAYMENT_WEBHOOK_SECRET'),
+    dataDir: env.DATA_DIR || path.join(PROJECT_ROOT, 'data'),
+  };
+  if (missing.length) {
+    throw new ConfigError(
+      `NODE_ENV=production needs these secrets set: ${missing.join(', ')}. ` +
+        'Set each to a long random value (for example `openssl rand -hex 32`).',
+    );
+  }
+  return Object.freeze(cfg);
+}
