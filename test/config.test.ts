@@ -1,0 +1,31 @@
+import t from 'tap';
+import { loadConfig, ConfigError } from '../shared/config.js';
+
+t.test('defaults need nothing set', async (t) => {
+  const c = loadConfig({});
+  t.equal(c.gatewayPort, 8080);
+  t.equal(c.checkoutPort, 8081);
+  t.equal(c.redisUrl, 'redis://127.0.0.1:6379');
+  t.equal(c.jwksUrl, 'http://127.0.0.1:8080/.well-known/jwks.json');
+  t.ok(Object.isFrozen(c));
+});
+
+t.test('production refuses to start without secrets, naming them', async (t) => {
+  t.throws(() => loadConfig({ NODE_ENV: 'production' }), ConfigError);
+  try {
+    loadConfig({ NODE_ENV: 'production', ADMIN_TOKEN: 'x' });
+  } catch (e) {
+    t.match((e as Error).message, /VISITOR_SECRET/);
+    t.notMatch((e as Error).message, /ADMIN_TOKEN/);
+  }
+  const ok = loadConfig({
+    NODE_ENV: 'production', ADMIN_TOKEN: 'a', VISITOR_SECRET: 'b', SESSION_SECRET: 'c',
+    HCAPTCHA_SECRET: 'd', PAYMENT_WEBHOOK_SECRET: 'e',
+  });
+  t.equal(ok.adminToken, 'a');
+});
+
+t.test('bad values are refused with a message', async (t) => {
+  t.throws(() => loadConfig({ GATEWAY_PORT: 'eighty' }), /GATEWAY_PORT/);
+  t.throws(() => loadConfig({ CAPTCHA_FAIL_MODE: 'maybe' }), /CAPTCHA_FAIL_MODE/);
+});
