@@ -17,11 +17,15 @@ export interface Arrival {
   ticket: number | null;
 }
 
+import type { Config } from '../shared/config.js';
+
 export interface Recorder {
   record(a: Arrival): void;
+  /** The recording of a room as NDJSON text, or null when there is none (GET /admin/rooms/:room/recording). */
+  read(room: string): Promise<string | null>;
   close(): Promise<void>;
 }
 
-export function createRecorder(): Recorder {
-  return { record() {}, async close() {} };
+export function createRecorder(_config: Config): Recorder {
+  return { record() {}, async read() { return null; }, async close() {} };
 }
