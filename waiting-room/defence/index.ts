@@ -3,15 +3,35 @@
  *
  * The join handler copies what it needs from the request synchronously, then calls
  * `beforeJoin`. Everything that can be decided without Redis happens here (client IP
- * behind trusted proxies, allow/block lists, header oddities, CAPTCHA verification when a
- * token came with the join). The token buckets and the velocity part of the suspicion
- * score run inside the join script itself (lua/joinBatch), so a join that passes the
- * defences still makes one trip to Redis.
+ * behind trusted proxies, allow/block lists, header oddities, the remembered CAPTCHA pass);
+ * only a join that brings a `captchaToken` costs a trip (replay guard, failure window,
+ * siteverify). The token buckets and the velocity part of the suspicion score run inside the
+ * join script itself (lua/joinBatch), so a join that passes the defences still makes one trip
+ * to Redis.
  *
- * OWNER: the bot-defence work (issue 4). Until it lands this is a pass-through that
- * resolves the client IP from the socket only.
+ * Decisions (docs for the operator):
+ * - An address on both lists: the longest matching prefix decides; on a tie, block wins.
+ * - `captcha.mode: off` ignores a `captchaToken`; an allow-listed client is never challenged.
+ * - hCaptcha unreachable, timing out, answering 5xx or refusing our keys (`CAPTCHA_FAIL_MODE`):
+ *   `open` lets the join through as passed for this join only (no remembered pass);
+ *   `closed` answers 403 `captcha_failed` (reason `unavailable`: the client may solve again).
+ *   Either way the room's stats count `captcha_unavailable`, never `captcha_passed`/`_failed`.
+ * - A replayed token is `captcha_failed` (reason `replayed`) without asking hCaptcha, and counts
+ *   as a failure of the IP. More than 5 failures from one IP in 10 minutes block it for 15.
  */
+import type { Redis } from 'ioredis';
+import type { Config } from '../../shared/config.js';
 import type { RoomConfig } from '../room-config.js';
+import { cidrList, parseAddress } from './cidr.js';
+import { resolveClientIp, subnetOf } from './ip.js';
+import { headerScore } from './score.js';
+import {
+  CaptchaFailures, DEFAULT_FAILURE_WINDOW, type FailureWindowOptions,
+  firstUseOfToken, passCookieName, passIsValid, passSetCookie, readCookie, siteverify,
+} from './captcha.js';
+import { countStat } from './stats.js';
+
+export { subnetOf } from './ip.js';
 
 export interface JoinContext {
   room: RoomConfig;
@@ -42,8 +62,16 @@ export type PreJoinVerdict =
       /** Set-Cookie header values to add to the response (e.g. a remembered pass). */
       setCookies: string[];
     }
-  | { kind: 'blocked' }
-  | { kind: 'captcha_failed' }
+  | {
+      kind: 'blocked';
+      /** Why, for logs and the body's `reason` field: the block list, or too many failed CAPTCHAs. */
+      reason?: 'block_list' | 'captcha_failures';
+    }
+  | {
+      kind: 'captcha_failed';
+      /** hCaptcha said no; the token was used before; hCaptcha was unavailable and the fail mode is closed. */
+      reason?: 'rejected' | 'replayed' | 'unavailable';
+    }
   | { kind: 'rate_limited'; retryAfterSeconds: number };
 
 export interface Defence {
@@ -53,23 +81,105 @@ export interface Defence {
   close(): Promise<void>;
 }
 
-export function subnetOf(ip: string): string {
-  if (ip.includes(':')) {
-    const parts = ip.split(':');
-    return `${parts.slice(0, 4).join(':')}::/64`;
-  }
-  const o = ip.split('.');
-  return `${o[0]}.${o[1]}.${o[2]}.0/24`;
+export interface DefenceOptions {
+  /** The "off" form for benchmarks: client IP from the socket, no lists, no score, no CAPTCHA. */
+  off?: boolean;
+  /** Trusted proxies for routes that have no room (a room's own list replaces these). */
+  trustedProxies?: string[];
+  /** How long a passed CAPTCHA is remembered for the visitor, seconds (default 30 minutes). */
+  passTtlSeconds?: number;
+  /** The failed-CAPTCHA window per IP (default more than 5 in 10 minutes blocks for 15). */
+  failures?: Partial<FailureWindowOptions>;
 }
 
-export function createDefence(): Defence {
+export const DEFAULT_PASS_TTL_SECONDS = 1800;
+
+/** The "off" form: what the gateway does with no defences at all. */
+function offDefence(): Defence {
+  const clientIp = (socketIp: string) => resolveClientIp(socketIp, undefined, cidrList([]));
   return {
-    clientIp: (socketIp) => socketIp,
+    clientIp,
     async beforeJoin(ctx) {
-      return {
-        kind: 'continue', ip: ctx.socketIp, subnet: subnetOf(ctx.socketIp), allowListed: false,
-        headerScore: 0, captchaPassed: false, setCookies: [],
+      const ip = clientIp(ctx.socketIp);
+      return { kind: 'continue', ip, subnet: subnetOf(ip), allowListed: false, headerScore: 0, captchaPassed: false, setCookies: [] };
+    },
+    async close() {},
+  };
+}
+
+/**
+ * The defences. Without `config` and `redis` (or with `opts.off`) this is the "off" form.
+ * `redis` is the gateway's client; the defence never closes it.
+ */
+export function createDefence(config?: Config, redis?: Redis, opts: DefenceOptions = {}): Defence {
+  if (!config || !redis || opts.off) return offDefence();
+  const prefix = config.redisPrefix;
+  const globalProxies = opts.trustedProxies ?? [];
+  const passTtl = opts.passTtlSeconds ?? DEFAULT_PASS_TTL_SECONDS;
+  const secureCookies = config.gatewayUrl.startsWith('https:');
+  const failures = new CaptchaFailures(redis, prefix, { ...DEFAULT_FAILURE_WINDOW, ...opts.failures });
+  const verifyOpts = {
+    url: config.hcaptchaVerifyUrl, secret: config.hcaptchaSecret,
+    sitekey: config.hcaptchaSitekey, timeoutMs: config.captchaTimeoutMs,
+  };
+
+  const clientIp: Defence['clientIp'] = (socketIp, headers, room) => {
+    const proxies = room && room.trustedProxies.length > 0 ? room.trustedProxies : globalProxies;
+    return resolveClientIp(socketIp, headers['x-forwarded-for'], cidrList(proxies));
+  };
+
+  async function captchaPath(ctx: JoinContext, ip: string, token: string): Promise<PreJoinVerdict | 'passed' | 'passed_for_now'> {
+    const room = ctx.room.room;
+    const [blocked, first] = await Promise.all([failures.blocked(ip, ctx.now), firstUseOfToken(redis!, prefix, token)]);
+    if (blocked) return { kind: 'blocked', reason: 'captcha_failures' };
+    const failed = async (reason: 'rejected' | 'replayed'): Promise<PreJoinVerdict> => {
+      countStat(redis!, prefix, room, 'captcha_failed', ctx.now);
+      await failures.record(ip, room, ctx.now);
+      return { kind: 'captcha_failed', reason };
+    };
+    if (!first) return failed('replayed');
+    const r = await siteverify(verifyOpts, token, ip);
+    if (r.kind === 'passed') {
+      countStat(redis!, prefix, room, 'captcha_passed', ctx.now);
+      return 'passed';
+    }
+    if (r.kind === 'rejected') return failed('rejected');
+    countStat(redis!, prefix, room, 'captcha_unavailable', ctx.now);
+    return config!.captchaFailMode === 'open' ? 'passed_for_now' : { kind: 'captcha_failed', reason: 'unavailable' };
+  }
+
+  return {
+    clientIp,
+    async beforeJoin(ctx) {
+      const room = ctx.room;
+      const ip = clientIp(ctx.socketIp, ctx.headers, room);
+      const addr = parseAddress(ip);
+      const allowed = addr ? cidrList(room.allow).match(addr) : -1;
+      const blockedBy = addr ? cidrList(room.block).match(addr) : -1;
+      const blocked = (reason: 'block_list' | 'captcha_failures'): PreJoinVerdict => {
+        countStat(redis, prefix, room.room, 'blocked', ctx.now);
+        return { kind: 'blocked', reason };
       };
+      if (blockedBy >= 0 && blockedBy >= allowed) return blocked('block_list');
+      const verdict = {
+        kind: 'continue' as const, ip, subnet: subnetOf(ip), allowListed: false,
+        headerScore: 0, captchaPassed: false, setCookies: [] as string[],
+      };
+      if (allowed >= 0) return { ...verdict, allowListed: true };
+      if (failures.blockedHere(ip, ctx.now)) return blocked('captcha_failures');
+      verdict.headerScore = headerScore(ctx.headers);
+      if (room.captcha.mode === 'off') return verdict;
+      const pass = readCookie(ctx.headers['cookie'], passCookieName(room.room));
+      if (passIsValid(pass, config.visitorSecret, room.room, ctx.visitorId, ctx.now)) return { ...verdict, captchaPassed: true };
+      if (!ctx.captchaToken) return verdict;
+      const r = await captchaPath(ctx, ip, ctx.captchaToken);
+      if (r === 'passed_for_now') return { ...verdict, captchaPassed: true };
+      if (r !== 'passed') {
+        if (r.kind === 'blocked') countStat(redis, prefix, room.room, 'blocked', ctx.now);
+        return r;
+      }
+      const cookie = passSetCookie(config.visitorSecret, room.room, ctx.visitorId, ctx.now, passTtl, secureCookies);
+      return { ...verdict, captchaPassed: true, setCookies: [cookie] };
     },
     async close() {},
   };
