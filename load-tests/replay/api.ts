@@ -1,0 +1,123 @@
+/**
+ * The operator and shopper calls the replay driver, the benchmarks and the tests make,
+ * written once against CONTRACT.md.
+ */
+import { request, outcomeOf, type Reply } from './http.js';
+
+export interface Targets {
+  gateway: string;
+  checkout: string;
+  adminToken: string;
+}
+
+export class ApiError extends Error {
+  override name = 'ApiError';
+  constructor(message: string, readonly reply: Reply) {
+    super(message);
+  }
+}
+
+function must(r: Reply, what: string, ok: number[] = [200, 201]): any {
+  if (!ok.includes(r.status)) throw new ApiError(`${what}: HTTP ${r.status} ${outcomeOf(r)} ${r.text.slice(0, 200)}`, r);
+  return r.json;
+}
+
+const admin = (t: Targets) => ({ authorization: `Bearer ${t.adminToken}` });
+
+export interface SaleSpec {
+  name?: string;
+  priceCents?: number;
+  currency?: string;
+  total: number;
+  startsAt?: string;
+  endsAt?: string;
+  reservationSeconds?: number;
+}
+
+export async function putSale(t: Targets, sale: string, spec: SaleSpec, now = Date.now()): Promise<any> {
+  const body = {
+    name: spec.name ?? `Replay ${sale}`,
+    priceCents: spec.priceCents ?? 4999,
+    currency: spec.currency ?? 'EUR',
+    total: spec.total,
+    startsAt: spec.startsAt ?? new Date(now - 60_000).toISOString(),
+    endsAt: spec.endsAt ?? new Date(now + 3 * 3600_000).toISOString(),
+    reservationSeconds: spec.reservationSeconds ?? 600,
+  };
+  return must(await request(`${t.checkout}/admin/sales/${encodeURIComponent(sale)}`, { method: 'PUT', headers: admin(t), body }), `PUT sale ${sale}`);
+}
+
+export async function putRoom(t: Targets, room: string, cfg: Record<string, unknown>): Promise<any> {
+  return must(await request(`${t.gateway}/admin/rooms/${encodeURIComponent(room)}`, { method: 'PUT', headers: admin(t), body: cfg }), `PUT room ${room}`);
+}
+
+export async function audit(t: Targets, sale: string): Promise<Record<string, unknown>> {
+  return must(await request(`${t.checkout}/admin/sales/${encodeURIComponent(sale)}/audit`, { headers: admin(t) }), `audit ${sale}`);
+}
+
+export async function saleState(t: Targets, sale: string): Promise<any> {
+  return must(await request(`${t.checkout}/api/sales/${encodeURIComponent(sale)}`), `sale ${sale}`);
+}
+
+export async function roomState(t: Targets, room: string): Promise<any> {
+  return must(await request(`${t.gateway}/api/rooms/${encodeURIComponent(room)}`), `room ${room}`);
+}
+
+export async function recording(t: Targets, room: string): Promise<string | null> {
+  const r = await request(`${t.gateway}/admin/rooms/${encodeURIComponent(room)}/recording`, { headers: admin(t) });
+  if (r.status === 404) return null;
+  must(r, `recording ${room}`, [200]);
+  return r.text;
+}
+
+/** The payload of a JWT, unverified (the driver only reads the `ticket` claim of its own token). */
+export function jwtPayload(token: string): Record<string, unknown> | null {
+  const part = token.split('.')[1];
+  if (!part) return null;
+  try {
+    return JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+  } catch {
+    return null;
+  }
+}
+
+export type PurchaseResult =
+  | { kind: 'success'; orderId?: string }
+  | { kind: 'failed'; step: string; code: string };
+
+/**
+ * A shopper's checkout after admission: sign up, log in, reserve with the admission token,
+ * pay with the simulated provider, poll the result until it settles (or `deadline`).
+ */
+export async function buy(
+  checkout: string, sale: string, email: string, token: string,
+  opts: { password?: string; deadline?: number; pollMs?: number; method?: string } = {},
+): Promise<PurchaseResult> {
+  const password = opts.password ?? 'replay-Passw0rd!';
+  const fail = (step: string, r: Reply): PurchaseResult => ({ kind: 'failed', step, code: outcomeOf(r) });
+  const su = await request(`${checkout}/api/users`, { body: { email, password } });
+  if (su.status !== 201 && !(su.status === 409 && su.json?.error === 'email_taken')) return fail('signup', su);
+  const li = await request(`${checkout}/api/sessions`, { body: { email, password } });
+  if (li.status !== 200) return fail('login', li);
+  const auth = `Bearer ${li.json.sessionToken}`;
+  const rs = await request(`${checkout}/api/sales/${encodeURIComponent(sale)}/reservations`, {
+    headers: { authorization: auth, 'x-admission-token': token, 'idempotency-key': email },
+    body: {},
+  });
+  if (rs.status !== 201) return fail('reserve', rs);
+  const pay = await request(`${checkout}/api/reservations/${encodeURIComponent(rs.json.reservationId)}/payment`, {
+    headers: { authorization: auth },
+    body: { method: opts.method ?? 'test_ok' },
+  });
+  if (pay.status !== 202 && pay.status !== 200) return fail('pay', pay);
+  const deadline = opts.deadline ?? Date.now() + 30_000;
+  for (;;) {
+    const pr = await request(`${checkout}/api/sales/${encodeURIComponent(sale)}/purchase`, { headers: { authorization: auth } });
+    if (pr.status !== 200) return fail('purchase', pr);
+    const status = pr.json?.status;
+    if (status === 'success') return { kind: 'success', orderId: pr.json.orderId };
+    if (status !== 'in_progress' && status !== 'none') return { kind: 'failed', step: 'purchase', code: String(status) };
+    if (Date.now() > deadline) return { kind: 'failed', step: 'purchase', code: 'timeout' };
+    await new Promise((r) => setTimeout(r, opts.pollMs ?? 200));
+  }
+}

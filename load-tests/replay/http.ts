@@ -1,0 +1,89 @@
+/**
+ * A small HTTP client on node:http for the replay driver: it can bind a source address
+ * (`localAddress`, so per-IP limits see many clients) and reuses keep-alive sockets per address.
+ */
+import http from 'node:http';
+
+export interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  /** Parsed JSON body, or null when the body is empty or not JSON. */
+  json: any;
+  text: string;
+}
+
+export interface RequestOptions {
+  method?: string;
+  headers?: Record<string, string | undefined>;
+  body?: unknown;
+  localAddress?: string;
+  agent?: http.Agent;
+  timeoutMs?: number;
+}
+
+const agents = new Map<string, http.Agent>();
+
+/** A keep-alive agent for one source address (shared by every request from it). */
+export function agentFor(localAddress: string | undefined): http.Agent {
+  const key = localAddress ?? '';
+  let a = agents.get(key);
+  if (!a) {
+    a = new http.Agent({ keepAlive: true, maxSockets: localAddress ? 4 : 256, timeout: 60_000 });
+    agents.set(key, a);
+  }
+  return a;
+}
+
+export function closeAgents(): void {
+  for (const a of agents.values()) a.destroy();
+  agents.clear();
+}
+
+export function request(url: string, opts: RequestOptions = {}): Promise<Reply> {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(opts.headers ?? {})) if (v !== undefined) headers[k] = v;
+  let payload: Buffer | undefined;
+  if (opts.body !== undefined) {
+    payload = Buffer.from(JSON.stringify(opts.body));
+    headers['content-type'] ??= 'application/json';
+    headers['content-length'] = String(payload.length);
+  }
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      url,
+      {
+        method: opts.method ?? (payload ? 'POST' : 'GET'),
+        headers,
+        localAddress: opts.localAddress,
+        agent: opts.agent ?? agentFor(opts.localAddress),
+        timeout: opts.timeoutMs ?? 30_000,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json: any = null;
+          if (text) {
+            try {
+              json = JSON.parse(text);
+            } catch {
+              json = null;
+            }
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, json, text });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`timeout after ${opts.timeoutMs ?? 30_000} ms: ${url}`)));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+/** The error code of a reply (`body.error`), or `http_<status>` when the body has none. */
+export function outcomeOf(r: Reply): string {
+  if (r.status >= 200 && r.status < 300) return 'ok';
+  return typeof r.json?.error === 'string' ? r.json.error : `http_${r.status}`;
+}

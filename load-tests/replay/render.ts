@@ -1,0 +1,140 @@
+/**
+ * The report as a terminal table and as one self-contained HTML page (charts are inline SVG:
+ * no script, no CDN), and writing both plus report.json to a directory.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Report } from './report.js';
+
+const fmt = (v: unknown): string =>
+  v === null || v === undefined ? '-' : typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(v < 1 ? 4 : 2)) : String(v);
+
+function rows(r: Report): [string, string][] {
+  const out: [string, string][] = [
+    ['source', r.meta.source],
+    ['attempts / visitors', `${r.meta.attempts} / ${r.meta.visitors} joined`],
+    ['outcomes', Object.entries(r.outcomes).map(([k, v]) => `${k} ${v}`).join(', ')],
+    ['join latency p50 / p95 / p99 (ms)', `${fmt(r.latencyMs.p50)} / ${fmt(r.latencyMs.p95)} / ${fmt(r.latencyMs.p99)}`],
+    ['fairness: Kendall tau (after open)', `${fmt(r.fairness.tau)} over ${r.fairness.n} admitted`],
+    ['fairness: overtakes', `${r.fairness.overtakes} (${r.fairness.discordant} out of order, ${r.fairness.skipped} skipped)`],
+  ];
+  if (r.bots) {
+    const b = r.bots;
+    out.push(['bots: attempts stopped', `${b.botAttemptsStopped} of ${b.botAttempts} (${b.botVisitorsAdmitted} of ${b.botVisitors} bot visitors admitted, ${b.botUnits} units)`]);
+    out.push(['humans challenged / limited / blocked', `${b.humansChallenged} / ${b.humansLimited} / ${b.humansBlocked} of ${b.humanVisitors}`]);
+    out.push(['false-positive rate', `${(b.falsePositiveRate * 100).toFixed(2)}%`]);
+  }
+  out.push(['units sold / stock', `${fmt(r.sales.sold)} / ${r.sales.stock} (${r.sales.purchases} purchases seen, ${r.sales.admitted} admitted)`]);
+  out.push(['sold out after open (s)', fmt(r.sales.soldOutAfterSec)]);
+  if (r.replay) out.push(['order vs recording', `tau ${fmt(r.replay.orderTau)}, ${r.replay.orderDiscordant} discordant of ${r.replay.orderPairs}`]);
+  out.push(['audit', r.audit.ok === true ? 'ok' : `FAILED ${JSON.stringify(r.audit)}`]);
+  for (const c of r.checks) out.push([`check: ${c.name}`, `${c.ok ? 'PASS' : 'FAIL'} (${c.detail.slice(0, 80)})`]);
+  return out;
+}
+
+export function renderText(r: Report): string {
+  const rs = rows(r);
+  const w = Math.max(...rs.map(([k]) => k.length));
+  return rs.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
+}
+
+const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+interface Series {
+  name: string;
+  color: string;
+  points: [number, number | null][];
+  bars?: boolean;
+}
+
+/** A small line/bar chart: x is seconds from open (a dashed line marks open). */
+export function svgChart(title: string, yLabel: string, series: Series[], width = 760, height = 240): string {
+  const m = { l: 56, r: 16, t: 28, b: 36 };
+  const xs = series.flatMap((s) => s.points.map((p) => p[0]));
+  const ys = series.flatMap((s) => s.points.map((p) => p[1]).filter((v): v is number => v !== null));
+  const x0 = Math.min(0, ...xs);
+  const x1 = Math.max(x0 + 1, ...xs) + 1;
+  const y1 = Math.max(1, ...ys) * 1.1;
+  const X = (x: number) => m.l + ((x - x0) / (x1 - x0)) * (width - m.l - m.r);
+  const Y = (y: number) => height - m.b - (y / y1) * (height - m.t - m.b);
+  const parts: string[] = [];
+  for (let k = 0; k <= 4; k++) {
+    const v = (y1 / 4) * k;
+    parts.push(`<line x1="${m.l}" x2="${width - m.r}" y1="${Y(v)}" y2="${Y(v)}" stroke="#e5e7eb"/>`);
+    parts.push(`<text x="${m.l - 6}" y="${Y(v) + 4}" text-anchor="end" font-size="11" fill="#6b7280">${Math.round(v)}</text>`);
+  }
+  const step = Math.max(1, Math.ceil((x1 - x0) / 10));
+  for (let x = Math.ceil(x0 / step) * step; x <= x1; x += step) {
+    parts.push(`<text x="${X(x)}" y="${height - m.b + 16}" text-anchor="middle" font-size="11" fill="#6b7280">${x}s</text>`);
+  }
+  parts.push(`<line x1="${X(0)}" x2="${X(0)}" y1="${m.t}" y2="${height - m.b}" stroke="#111827" stroke-dasharray="4 3"/>`);
+  parts.push(`<text x="${X(0) + 4}" y="${m.t + 10}" font-size="11" fill="#111827">open</text>`);
+  const bw = Math.max(1, ((width - m.l - m.r) / Math.max(1, xs.length / Math.max(1, series.length))) * 0.8);
+  series.forEach((s, si) => {
+    if (s.bars) {
+      for (const [x, y] of s.points) {
+        if (y === null || y === 0) continue;
+        const off = series.filter((q) => q.bars).length > 1 ? (si === 0 ? -bw / 4 : bw / 4) : 0;
+        parts.push(`<rect x="${X(x) - bw / 4 + off}" y="${Y(y)}" width="${Math.max(1, bw / 2)}" height="${Y(0) - Y(y)}" fill="${s.color}" opacity="0.85"/>`);
+      }
+    } else {
+      const pts = s.points.filter((p): p is [number, number] => p[1] !== null).map(([x, y]) => `${X(x).toFixed(1)},${Y(y).toFixed(1)}`);
+      if (pts.length) parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${pts.join(' ')}"/>`);
+    }
+  });
+  const legend = series.map((s, i) => `<rect x="${m.l + i * 150}" y="8" width="10" height="10" fill="${s.color}"/><text x="${m.l + 14 + i * 150}" y="17" font-size="12">${esc(s.name)}</text>`).join('');
+  return `<figure><figcaption>${esc(title)}</figcaption><svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="${esc(title)}">${legend}${parts.join('')}<text x="12" y="${height / 2}" font-size="11" fill="#6b7280" transform="rotate(-90 12 ${height / 2})" text-anchor="middle">${esc(yLabel)}</text></svg></figure>`;
+}
+
+export function renderHtml(r: Report): string {
+  const b = r.timeline.bins;
+  const charts = [
+    svgChart(`Arrivals and admissions per ${r.timeline.binSec} s`, 'per bin', [
+      { name: 'join attempts', color: '#2563eb', points: b.map((x) => [x.t, x.arrivals]), bars: true },
+      { name: 'admissions', color: '#16a34a', points: b.map((x) => [x.t, x.admissions]), bars: true },
+    ]),
+    svgChart('Queue length (gateway, sampled each second)', 'queued', [{ name: 'queued', color: '#9333ea', points: b.map((x) => [x.t, x.queued]) }]),
+    svgChart(`Units sold (stock ${r.sales.stock})`, 'units', [
+      { name: 'sold', color: '#ea580c', points: b.map((x) => [x.t, x.sold]) },
+      { name: 'stock', color: '#9ca3af', points: b.map((x) => [x.t, r.sales.stock]) },
+    ]),
+  ];
+  const ok = r.checks.every((c) => c.ok);
+  const table = rows(r).map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join('\n');
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Drop-day replay: ${esc(r.meta.source)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:820px;color:#111827;padding:0 12px}
+h1{font-size:22px;margin:0 0 4px}.sub{color:#6b7280;margin:0 0 16px}
+.verdict{display:inline-block;padding:4px 10px;border-radius:6px;font-weight:600;margin-bottom:16px}
+.ok{background:#dcfce7;color:#166534}.bad{background:#fee2e2;color:#991b1b}
+table{border-collapse:collapse;width:100%;margin:8px 0 24px}th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #e5e7eb;vertical-align:top}
+th{font-weight:500;color:#374151;width:38%}figure{margin:0 0 20px}figcaption{font-weight:600;margin-bottom:4px}
+.cards{display:flex;gap:12px;flex-wrap:wrap;margin-bottom:16px}.card{border:1px solid #e5e7eb;border-radius:8px;padding:10px 14px;min-width:150px}
+.card b{display:block;font-size:20px}.card span{color:#6b7280;font-size:12px}
+</style></head><body>
+<h1>Drop-day replay report</h1>
+<p class="sub">${esc(r.meta.source)} · room ${esc(r.meta.room)} · ${r.meta.speed}× speed · opened ${esc(r.meta.openAt)} · ${r.meta.durationSec} s</p>
+<div class="verdict ${ok ? 'ok' : 'bad'}">${ok ? 'All checks passed' : 'Some checks FAILED'}</div>
+<div class="cards">
+<div class="card"><b>${fmt(r.sales.sold)} / ${r.sales.stock}</b><span>units sold / stock</span></div>
+<div class="card"><b>${fmt(r.fairness.tau)}</b><span>Kendall tau (fairness)</span></div>
+<div class="card"><b>${r.fairness.overtakes}</b><span>overtakes</span></div>
+<div class="card"><b>${fmt(r.latencyMs.p99)} ms</b><span>join p99</span></div>
+<div class="card"><b>${r.audit.ok === true ? 'ok' : 'FAILED'}</b><span>audit</span></div>
+</div>
+${charts.join('\n')}
+<table>${table}</table>
+</body></html>
+`;
+}
+
+export async function writeReport(dir: string, r: Report): Promise<{ json: string; html: string }> {
+  await mkdir(dir, { recursive: true });
+  const json = path.join(dir, 'report.json');
+  const html = path.join(dir, 'report.html');
+  await writeFile(json, JSON.stringify(r, null, 2) + '\n');
+  await writeFile(html, renderHtml(r));
+  return { json, html };
+}

@@ -1,0 +1,212 @@
+/**
+ * The figures of a replay, computed from what the driver saw (ReplayData): outcome counts,
+ * join latency percentiles, arrivals/admissions/queue/sales over time, the fairness figure,
+ * the bot-defence figures (when the arrivals say who is a bot), units sold vs stock, the audit,
+ * and, for a recording, how the replay compares with what was recorded.
+ *
+ * Fairness: among visitors whose first successful join came after open (they got a ticket at
+ * once; pre-queue places are drawn at random on purpose), arrival order is the driver's send
+ * time and admission order is the `ticket` claim of the admission token (the gateway admits in
+ * ticket order). tau is Kendall's tau-b between the two; overtakes are the discordant pairs plus
+ * the pairs where an earlier arrival was never admitted while a later one was.
+ */
+import { kendallTau } from './kendall.js';
+import type { ReplayData } from './driver.js';
+
+export interface Percentiles {
+  n: number;
+  p50: number | null;
+  p95: number | null;
+  p99: number | null;
+  max: number | null;
+}
+
+export interface TimelineBin {
+  /** Seconds from open (start of the bin). */
+  t: number;
+  arrivals: number;
+  admissions: number;
+  queued: number | null;
+  sold: number | null;
+}
+
+export interface Check {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface Report {
+  meta: {
+    source: string; room: string; sale: string; gateway: string; checkout: string; speed: number;
+    processes: number; ordered: boolean; startedAt: string; openAt: string; durationSec: number;
+    attempts: number; visitors: number;
+  };
+  outcomes: Record<string, number>;
+  latencyMs: Percentiles;
+  timeline: { binSec: number; bins: TimelineBin[] };
+  fairness: { n: number; tau: number | null; overtakes: number; discordant: number; skipped: number };
+  bots: null | {
+    botVisitors: number; botAttempts: number; botAttemptsStopped: number; botVisitorsAdmitted: number; botUnits: number;
+    humanVisitors: number; humansChallenged: number; humansLimited: number; humansBlocked: number; falsePositiveRate: number;
+  };
+  sales: { stock: number; sold: number | null; purchases: number; admitted: number; failures: Record<string, number>; soldOutAfterSec: number | null };
+  audit: Record<string, unknown>;
+  replay: null | { recordedOutcomes: Record<string, number>; orderTau: number | null; orderPairs: number; orderDiscordant: number };
+  checks: Check[];
+}
+
+export function percentiles(values: number[]): Percentiles {
+  if (!values.length) return { n: 0, p50: null, p95: null, p99: null, max: null };
+  const s = Float64Array.from(values).sort();
+  const at = (q: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
+  const r = (x: number) => Math.round(x * 100) / 100;
+  return { n: s.length, p50: r(at(0.5)), p95: r(at(0.95)), p99: r(at(0.99)), max: r(s[s.length - 1]!) };
+}
+
+const count = (xs: string[]) => xs.reduce<Record<string, number>>((m, x) => ((m[x] = (m[x] ?? 0) + 1), m), {});
+
+/** tau and overtakes for arrival times `x` and admission ranks `y` (null = never admitted). */
+export function fairness(x: number[], y: (number | null)[]): Report['fairness'] {
+  const idx = x.map((_, i) => i).sort((a, b) => x[a]! - x[b]!);
+  const ax: number[] = [];
+  const ay: number[] = [];
+  let skipped = 0;
+  let notAdmittedSoFar = 0;
+  for (const i of idx) {
+    const yi = y[i];
+    if (yi === null || yi === undefined) notAdmittedSoFar++;
+    else {
+      skipped += notAdmittedSoFar;
+      ax.push(x[i]!);
+      ay.push(yi);
+    }
+  }
+  const k = kendallTau(ax, ay);
+  const r = (v: number | null) => (v === null ? null : Math.round(v * 10000) / 10000);
+  return { n: k.n, tau: r(k.tau), discordant: k.discordant, skipped, overtakes: k.discordant + skipped };
+}
+
+const STOPPED = new Set(['rate_limited', 'captcha_required', 'captcha_failed', 'blocked']);
+
+export function buildReport(d: ReplayData): Report {
+  const open = d.openAt;
+  const sec = (ms: number) => (ms - open) / 1000;
+  const outcomes = count(d.attempts.map((a) => a.outcome));
+  const admitted = d.visitors.filter((v) => v.admittedAt !== null);
+  const purchases = d.visitors.filter((v) => v.purchase === 'success');
+
+  // Timeline, in bins of a whole number of seconds, at most ~120 bins.
+  const lastAt = Math.max(d.endedAt, ...d.samples.map((s) => s.at));
+  const firstAt = Math.min(open, d.attempts[0]?.sentAt ?? open);
+  const span = Math.max(1, (lastAt - firstAt) / 1000);
+  const binSec = Math.max(1, Math.ceil(span / 120));
+  const t0 = Math.floor(sec(firstAt) / binSec) * binSec;
+  const nb = Math.max(1, Math.ceil((sec(lastAt) - t0) / binSec) + 1);
+  const bins: TimelineBin[] = Array.from({ length: nb }, (_, k) => ({ t: t0 + k * binSec, arrivals: 0, admissions: 0, queued: null, sold: null }));
+  const bin = (ms: number) => bins[Math.min(nb - 1, Math.max(0, Math.floor((sec(ms) - t0) / binSec)))]!;
+  for (const a of d.attempts) bin(a.sentAt).arrivals++;
+  for (const v of admitted) bin(v.admittedAt!).admissions++;
+  for (const s of d.samples) {
+    const b = bin(s.at);
+    if (s.queued !== null) b.queued = s.queued;
+    if (s.sold !== null) b.sold = s.sold;
+  }
+
+  // Fairness after open.
+  const after = d.visitors.filter((v) => v.joinTicket !== null);
+  const fair = fairness(after.map((v) => v.joinedAt), after.map((v) => v.admittedTicket));
+
+  // Bots (only when the arrivals are labelled).
+  let bots: Report['bots'] = null;
+  if (d.arrivals.some((a) => a.bot !== undefined)) {
+    const byVisitor = new Map<string, { bot: boolean; outcomes: Set<string> }>();
+    let botAttempts = 0;
+    let botStopped = 0;
+    for (const at of d.attempts) {
+      const a = d.arrivals[at.i]!;
+      const key = a.noCookie ? `${a.visitor}#${at.i}` : a.visitor;
+      let e = byVisitor.get(key);
+      if (!e) byVisitor.set(key, (e = { bot: a.bot === true, outcomes: new Set() }));
+      e.outcomes.add(at.outcome);
+      if (a.bot) {
+        botAttempts++;
+        if (at.outcome !== 'joined') botStopped++;
+      }
+    }
+    const humans = [...byVisitor.values()].filter((v) => !v.bot);
+    const challenged = humans.filter((h) => h.outcomes.has('captcha_required') || h.outcomes.has('captcha_failed')).length;
+    const limited = humans.filter((h) => h.outcomes.has('rate_limited')).length;
+    const blocked = humans.filter((h) => h.outcomes.has('blocked')).length;
+    const affected = humans.filter((h) => [...h.outcomes].some((o) => STOPPED.has(o))).length;
+    bots = {
+      botVisitors: byVisitor.size - humans.length,
+      botAttempts,
+      botAttemptsStopped: botStopped,
+      botVisitorsAdmitted: admitted.filter((v) => v.bot).length,
+      botUnits: purchases.filter((v) => v.bot).length,
+      humanVisitors: humans.length,
+      humansChallenged: challenged,
+      humansLimited: limited,
+      humansBlocked: blocked,
+      falsePositiveRate: humans.length ? Math.round((affected / humans.length) * 10000) / 10000 : 0,
+    };
+  }
+
+  const sold = typeof d.saleEnd?.sold === 'number' ? d.saleEnd.sold : null;
+  const soldOutSample = d.samples.find((s) => s.state === 'sold_out');
+  const failures = count(d.visitors.filter((v) => v.purchase && v.purchase !== 'success').map((v) => v.purchase!));
+  for (const v of d.visitors) if (v.waitEnd !== 'admitted') failures[`wait:${v.waitEnd}`] = (failures[`wait:${v.waitEnd}`] ?? 0) + 1;
+
+  // A recording: compare outcomes and ticket order with what was recorded.
+  let replayCmp: Report['replay'] = null;
+  if (d.arrivals.some((a) => a.outcome !== 'synthetic')) {
+    const x: number[] = [];
+    const y: number[] = [];
+    for (const at of d.attempts) {
+      const rec = d.arrivals[at.i]!;
+      if (rec.ticket !== null && at.ticket !== null) {
+        x.push(rec.ticket);
+        y.push(at.ticket);
+      }
+    }
+    const k = kendallTau(x, y);
+    replayCmp = {
+      recordedOutcomes: count(d.arrivals.map((a) => a.outcome)),
+      orderTau: k.tau === null ? null : Math.round(k.tau * 10000) / 10000,
+      orderPairs: k.n,
+      orderDiscordant: k.discordant,
+    };
+  }
+
+  const auditObj = (d.audit ?? { error: 'no audit' }) as Record<string, unknown>;
+  const checks: Check[] = [
+    { name: 'no 5xx from the product', ok: !Object.keys(outcomes).some((o) => /^http_5/.test(o)), detail: Object.keys(outcomes).filter((o) => /^http_5/.test(o)).join(', ') || 'none' },
+    { name: 'audit ok', ok: auditObj.ok === true, detail: JSON.stringify(auditObj) },
+    { name: 'units sold <= stock', ok: sold !== null && sold <= d.stock, detail: `${sold} of ${d.stock}` },
+    { name: 'checkout sold = purchases the shoppers saw', ok: sold === purchases.length, detail: `${sold} vs ${purchases.length}` },
+  ];
+  if (replayCmp) {
+    checks.push({ name: 'same ticket order as recorded', ok: replayCmp.orderDiscordant === 0, detail: `${replayCmp.orderDiscordant} discordant of ${replayCmp.orderPairs}` });
+  }
+
+  return {
+    meta: {
+      source: d.source, room: d.room, sale: d.sale, gateway: d.targets.gateway, checkout: d.targets.checkout, speed: d.speed,
+      processes: d.processes, ordered: d.ordered, startedAt: new Date(d.startedAt).toISOString(), openAt: new Date(open).toISOString(),
+      durationSec: Math.round((d.endedAt - d.startedAt) / 100) / 10, attempts: d.attempts.length, visitors: d.visitors.length,
+    },
+    outcomes,
+    latencyMs: percentiles(d.attempts.filter((a) => a.status > 0).map((a) => a.latencyMs)),
+    timeline: { binSec, bins },
+    fairness: fair,
+    bots,
+    sales: {
+      stock: d.stock, sold, purchases: purchases.length, admitted: admitted.length, failures,
+      soldOutAfterSec: soldOutSample ? Math.round(sec(soldOutSample.at) * 10) / 10 : null,
+    },
+    audit: auditObj,
+    replay: replayCmp,
+    checks,
+  };
+}
