@@ -18,6 +18,7 @@ import { createHmac } from 'node:crypto';
 import { mkdir, open, readFile, appendFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../shared/config.js';
+import { subnetOf } from './defence/ip.js';
 
 export interface Arrival {
   room: string;
@@ -130,7 +131,8 @@ export function createRecorder(config: Config): Recorder {
     const rec: RecordedArrival = {
       t: a.at - t0,
       ip: hashWith(secret, 'ip', a.ip),
-      subnet: hashWith(secret, 'subnet', a.subnet),
+      // Refusals decided before the join script may come without a subnet: derive it.
+      subnet: hashWith(secret, 'subnet', a.subnet || subnetOf(a.ip)),
       visitor: hashWith(secret, 'visitor', a.visitorId),
       ua: classifyUserAgent(a.userAgent),
       outcome: a.outcome,

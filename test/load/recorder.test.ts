@@ -45,6 +45,17 @@ t.test('writes a header and one hashed line per attempt, offsets from the first 
   t.not(lines[1].subnet, lines[2].subnet);
 });
 
+t.test('a refusal recorded without a subnet gets the /24 of its IP', async (t) => {
+  const config = await setup(t);
+  const rec = createRecorder(config);
+  rec.record(arrival(2, { subnet: '', outcome: 'blocked', ticket: null }));
+  rec.record(arrival(5));
+  await rec.close();
+  const lines = parseRecording((await rec.read('r1'))!).arrivals;
+  t.equal(lines[0]!.subnet, hashWith('test-secret', 'subnet', '10.0.2.0/24'));
+  t.equal(lines[0]!.subnet, lines[1]!.subnet);
+});
+
 t.test('read flushes pending lines; a second recorder keeps the first t0; unknown room is null', async (t) => {
   const config = await setup(t);
   const a = createRecorder(config);
