@@ -1,0 +1,121 @@
+/**
+ * The admission loop: each tick, for every room past opensAt, drive the pre-queue drain a few
+ * bounded batches, run lua/admitBatch (the only writer of admittedThrough), sign a token for each
+ * admitted visitor, store it (`tok` hash, so /claim and reconnects get the same token) and publish
+ * the admitted messages to whichever process holds each visitor's WebSocket.
+ */
+import type { Redis } from 'ioredis';
+import { parseStockSignal, saleStockKey } from '../shared/keys.js';
+import type { Metrics } from './metrics.js';
+import { isHeld, isSoldOut, type Rooms, type RoomView } from './rooms.js';
+import { drainPrequeue, queueKeys } from './scripts.js';
+import type { KeyRing } from './tokens.js';
+
+export const DRAIN_BATCH = 1000;
+const DRAIN_BATCHES_PER_TICK = 20;
+const MAX_ADMIT_PER_CALL = 5000;
+
+export function admittedChannel(prefix: string): string { return `${prefix}:admitted`; }
+
+/** One admitted-message batch on the pub/sub channel: [visitor id, token, expiresAt ms]. */
+export interface AdmittedNotice { room: string; checkoutUrl: string; items: [string, string, number][] }
+
+/**
+ * The visitor's token: the stored one, or (after a crash between admission and storing it)
+ * one signed now and stored with HSETNX so every caller ends up with the same token.
+ */
+export async function ensureToken(redis: Redis, prefix: string, keys: KeyRing, view: RoomView, vid: string, ticket: number, stored?: string | null): Promise<string> {
+  const tok = queueKeys(prefix, view.cfg.room).tok;
+  const have = stored ?? (await redis.hget(tok, vid));
+  if (have) return have;
+  const { token } = keys.sign({ sub: vid, room: view.cfg.room, sale: view.cfg.sale, ticket, ttlSeconds: view.cfg.tokenTtlSeconds });
+  if (await redis.hsetnx(tok, vid, token)) return token;
+  return (await redis.hget(tok, vid)) ?? token;
+}
+
+export class Admitter {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<number> | null = null;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly rooms: Rooms,
+    private readonly keys: KeyRing,
+    private readonly clock: () => number,
+    private readonly metrics: Metrics,
+  ) {}
+
+  /** One tick over every room; returns how many visitors were admitted. */
+  admitOnce(): Promise<number> {
+    this.running ??= this.tick().finally(() => { this.running = null; });
+    return this.running;
+  }
+
+  private async tick(): Promise<number> {
+    let total = 0;
+    for (const view of this.rooms.list()) {
+      if (this.clock() < view.opensAtMs) continue;
+      total += await this.admitRoom(view);
+    }
+    return total;
+  }
+
+  private async admitRoom(view: RoomView): Promise<number> {
+    const started = performance.now();
+    const { cfg } = view;
+    const now = this.clock();
+    const k = queueKeys(this.prefix, cfg.room);
+    for (let i = 0; i < DRAIN_BATCHES_PER_TICK; i++) {
+      const d = await drainPrequeue(this.redis, this.prefix, cfg.room, now, view.opensAtMs, DRAIN_BATCH);
+      if (d.moved < DRAIN_BATCH) break;
+    }
+    const stock = parseStockSignal(await this.redis.hgetall(saleStockKey(this.prefix, cfg.sale)));
+    const closed = cfg.closed || (view.closesAtMs !== null && now >= view.closesAtMs);
+    const gate = closed || isSoldOut(stock) ? 3 : isHeld(stock) ? 2 : cfg.paused ? 1 : 0;
+    const r = await this.redis.admitBatch(k.q, k.pre, k.qpre, k.qpost, k.active, k.stats, k.sec(now),
+      now, view.opensAtMs, cfg.admitRatePerMin, cfg.maxActive, cfg.tokenTtlSeconds * 1000, MAX_ADMIT_PER_CALL, gate);
+    const at = Number(r[0]);
+    const count = Number(r[1]);
+    this.metrics.admittedThrough.set({ room: cfg.room }, at);
+    this.metrics.queued.set({ room: cfg.room }, Number(r[2]));
+    this.metrics.active.set({ room: cfg.room }, Number(r[3]));
+    if (count === 0) return 0;
+    const items: [string, string, number][] = [];
+    for (let i = 4; i < r.length; i += 2) {
+      const vid = String(r[i]);
+      const { token, expiresAt } = this.keys.sign({ sub: vid, room: cfg.room, sale: cfg.sale, ticket: Number(r[i + 1]), ttlSeconds: cfg.tokenTtlSeconds });
+      items.push([vid, token, expiresAt]);
+    }
+    const p = this.redis.pipeline();
+    for (const [vid, token] of items) p.hsetnx(k.tok, vid, token);
+    const stored = (await p.exec()) ?? [];
+    // A token signed on demand by /claim in between wins: send that one.
+    for (let i = 0; i < items.length; i++) {
+      if (Number(stored[i]?.[1]) === 0) {
+        const existing = await this.redis.hget(k.tok, items[i]![0]);
+        if (existing) items[i]![1] = existing;
+      }
+    }
+    const notice: AdmittedNotice = { room: cfg.room, checkoutUrl: cfg.checkoutUrl, items };
+    await this.redis.publish(admittedChannel(this.prefix), JSON.stringify(notice));
+    this.metrics.admitted.inc({ room: cfg.room }, count);
+    this.metrics.admissionLag.observe((performance.now() - started) / 1000);
+    return count;
+  }
+
+  start(intervalMs: number): void {
+    const loop = () => {
+      this.admitOnce().catch(() => {}).finally(() => {
+        if (this.timer) this.timer = setTimeout(loop, intervalMs);
+      });
+    };
+    this.timer = setTimeout(loop, intervalMs);
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.running?.catch(() => {});
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * uWebSockets.js request/response helpers: copy what a handler needs from the request
+ * synchronously, attach onAborted before any async work, answer inside res.cork and never
+ * after an abort, read bodies with a 4 KiB cap.
+ */
+import type uWS from 'uWebSockets.js';
+import type { Logger } from 'pino';
+import { errorBody } from '../shared/errors.js';
+import { ERRORS, STATUS_TEXT, type ErrorCode } from './errors.js';
+
+export const MAX_BODY_BYTES = 4096;
+const decoder = new TextDecoder();
+
+export interface Req {
+  method: string;
+  url: string;
+  query: string;
+  headers: Record<string, string>;
+  /** The TCP peer address. */
+  socketIp: string;
+  params: string[];
+}
+
+export type Headers = Record<string, string | string[]>;
+
+export class Reply {
+  aborted = false;
+  done = false;
+  constructor(readonly res: uWS.HttpResponse) {
+    res.onAborted(() => { this.aborted = true; });
+  }
+
+  send(status: number, body: string | Buffer, headers: Headers = {}): void {
+    if (this.aborted || this.done) return;
+    this.done = true;
+    this.res.cork(() => {
+      this.res.writeStatus(STATUS_TEXT[status] ?? String(status));
+      for (const [name, value] of Object.entries(headers)) {
+        for (const v of Array.isArray(value) ? value : [value]) this.res.writeHeader(name, v);
+      }
+      this.res.end(body);
+    });
+  }
+
+  json(status: number, body: unknown, headers: Headers = {}): void {
+    this.send(status, JSON.stringify(body), { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers });
+  }
+
+  error(code: ErrorCode, fields: Record<string, unknown> = {}, message?: string, headers: Headers = {}): void {
+    const spec = ERRORS[code];
+    const extra: Headers = { ...headers };
+    if (code === 'rate_limited' && typeof fields.retryAfterSeconds === 'number') extra['retry-after'] = String(fields.retryAfterSeconds);
+    this.json(spec.status, errorBody(code, spec, fields, message), extra);
+  }
+}
+
+export function copyRequest(res: uWS.HttpResponse, req: uWS.HttpRequest, paramCount = 0): Req {
+  const headers: Record<string, string> = {};
+  req.forEach((k, v) => { headers[k] = v; });
+  const params: string[] = [];
+  for (let i = 0; i < paramCount; i++) params.push(decodeURIComponent(req.getParameter(i) ?? ''));
+  return {
+    method: req.getCaseSensitiveMethod?.() ?? req.getMethod(),
+    url: req.getUrl(),
+    query: req.getQuery() ?? '',
+    headers,
+    socketIp: decoder.decode(res.getRemoteAddressAsText()),
+    params,
+  };
+}
+
+/**
+ * Start reading the body now (it must be attached synchronously). Resolves with the bytes,
+ * or 'too_large' past MAX_BODY_BYTES (the rest is ignored), or 'aborted'.
+ */
+export function readBody(res: uWS.HttpResponse, reply: Reply): Promise<Buffer | 'too_large' | 'aborted'> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let finished = false;
+    res.onData((chunk, isLast) => {
+      if (finished) return;
+      if (reply.aborted) { finished = true; resolve('aborted'); return; }
+      size += chunk.byteLength;
+      if (size > MAX_BODY_BYTES) { finished = true; resolve('too_large'); return; }
+      chunks.push(Buffer.from(chunk.slice(0)));
+      if (isLast) { finished = true; resolve(Buffer.concat(chunks)); }
+    });
+  });
+}
+
+/** A JSON object body: {} for an empty body, null for malformed JSON or a non-object. */
+export function parseJsonObject(buf: Buffer): Record<string, unknown> | null {
+  if (buf.length === 0 || buf.toString('utf8').trim() === '') return {};
+  try {
+    const v: unknown = JSON.parse(buf.toString('utf8'));
+    return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** True when the declared content type can carry JSON (absent counts as JSON). */
+export function isJsonContentType(headers: Record<string, string>): boolean {
+  const ct = headers['content-type'];
+  if (!ct) return true;
+  const base = ct.split(';')[0]!.trim().toLowerCase();
+  return base === 'application/json' || base.endsWith('+json') || base === 'text/plain';
+}
+
+/**
+ * Read and parse a JSON body with every contract check: 413 past 4 KiB, 400 bad_request for a
+ * wrong content type or malformed JSON. Resolves null when an error was already sent.
+ */
+export async function readJson(res: uWS.HttpResponse, req: Req, reply: Reply, body: Promise<Buffer | 'too_large' | 'aborted'>): Promise<Record<string, unknown> | null> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > MAX_BODY_BYTES) { reply.error('payload_too_large'); return null; }
+  const buf = await body;
+  if (buf === 'aborted') return null;
+  if (buf === 'too_large') { reply.error('payload_too_large'); return null; }
+  if (buf.length > 0 && !isJsonContentType(req.headers)) { reply.error('bad_request', {}, 'The body must be JSON (content-type: application/json).'); return null; }
+  const obj = parseJsonObject(buf);
+  if (!obj) { reply.error('bad_request', {}, 'The body is not a JSON object.'); return null; }
+  return obj;
+}
+
+export function parseCookies(header: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!header) return out;
+  for (const part of header.split(';')) {
+    const i = part.indexOf('=');
+    if (i < 0) continue;
+    const k = part.slice(0, i).trim();
+    if (k && !(k in out)) out[k] = part.slice(i + 1).trim();
+  }
+  return out;
+}
+
+export function queryParam(query: string, name: string): string | undefined {
+  return new URLSearchParams(query).get(name) ?? undefined;
+}
+
+export type Handler = (req: Req, reply: Reply, body: Promise<Buffer | 'too_large' | 'aborted'> | null) => Promise<void>;
+
+/** Register a route: copy the request, start reading the body, answer 500/503 on faults. */
+export function route(app: uWS.TemplatedApp, method: 'get' | 'post' | 'put' | 'del', pattern: string, log: Logger, fn: Handler): void {
+  const params = (pattern.match(/:/g) ?? []).length;
+  app[method](pattern, (res, req) => {
+    const r = copyRequest(res, req, params);
+    const reply = new Reply(res);
+    const body = method === 'post' || method === 'put' ? readBody(res, reply) : null;
+    fn(r, reply, body).catch((err: unknown) => {
+      log.error({ err, url: r.url }, 'request failed');
+      const redisDown = err instanceof Error && /Connection|ECONNREFUSED|Stream isn't writeable|max retries/i.test(err.message);
+      reply.error(redisDown ? 'unavailable' : 'internal');
+    });
+  });
+}
+

@@ -1,0 +1,103 @@
+/**
+ * Joining a room. Every join of one room that arrives in the same event-loop turn is placed by
+ * ONE call of lua/joinBatch (flushed on setImmediate, at most 500 per call): idempotent per
+ * visitor, token buckets, suspicion score, pre-queue or ticket. The handler around it copies the
+ * request, resolves the visitor id, asks the bot defence, and answers per the contract.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { Metrics } from './metrics.js';
+import type { RoomState, RoomView } from './rooms.js';
+import { queueKeys } from './scripts.js';
+
+export const MAX_JOIN_BATCH = 500;
+
+export interface JoinEntry {
+  vid: string;
+  ip: string;
+  subnet: string;
+  allowListed: boolean;
+  headerScore: number;
+  captchaPassed: boolean;
+}
+
+export type JoinCode = 'have' | 'new' | 'pre' | 'closed' | 'sold_out' | 'not_open' | 'rate_limited' | 'captcha_required';
+
+export interface JoinResult {
+  code: JoinCode;
+  /** null while in the pre-queue before open. */
+  ticket: number | null;
+  /** Tickets ahead not yet admitted + 1; 0 when admitted; null in the pre-queue. */
+  position: number | null;
+  score: number;
+  retryAfterSeconds: number;
+}
+
+interface Pending { view: RoomView; entries: JoinEntry[]; waiters: { resolve: (r: JoinResult) => void; reject: (e: unknown) => void }[] }
+
+const GATE: Partial<Record<RoomState, number>> = { closed: 1, sold_out: 2, scheduled: 3 };
+const CAPTCHA_MODE = { off: 0, suspicious: 1, always: 2 } as const;
+
+export class JoinBatcher {
+  private pending = new Map<string, Pending>();
+  private scheduled = false;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly clock: () => number,
+    private readonly metrics: Metrics,
+  ) {}
+
+  join(view: RoomView, entry: JoinEntry): Promise<JoinResult> {
+    return new Promise((resolve, reject) => {
+      let p = this.pending.get(view.cfg.room);
+      if (!p) { p = { view, entries: [], waiters: [] }; this.pending.set(view.cfg.room, p); }
+      p.view = view;
+      p.entries.push(entry);
+      p.waiters.push({ resolve, reject });
+      if (!this.scheduled) { this.scheduled = true; setImmediate(() => this.flush()); }
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const all = this.pending;
+    this.pending = new Map();
+    for (const p of all.values()) {
+      for (let i = 0; i < p.entries.length; i += MAX_JOIN_BATCH) {
+        this.run(p.view, p.entries.slice(i, i + MAX_JOIN_BATCH), p.waiters.slice(i, i + MAX_JOIN_BATCH));
+      }
+    }
+  }
+
+  private run(view: RoomView, entries: JoinEntry[], waiters: Pending['waiters']): void {
+    const { cfg } = view;
+    const now = this.clock();
+    const k = queueKeys(this.prefix, cfg.room);
+    const rand = randomBytes(6 * entries.length);
+    const args: (string | number)[] = [
+      k.q, k.tix, k.pre, k.preseq, k.stats, k.sec(now), k.tbRoom, k.qpost,
+      now, view.opensAtMs, GATE[view.state] ?? 0, k.base,
+      cfg.limits.room.capacity, cfg.limits.room.refillPerSec, cfg.limits.subnet.capacity, cfg.limits.subnet.refillPerSec,
+      cfg.limits.ip.capacity, cfg.limits.ip.refillPerSec, CAPTCHA_MODE[cfg.captcha.mode], cfg.captcha.threshold, entries.length,
+    ];
+    entries.forEach((e, i) => {
+      args.push(e.vid, e.ip, e.subnet, e.allowListed ? 1 : 0, e.headerScore, e.captchaPassed ? 1 : 0, rand.readUIntBE(i * 6, 6));
+    });
+    this.metrics.joinBatch.observe(entries.length);
+    this.redis.joinBatch(...args).then((r) => {
+      const at = Number(r[0]);
+      waiters.forEach((w, i) => {
+        const o = 2 + i * 4;
+        const code = String(r[o]) as JoinCode;
+        const t = Number(r[o + 1]);
+        const ticket = t > 0 ? t : null;
+        w.resolve({
+          code, ticket, position: ticket === null ? null : Math.max(0, ticket - at),
+          score: Number(r[o + 2]), retryAfterSeconds: Number(r[o + 3]),
+        });
+      });
+    }, (err: unknown) => { for (const w of waiters) w.reject(err); });
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * Room configs and states as this process sees them. Configs live in Redis (JSON at
+ * `roomKey(prefix, room, 'cfg')`, names in `<prefix>:rooms`); every process reloads them every
+ * second and on a pub/sub nudge, with the sale's stock signal, so a change applies everywhere
+ * within 2 s. The state is derived from clock + config + stock, never stored.
+ */
+import type { Redis } from 'ioredis';
+import { parseStockSignal, saleStockKey, type StockSignal } from '../shared/keys.js';
+import type { RoomConfig } from './room-config.js';
+import { queueKeys } from './scripts.js';
+
+export type RoomState = 'scheduled' | 'prequeue' | 'open' | 'paused' | 'sold_out' | 'closed';
+
+export interface RoomView {
+  cfg: RoomConfig;
+  opensAtMs: number;
+  prequeueOpensAtMs: number;
+  closesAtMs: number | null;
+  stock: StockSignal | null;
+  state: RoomState;
+  /** No unit available but some reserved: admit nobody for now. */
+  held: boolean;
+}
+
+export function isSoldOut(stock: StockSignal | null): boolean {
+  return !!stock && ((stock.total > 0 && stock.sold >= stock.total) || stock.state === 'sold_out');
+}
+
+export function isHeld(stock: StockSignal | null): boolean {
+  return !!stock && !isSoldOut(stock) && stock.available <= 0 && stock.reserved > 0;
+}
+
+/** The state machine: scheduled → prequeue → open ⇄ paused → sold_out | closed. */
+export function roomState(cfg: RoomConfig, now: number, stock: StockSignal | null): RoomState {
+  const opensAt = Date.parse(cfg.opensAt);
+  if (cfg.closed || (cfg.closesAt && now >= Date.parse(cfg.closesAt)) || stock?.state === 'ended') return 'closed';
+  if (isSoldOut(stock)) return 'sold_out';
+  if (now < opensAt - cfg.prequeueSeconds * 1000) return 'scheduled';
+  if (now < opensAt) return 'prequeue';
+  return cfg.paused ? 'paused' : 'open';
+}
+
+function view(cfg: RoomConfig, now: number, stock: StockSignal | null): RoomView {
+  const opensAtMs = Date.parse(cfg.opensAt);
+  return {
+    cfg, opensAtMs, prequeueOpensAtMs: opensAtMs - cfg.prequeueSeconds * 1000,
+    closesAtMs: cfg.closesAt ? Date.parse(cfg.closesAt) : null,
+    stock, state: roomState(cfg, now, stock), held: isHeld(stock),
+  };
+}
+
+export function roomsSetKey(prefix: string): string { return `${prefix}:rooms`; }
+export function configChannel(prefix: string): string { return `${prefix}:cfg-changed`; }
+
+export class Rooms {
+  private readonly views = new Map<string, RoomView>();
+  private timer: NodeJS.Timeout | null = null;
+  private refreshing: Promise<void> | null = null;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly clock: () => number,
+    /** Called when a room's state or held flag changes in this process's view. */
+    private readonly onChange: (room: string, next: RoomView, prev: RoomView | undefined) => void,
+  ) {}
+
+  get(room: string): RoomView | undefined { return this.views.get(room); }
+  list(): RoomView[] { return [...this.views.values()]; }
+
+  /** The room from the cache, else from Redis (a room created a moment ago on another process). */
+  async find(room: string): Promise<RoomView | undefined> {
+    const v = this.views.get(room);
+    if (v) return v;
+    const raw = await this.redis.get(queueKeys(this.prefix, room).cfg);
+    if (!raw) return undefined;
+    const cfg = JSON.parse(raw) as RoomConfig;
+    const stock = parseStockSignal(await this.redis.hgetall(saleStockKey(this.prefix, cfg.sale)));
+    return this.set(cfg, stock);
+  }
+
+  private set(cfg: RoomConfig, stock: StockSignal | null): RoomView {
+    const prev = this.views.get(cfg.room);
+    const next = view(cfg, this.clock(), stock);
+    this.views.set(cfg.room, next);
+    if (!prev || prev.state !== next.state || prev.held !== next.held) this.onChange(cfg.room, next, prev);
+    return next;
+  }
+
+  /** Store a config this process just saved (seen at once here, elsewhere within 1 s). */
+  put(cfg: RoomConfig): RoomView { return this.set(cfg, this.views.get(cfg.room)?.stock ?? null); }
+
+  /** Reload every room's config and stock; recompute states. Concurrent calls share one run. */
+  refresh(): Promise<void> {
+    this.refreshing ??= this.doRefresh().finally(() => { this.refreshing = null; });
+    return this.refreshing;
+  }
+
+  private async doRefresh(): Promise<void> {
+    const names = await this.redis.smembers(roomsSetKey(this.prefix));
+    if (!names.length) return;
+    const raws = await Promise.all(names.map((n) => this.redis.get(queueKeys(this.prefix, n).cfg)));
+    const cfgs = raws.filter((r): r is string => !!r).map((r) => JSON.parse(r) as RoomConfig);
+    const stocks = await Promise.all(cfgs.map((c) => this.redis.hgetall(saleStockKey(this.prefix, c.sale))));
+    cfgs.forEach((c, i) => this.set(c, parseStockSignal(stocks[i]!)));
+  }
+
+  /** Re-read one sale's stock signal (on a stock-changed message) and update its rooms. */
+  async refreshSale(sale: string): Promise<void> {
+    const rooms = this.list().filter((v) => v.cfg.sale === sale);
+    if (!rooms.length) return;
+    const stock = parseStockSignal(await this.redis.hgetall(saleStockKey(this.prefix, sale)));
+    for (const v of rooms) this.set(v.cfg, stock);
+  }
+
+  start(intervalMs = 1000): void {
+    this.timer = setInterval(() => { this.refresh().catch(() => {}); }, intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void { if (this.timer) clearInterval(this.timer); this.timer = null; }
+}

@@ -1,0 +1,103 @@
+/**
+ * The gateway's Redis scripts (lua/*.lua): loaded once, registered on each ioredis client with
+ * defineCommand (EVALSHA, reloaded on NOSCRIPT), and their tuple replies turned into typed results.
+ * A line `--@include name` in a script is replaced by lua/include/name.lua.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Redis, Result } from 'ioredis';
+import { PROJECT_ROOT } from '../shared/config.js';
+import { roomKey } from '../shared/keys.js';
+
+const LUA_DIR = path.join(PROJECT_ROOT, 'lua');
+
+export function loadLua(file: string): string {
+  const src = readFileSync(path.join(LUA_DIR, `${file}.lua`), 'utf8');
+  return src.replace(/^--@include (\w+)\s*$/gm, (_m, inc: string) => readFileSync(path.join(LUA_DIR, 'include', `${inc}.lua`), 'utf8'));
+}
+
+/** Command name → script file (`<verbNoun>-<numKeys>`). */
+export const SCRIPT_FILES = {
+  joinBatch: 'joinBatch-8',
+  drainPrequeue: 'drainPrequeue-5',
+  admitBatch: 'admitBatch-7',
+  lookupVisitor: 'lookupVisitor-4',
+  saveRoomConfig: 'saveRoomConfig-2',
+  putSigningKey: 'putSigningKey-1',
+} as const;
+
+type Arg = string | number;
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    joinBatch(...args: Arg[]): Result<(string | number)[], Context>;
+    drainPrequeue(...args: Arg[]): Result<number[], Context>;
+    admitBatch(...args: Arg[]): Result<(string | number)[], Context>;
+    lookupVisitor(...args: Arg[]): Result<(string | number)[], Context>;
+    saveRoomConfig(...args: Arg[]): Result<number, Context>;
+    putSigningKey(...args: Arg[]): Result<string, Context>;
+  }
+}
+
+let sources: Record<string, string> | null = null;
+
+export function defineScripts(redis: Redis): Redis {
+  sources ??= Object.fromEntries(Object.entries(SCRIPT_FILES).map(([name, file]) => [name, loadLua(file)]));
+  for (const [name, file] of Object.entries(SCRIPT_FILES)) {
+    redis.defineCommand(name, { numberOfKeys: Number(file.split('-')[1]), lua: sources[name]! });
+  }
+  return redis;
+}
+
+/** The keys of one room's queue, in one hash tag. */
+export function queueKeys(prefix: string, room: string) {
+  const k = (part: string) => roomKey(prefix, room, part);
+  return {
+    q: k('q'), tix: k('tix'), pre: k('pre'), preseq: k('preseq'), stats: k('stats'), tbRoom: k('tb:room'),
+    qpre: k('q:pre'), qpost: k('q:post'), active: k('active'), tok: k('tok'), cfg: k('cfg'), audit: k('audit'),
+    base: roomKey(prefix, room, ''),
+    sec: (nowMs: number) => k(`sec:${Math.floor(nowMs / 1000)}`),
+  };
+}
+
+export type VisitorPlace =
+  | { kind: 'none'; at: number; next: number; opened: boolean }
+  | { kind: 'pre'; at: number; next: number; opened: boolean }
+  | { kind: 'ticket'; ticket: number; at: number; next: number; opened: boolean; token: string | null };
+
+export async function lookupVisitor(redis: Redis, prefix: string, room: string, vid: string): Promise<VisitorPlace> {
+  const k = queueKeys(prefix, room);
+  const r = await redis.lookupVisitor(k.q, k.tix, k.pre, k.tok, vid);
+  const [kind, ticket, at, next, opened, token] = [Number(r[0]), Number(r[1]), Number(r[2]), Number(r[3]), r[4] === 1 || r[4] === '1', String(r[5] ?? '')];
+  if (kind === 2) return { kind: 'ticket', ticket, at, next, opened, token: token || null };
+  return { kind: kind === 1 ? 'pre' : 'none', at, next, opened };
+}
+
+export interface DrainResult { opened: boolean; n: number; drained: number; moved: number }
+
+export async function drainPrequeue(redis: Redis, prefix: string, room: string, nowMs: number, opensAtMs: number, batch = 1000): Promise<DrainResult> {
+  const k = queueKeys(prefix, room);
+  const r = await redis.drainPrequeue(k.q, k.pre, k.preseq, k.tix, k.qpre, nowMs, opensAtMs, batch);
+  return { opened: Number(r[0]) === 1, n: Number(r[1]), drained: Number(r[2]), moved: Number(r[3]) };
+}
+
+/** Counter fields of `stats` and the per-second `sec:<epochSecond>` hashes. */
+export type CounterField = 'arrivals' | 'joined' | 'rate_limited' | 'challenged' | 'blocked' | 'captcha_passed' | 'captcha_failed' | 'admitted';
+
+/** Count an outcome decided in Node (the bot defence: blocked, captcha_passed, captcha_failed). */
+export async function countOutcome(redis: Redis, prefix: string, room: string, field: CounterField, nowMs: number, by = 1): Promise<void> {
+  const k = queueKeys(prefix, room);
+  const sec = k.sec(nowMs);
+  await redis.multi().hincrby(k.stats, field, by).hincrby(sec, field, by).expire(sec, 120).exec();
+}
+
+export interface Snapshot { at: number; next: number; opened: boolean; queued: number }
+
+/** The room's queue counters (admittedThrough, last ticket, waiting count). */
+export async function queueSnapshot(redis: Redis, prefix: string, room: string): Promise<Snapshot> {
+  const k = queueKeys(prefix, room);
+  const [h, preCount] = await Promise.all([redis.hmget(k.q, 'opened', 'next', 'at'), redis.zcard(k.pre)]);
+  const opened = h[0] === '1';
+  const next = Number(h[1] ?? 0);
+  const at = Number(h[2] ?? 0);
+  return { opened, next, at, queued: opened ? next - at : preCount };
+}

@@ -1,0 +1,89 @@
+/**
+ * Admission tokens (CONTRACT.md section 2): EdDSA (Ed25519) JWTs signed with raw node:crypto
+ * (~28k/s here, several times jose's WebCrypto path), verifiable with jose and the JWKS.
+ * Key pairs are shared by every gateway process through Redis (`<prefix>:keys`, installed by
+ * lua/putSigningKey so racing processes agree); rotation keeps an old public key in the JWKS
+ * until every token it signed has expired.
+ */
+import { createPrivateKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { ADMISSION_ALG, ADMISSION_AUDIENCE, ADMISSION_ISSUER, type AdmissionClaims } from '../shared/admission.js';
+
+/** Longest token lifetime a room may set; a retired key stays published this long plus a margin. */
+export const MAX_TOKEN_TTL_SECONDS = 3600;
+const RETIRED_KEY_GRACE_MS = (MAX_TOKEN_TTL_SECONDS + 120) * 1000;
+
+export interface PublicJwk { kty: 'OKP'; crv: 'Ed25519'; x: string; kid: string; alg: 'EdDSA'; use: 'sig' }
+interface StoredKey { kid: string; d: string; x: string; createdAt: number }
+
+function newKey(now: number): StoredKey {
+  const { privateKey } = generateKeyPairSync('ed25519');
+  const jwk = privateKey.export({ format: 'jwk' }) as { d: string; x: string };
+  return { kid: `k${now.toString(36)}-${randomBytes(4).toString('hex')}`, d: jwk.d, x: jwk.x, createdAt: now };
+}
+
+const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
+
+export class KeyRing {
+  private current: { kid: string; key: KeyObject; header: string } | null = null;
+  private published: PublicJwk[] = [];
+  constructor(private readonly redis: Redis, private readonly prefix: string, private readonly clock: () => number) {}
+
+  private get redisKey() { return `${this.prefix}:keys`; }
+
+  /** Make sure a shared key exists (creating one if none), then load. */
+  async init(): Promise<void> {
+    const k = newKey(this.clock());
+    await this.redis.putSigningKey(this.redisKey, k.kid, JSON.stringify(k), 'init', this.clock());
+    await this.reload();
+  }
+
+  async rotate(): Promise<string> {
+    const k = newKey(this.clock());
+    const kid = await this.redis.putSigningKey(this.redisKey, k.kid, JSON.stringify(k), 'rotate', this.clock());
+    await this.reload();
+    return kid;
+  }
+
+  async reload(): Promise<void> {
+    const h = await this.redis.hgetall(this.redisKey);
+    const now = this.clock();
+    const curKid = h.current;
+    const pub: PublicJwk[] = [];
+    for (const [field, value] of Object.entries(h)) {
+      if (!field.startsWith('k:')) continue;
+      const k = JSON.parse(value) as StoredKey;
+      const retired = h[`retired:${k.kid}`];
+      if (k.kid !== curKid && retired && Number(retired) + RETIRED_KEY_GRACE_MS < now) continue;
+      pub.push({ kty: 'OKP', crv: 'Ed25519', x: k.x, kid: k.kid, alg: 'EdDSA', use: 'sig' });
+      if (k.kid === curKid && this.current?.kid !== curKid) {
+        const key = createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d: k.d, x: k.x }, format: 'jwk' });
+        this.current = { kid: k.kid, key, header: b64({ alg: ADMISSION_ALG, kid: k.kid, typ: 'JWT' }) };
+      }
+    }
+    this.published = pub;
+  }
+
+  jwks(): { keys: PublicJwk[] } {
+    return { keys: this.published };
+  }
+
+  /** Sign an admission token; returns the token and its expiry (ms). */
+  sign(c: { sub: string; room: string; sale: string; ticket: number; ttlSeconds: number }): { token: string; expiresAt: number } {
+    if (!this.current) throw new Error('KeyRing not initialised');
+    const iat = Math.floor(this.clock() / 1000);
+    const claims: AdmissionClaims = {
+      iss: ADMISSION_ISSUER, aud: ADMISSION_AUDIENCE, sub: c.sub, room: c.room, sale: c.sale, ticket: c.ticket,
+      jti: randomBytes(16).toString('base64url'), iat, exp: iat + c.ttlSeconds,
+    };
+    const input = `${this.current.header}.${b64(claims)}`;
+    const sig = sign(null, Buffer.from(input), this.current.key).toString('base64url');
+    return { token: `${input}.${sig}`, expiresAt: claims.exp * 1000 };
+  }
+}
+
+/** The `exp` of a token this gateway signed, in ms (no verification: it is our own stored token). */
+export function tokenExpiry(token: string): number {
+  const payload = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { exp: number };
+  return payload.exp * 1000;
+}
