@@ -56,6 +56,8 @@ t.test('CIDR lists: IPv4, IPv6, mapped, longest prefix', async (t) => {
   t.equal(cidrList(['172.16.0.0/12']).match(parseAddress('172.31.255.255')!), 12);
   t.equal(cidrList(['172.16.0.0/12']).match(parseAddress('172.32.0.0')!), -1);
   t.same(parseCidr('10.1.2.3/8').bytes, new Uint8Array([10, 0, 0, 0]), 'host bits cleared');
+  t.equal(cidrList(['fe80::/10%eth0', 'fe80::1%eth0/64']).match(parseAddress('fe80::1')!), 64, 'a zone is dropped');
+  t.equal(cidrList(['junk', '10.0.0.0/8']).match(parseAddress('10.1.1.1')!), 8, 'a bad entry is left out, not thrown');
   const same = ['1.2.3.0/24'];
   t.equal(cidrList(same), cidrList(same), 'compiled once per list');
 });

@@ -201,5 +201,7 @@ t.test('beforeJoin: lists, score, CAPTCHA path, fail modes (module level, real R
   const off = createDefence();
   t.same(await off.beforeJoin(ctx({ socketIp: '::ffff:203.0.113.9' })), {
     kind: 'continue', ip: '203.0.113.9', subnet: '203.0.113.0/24', allowListed: false, headerScore: 0, captchaPassed: false, setCookies: [],
-  }, 'the off form ignores lists and headers');
+  }, 'without config: socket IP only, buckets still apply');
+  t.match(await createDefence(undefined, undefined, { off: true }).beforeJoin(ctx({ socketIp: '203.0.113.9' })),
+    { kind: 'continue', ip: '203.0.113.9', allowListed: true }, 'the off form skips even the buckets');
 });

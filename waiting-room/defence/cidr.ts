@@ -128,9 +128,11 @@ export class CidrError extends Error {
 export function parseCidr(text: string): Cidr {
   const slash = text.indexOf('/');
   const addrText = slash < 0 ? text : text.slice(0, slash);
-  const raw = addrText.trim();
-  // The address part of a CIDR is plain: no port, brackets or zone.
-  if (/[\[\]%]/.test(raw) || /^[\d.]+:\d+$/.test(raw)) throw new CidrError(`not a CIDR: "${text}"`);
+  let raw = addrText.trim();
+  // The address part of a CIDR is plain: no port or brackets. An IPv6 zone (`fe80::1%eth0`) says
+  // nothing about which packets match, so it is dropped.
+  if (/[\[\]]/.test(raw) || /^[\d.]+:\d+$/.test(raw)) throw new CidrError(`not a CIDR: "${text}"`);
+  if (raw.includes(':') && raw.includes('%')) raw = raw.slice(0, raw.indexOf('%'));
   const full = raw.includes(':') ? parseV6(raw) : parseV4(raw);
   if (!full) throw new CidrError(`not a CIDR: "${text}"`);
   const max = full.length * 8;
@@ -172,8 +174,12 @@ export class CidrList {
   readonly size: number;
   private readonly cidrs: Cidr[];
 
+  /** Entries that are not CIDRs are left out (lists are validated on PUT; a join never throws). */
   constructor(list: readonly string[]) {
-    this.cidrs = list.map(parseCidr);
+    this.cidrs = [];
+    for (const c of list) {
+      try { this.cidrs.push(parseCidr(c)); } catch { /* validated on PUT */ }
+    }
     this.size = this.cidrs.length;
   }
 
@@ -193,7 +199,7 @@ const compiled = new WeakMap<readonly string[], CidrList>();
 /**
  * The compiled form of a room's list, cached by the array's identity: a room config reloaded
  * from Redis is a new object and compiles again; a hot join path reuses the compiled list.
- * An entry that is not a CIDR throws (the gateway validates lists on PUT with `invalidCidrs`).
+ * An entry that is not a CIDR is left out (the gateway validates lists on PUT; `invalidCidrs` names them).
  */
 export function cidrList(list: readonly string[]): CidrList {
   let c = compiled.get(list);

@@ -82,7 +82,10 @@ export interface Defence {
 }
 
 export interface DefenceOptions {
-  /** The "off" form for benchmarks: client IP from the socket, no lists, no score, no CAPTCHA. */
+  /**
+   * The "off" form for benchmarks: every join is treated as allow-listed, so nothing is decided in
+   * Node and the join script skips the buckets and the score. Never for production.
+   */
   off?: boolean;
   /** Trusted proxies for routes that have no room (a room's own list replaces these). */
   trustedProxies?: string[];
@@ -94,25 +97,30 @@ export interface DefenceOptions {
 
 export const DEFAULT_PASS_TTL_SECONDS = 1800;
 
-/** The "off" form: what the gateway does with no defences at all. */
-function offDefence(): Defence {
+/**
+ * A defence that decides nothing in Node: the client IP is the socket's. `allowListed: true`
+ * (the "off" form) also makes the join script skip buckets and score, for the benchmark's baseline.
+ */
+function passThrough(allowListed: boolean): Defence {
   const clientIp = (socketIp: string) => resolveClientIp(socketIp, undefined, cidrList([]));
   return {
     clientIp,
     async beforeJoin(ctx) {
       const ip = clientIp(ctx.socketIp);
-      return { kind: 'continue', ip, subnet: subnetOf(ip), allowListed: false, headerScore: 0, captchaPassed: false, setCookies: [] };
+      return { kind: 'continue', ip, subnet: subnetOf(ip), allowListed, headerScore: 0, captchaPassed: false, setCookies: [] };
     },
     async close() {},
   };
 }
 
 /**
- * The defences. Without `config` and `redis` (or with `opts.off`) this is the "off" form.
- * `redis` is the gateway's client; the defence never closes it.
+ * The defences. `redis` is the gateway's client; the defence never closes it.
+ * Without `config` and `redis` only the join script's buckets and score apply (socket IP, no
+ * lists, no header score, no CAPTCHA verification); with `opts.off` not even those.
  */
 export function createDefence(config?: Config, redis?: Redis, opts: DefenceOptions = {}): Defence {
-  if (!config || !redis || opts.off) return offDefence();
+  if (opts.off) return passThrough(true);
+  if (!config || !redis) return passThrough(false);
   const prefix = config.redisPrefix;
   const globalProxies = opts.trustedProxies ?? [];
   const passTtl = opts.passTtlSeconds ?? DEFAULT_PASS_TTL_SECONDS;
