@@ -123,3 +123,25 @@ t.test('x-forwarded-for: ignored from an untrusted peer, used through a trusted 
   const still = await gw.join('xff', { from: '127.0.8.1', headers: xff('198.51.100.200') });
   t.equal(still.status, 429, 'an untrusted peer is still counted by its own address');
 });
+
+t.test('IPv6 behind a trusted proxy: one /64 shares a subnet bucket however it is spelled', async (t) => {
+  const f = fixture(t);
+  const gw = await f.start();
+  await gw.put('six', openRoom(f.clock.now, {
+    trustedProxies: ['127.0.0.1/32'],
+    limits: { ip: { capacity: 2, refillPerSec: 0.001 }, subnet: { capacity: 5, refillPerSec: 0.001 } },
+    captcha: { mode: 'off', threshold: 50 },
+  }));
+  const via = (ip: string) => gw.join('six', { from: '127.0.0.1', headers: { 'x-forwarded-for': ip, 'user-agent': 'Mozilla/5.0', accept: '*/*', 'accept-language': 'en' } });
+  // one address in three spellings is one IP: its bucket of 2 bites on the third
+  const spellings = ['2001:db8:0:1::7', '2001:0DB8:0000:0001:0000:0000:0000:0007', '[2001:db8:0:1:0:0:0:7]:4711'];
+  const same = [];
+  for (const s of spellings) same.push(await via(s));
+  t.same(tally(same), { joined: 2, rate_limited: 1 });
+  // three more addresses of the same /64 fill its bucket of 5; a sixth is limited; the next /64 is not
+  const more = [];
+  for (const s of ['2001:db8:0:1::8', '2001:db8:0:1:ffff::9', '2001:db8:0:1:1::a', '2001:db8:0:1::b']) more.push(await via(s));
+  t.same(tally(more), { joined: 3, rate_limited: 1 });
+  t.equal((await via('2001:db8:0:2::1')).status, 200);
+  t.equal((await via('::ffff:198.51.100.1')).status, 200, 'an IPv4-mapped address counts as IPv4');
+});

@@ -1,0 +1,54 @@
+/** A server under test in its own child process (bench/lib/server-child.ts). */
+import { Child } from './child.js';
+
+import { readFileSync, readdirSync } from 'node:fs';
+
+export interface ServerMem { rss: number; heapUsed: number; external: number }
+
+/** Resident set size of a process in bytes, read from /proc (works even when it is out of fds). */
+export function rssOf(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(m[1]) * 1024;
+}
+
+/** Open file descriptors of a process. */
+export function fdsOf(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+export class ServerProcess {
+  private child: Child;
+  port = 0;
+
+  constructor(readonly target: 'trivial' | 'baseline' | 'gateway', opts: { cpuProfDir?: string; env?: NodeJS.ProcessEnv } = {}) {
+    const execArgv = ['--expose-gc'];
+    if (opts.cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`);
+    this.child = new Child(new URL('./server-child.ts', import.meta.url), { execArgv, env: opts.env });
+  }
+
+  get pid(): number {
+    return this.child.pid;
+  }
+
+  async start(options: unknown = {}): Promise<{ port: number; info: Record<string, unknown> }> {
+    const r = await this.child.call<{ port: number; info: Record<string, unknown> }>({ type: 'start', target: this.target, options }, 60_000);
+    this.port = r.port;
+    return r;
+  }
+
+  async mem(): Promise<ServerMem> {
+    const heap = await this.child.call<{ heapUsed: number; external: number }>({ type: 'mem' });
+    return { rss: rssOf(this.pid), ...heap };
+  }
+  /** Full collections in the server, then its memory. */
+  async gc(): Promise<ServerMem> {
+    const heap = await this.child.call<{ heapUsed: number; external: number }>({ type: 'gc' });
+    return { rss: rssOf(this.pid), ...heap };
+  }
+  fds(): number { return fdsOf(this.pid); }
+  command<T>(name: string, args: unknown = {}, timeoutMs = 30_000): Promise<T> {
+    return this.child.call({ type: 'command', name, args }, timeoutMs);
+  }
+  stop(): Promise<void> { return this.child.stop(8000); }
+}

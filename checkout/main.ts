@@ -1,0 +1,110 @@
+/**
+ * Starts checkout: migrations, the server on 127.0.0.1, the sweeper. `npm start` calls
+ * `ensurePostgres` first and passes its URL in `config.databaseUrl`.
+ */
+import type { Config } from '../shared/config.js';
+import { createRedis } from '../shared/redis.js';
+import { createSessions } from './accounts.js';
+import { createAdmissionVerifier, type JwksOptions } from './admission.js';
+import type { Ctx } from './context.js';
+import { createDb, migrate } from './db.js';
+import { createMetrics } from './metrics.js';
+import { createProvider, type ProviderOptions } from './payments/provider.js';
+import { createReserver } from './reserve.js';
+import { buildServer } from './server.js';
+import { createStockSignal } from './stock-signal.js';
+import { startSweeper, type Sweeper } from './sweeper.js';
+
+export interface CheckoutOptions {
+  /** Port to listen on (default config.checkoutPort; 0 = a free one). */
+  port?: number;
+  /** Milliseconds since the epoch (default Date.now). */
+  clock?: () => number;
+  /** Run the sweeper (default true). */
+  sweeper?: boolean | { tickMs?: number };
+  /** The simulated payment provider's behaviour. */
+  provider?: ProviderOptions;
+  /** Where and how admission keys are fetched. */
+  jwks?: JwksOptions;
+  /** Pool size of this process (default 10). */
+  poolSize?: number;
+}
+
+export interface Checkout {
+  port: number;
+  url: string;
+  /** One sweeper pass now (tests use it with an injected clock). */
+  sweep(): Promise<number>;
+  close(): Promise<void>;
+}
+
+export async function startCheckout(config: Config, opts: CheckoutOptions = {}): Promise<Checkout> {
+  const clock = opts.clock ?? Date.now;
+  const db = createDb(config.databaseUrl, opts.poolSize ?? 10);
+  const redis = createRedis(config.redisUrl);
+  redis.on('error', () => {}); // ioredis reconnects; /healthz tells
+  let sweeper: Sweeper | null = null;
+  let provider: ReturnType<typeof createProvider> | null = null;
+  try {
+    await migrate(db);
+    const metrics = createMetrics();
+    const log = (e: unknown) => app?.log.warn({ err: e }, 'stock signal not written');
+    const signal = createStockSignal(redis, config.redisPrefix, clock, (e) => log(e));
+    let selfUrl = '';
+    provider = createProvider(() => `${selfUrl}/api/payments/webhook`, config.paymentWebhookSecret, opts.provider, (e) =>
+      app?.log.error({ err: e }, 'payment webhook not delivered'),
+    );
+    const reserver = createReserver(db, clock, (row, size, taken) => {
+      metrics.batchSize.observe(size);
+      if (taken) void signal.publish(row);
+    });
+    const ctx: Ctx = {
+      config,
+      db,
+      redis,
+      clock,
+      sessions: createSessions(config.sessionSecret, clock),
+      admission: createAdmissionVerifier(config.jwksUrl, clock, opts.jwks),
+      reserver,
+      signal,
+      provider,
+      metrics,
+    };
+    var app = buildServer(ctx);
+    await app.listen({ host: '127.0.0.1', port: opts.port ?? config.checkoutPort });
+    const port = (app.server.address() as { port: number }).port;
+    selfUrl = `http://127.0.0.1:${port}`;
+    const sweeperOpts = typeof opts.sweeper === 'object' ? opts.sweeper : {};
+    sweeper = startSweeper(db, signal, clock, {
+      ...sweeperOpts,
+      run: opts.sweeper !== false,
+      onExpired: (n) => metrics.expired.inc(n),
+      onError: (e) => app.log.error({ err: e }, 'sweep failed'),
+    });
+    const sw = sweeper;
+    const prov = provider;
+    let closing: Promise<void> | null = null;
+    return {
+      port,
+      url: selfUrl,
+      sweep: () => sw.sweep(),
+      close() {
+        closing ??= (async () => {
+          prov.close();
+          await sw.stop();
+          await app.close();
+          await reserver.drain();
+          await db.destroy();
+          redis.disconnect();
+        })();
+        return closing;
+      },
+    };
+  } catch (e) {
+    provider?.close();
+    await sweeper?.stop();
+    await db.destroy().catch(() => {});
+    redis.disconnect();
+    throw e;
+  }
+}

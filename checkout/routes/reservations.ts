@@ -1,0 +1,84 @@
+/** Reserve (redeem an admission token for one unit), pay, cancel (CONTRACT.md section 3). */
+import type { FastifyInstance } from 'fastify';
+import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { errors, IdParam, SaleParam, sendAnswer, userOf, type Ctx } from '../context.js';
+import { bodyOf, CheckoutError } from '../errors.js';
+import { cancelReservation, startPayment } from '../orders.js';
+import { TEST_METHODS } from '../payments/provider.js';
+
+const ReservedSchema = Type.Object({ reservationId: Type.String(), status: Type.Literal('reserved'), expiresAt: Type.String() });
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
+
+export function reservationRoutes(app: FastifyInstance, ctx: Ctx) {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
+
+  r.post(
+    '/api/sales/:sale/reservations',
+    { schema: { params: SaleParam, response: { 201: ReservedSchema, ...errors(400, 401, 403, 404, 409, 410, 425, 503) } } },
+    async (req, reply) => {
+      const sale = req.params.sale;
+      const userId = userOf(ctx, req);
+      const key = req.headers['idempotency-key'];
+      if (key !== undefined && (typeof key !== 'string' || !IDEMPOTENCY_KEY.test(key))) {
+        throw new CheckoutError('bad_request', {}, 'idempotency-key must be 1-200 visible ASCII characters.');
+      }
+      if (key !== undefined) {
+        // A retry answers what the first request answered, even if its token is now used up.
+        const hit = await ctx.db
+          .selectFrom('idempotency_keys')
+          .select(['sale_id', 'status_code', 'body'])
+          .where('user_id', '=', userId)
+          .where('key', '=', key)
+          .executeTakeFirst();
+        if (hit && hit.sale_id !== sale) throw new CheckoutError('idempotency_key_reused');
+        if (hit) return sendAnswer(reply, hit.status_code, hit.body);
+      }
+      const token = req.headers['x-admission-token'];
+      if (typeof token !== 'string' || token === '') {
+        ctx.metrics.reservations.inc({ result: 'admission_invalid' });
+        return sendAnswer(reply, 403, bodyOf('admission_invalid', { reason: 'missing' }));
+      }
+      const v = await ctx.admission.verify(token, sale);
+      if (!v.ok) {
+        ctx.metrics.reservations.inc({ result: v.code });
+        return sendAnswer(reply, 403, bodyOf(v.code, { reason: v.reason }));
+      }
+      const answer = await ctx.reserver.reserve(sale, { userId, claims: v.claims, idempotencyKey: key });
+      ctx.metrics.reservations.inc({ result: answer.status === 201 ? 'reserved' : String(answer.body.error) });
+      return sendAnswer(reply, answer.status, answer.body);
+    },
+  );
+
+  r.post(
+    '/api/reservations/:id/payment',
+    {
+      schema: {
+        params: IdParam,
+        body: Type.Object({ method: Type.Union(TEST_METHODS.map((m) => Type.Literal(m))) }, { additionalProperties: false }),
+        response: { 202: Type.Object({ status: Type.Literal('payment_pending'), paymentId: Type.String() }), ...errors(400, 401, 403, 404, 409, 413) },
+      },
+    },
+    async (req, reply) => {
+      const userId = userOf(ctx, req);
+      const p = await startPayment(ctx.db, req.params.id, userId, req.body.method, ctx.clock());
+      if (p.isNew) ctx.provider.charge({ ...p, method: req.body.method });
+      return reply.code(202).send({ status: 'payment_pending' as const, paymentId: p.paymentId });
+    },
+  );
+
+  r.delete(
+    '/api/reservations/:id',
+    {
+      schema: {
+        params: IdParam,
+        response: { 200: Type.Object({ reservationId: Type.String(), status: Type.Literal('cancelled') }), ...errors(400, 401, 403, 404, 409) },
+      },
+    },
+    async (req) => {
+      const userId = userOf(ctx, req);
+      const ended = await cancelReservation(ctx.db, req.params.id, userId, ctx.clock());
+      await Promise.all([ctx.signal.publish(ended.row), ctx.signal.released(ended.visitors)]);
+      return { reservationId: req.params.id, status: 'cancelled' as const };
+    },
+  );
+}

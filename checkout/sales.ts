@@ -1,0 +1,224 @@
+/**
+ * Sales: the public view with its live state, the operator's create/update, and the
+ * stock counters every other module moves under the sale row's lock.
+ */
+import { sql } from 'kysely';
+import type { Db, Tx } from './db.js';
+import { CheckoutError } from './errors.js';
+
+export type SaleState = 'upcoming' | 'active' | 'ended' | 'sold_out';
+
+export interface SaleRow {
+  id: string;
+  name: string;
+  price_cents: number;
+  currency: string;
+  total: number;
+  available: number;
+  reserved: number;
+  sold: number;
+  starts_at: Date;
+  ends_at: Date;
+  reservation_seconds: number;
+}
+
+export interface SaleView {
+  sale: string;
+  name: string;
+  priceCents: number;
+  currency: string;
+  state: SaleState;
+  startsAt: string;
+  endsAt: string;
+  total: number;
+  available: number;
+  reserved: number;
+  sold: number;
+  reservationSeconds: number;
+}
+
+export function saleState(s: Pick<SaleRow, 'starts_at' | 'ends_at' | 'available' | 'reserved'>, now: number): SaleState {
+  if (now < s.starts_at.getTime()) return 'upcoming';
+  if (now >= s.ends_at.getTime()) return 'ended';
+  if (s.available === 0 && s.reserved === 0) return 'sold_out';
+  return 'active';
+}
+
+export function saleView(s: SaleRow, now: number): SaleView {
+  return {
+    sale: s.id,
+    name: s.name,
+    priceCents: s.price_cents,
+    currency: s.currency,
+    state: saleState(s, now),
+    startsAt: s.starts_at.toISOString(),
+    endsAt: s.ends_at.toISOString(),
+    total: s.total,
+    available: s.available,
+    reserved: s.reserved,
+    sold: s.sold,
+    reservationSeconds: s.reservation_seconds,
+  };
+}
+
+const SALE_COLUMNS = ['id', 'name', 'price_cents', 'currency', 'total', 'available', 'reserved', 'sold', 'starts_at', 'ends_at', 'reservation_seconds'] as const;
+
+export async function getSale(db: Db | Tx, sale: string): Promise<SaleRow | undefined> {
+  return db.selectFrom('sales').select(SALE_COLUMNS).where('id', '=', sale).executeTakeFirst();
+}
+
+/** Locks the sale row: every change of stock holds this lock, taken first, so stock moves are serial and deadlock-free. */
+export async function lockSale(trx: Tx, sale: string): Promise<SaleRow | undefined> {
+  return trx.selectFrom('sales').select(SALE_COLUMNS).where('id', '=', sale).forUpdate().executeTakeFirst();
+}
+
+/** Moves `n` units between the counters; the CHECK constraints refuse any result that breaks an invariant. */
+export async function moveStock(trx: Tx, sale: string, d: { available?: number; reserved?: number; sold?: number }): Promise<SaleRow> {
+  const row = await trx
+    .updateTable('sales')
+    .set({
+      available: sql`available + ${d.available ?? 0}`,
+      reserved: sql`reserved + ${d.reserved ?? 0}`,
+      sold: sql`sold + ${d.sold ?? 0}`,
+      updated_at: sql`now()`,
+    })
+    .where('id', '=', sale)
+    .returning(SALE_COLUMNS)
+    .executeTakeFirstOrThrow();
+  return row;
+}
+
+export interface SaleInput {
+  name?: string;
+  priceCents?: number;
+  currency?: string;
+  total?: number;
+  startsAt?: string;
+  endsAt?: string;
+  reservationSeconds?: number;
+}
+
+const REQUIRED_ON_CREATE = ['name', 'priceCents', 'currency', 'total', 'startsAt', 'endsAt'] as const;
+
+/** Creates or updates a sale. Stock may be raised or lowered, never below reserved + sold. */
+export async function upsertSale(db: Db, sale: string, input: SaleInput): Promise<{ created: boolean; row: SaleRow }> {
+  const startsAt = input.startsAt === undefined ? undefined : new Date(input.startsAt);
+  const endsAt = input.endsAt === undefined ? undefined : new Date(input.endsAt);
+  for (const [name, d] of [['startsAt', startsAt], ['endsAt', endsAt]] as const) {
+    if (d && Number.isNaN(d.getTime())) throw new CheckoutError('bad_request', { field: name }, `${name} must be an ISO-8601 time.`);
+  }
+  return db.transaction().execute(async (trx) => {
+    const cur = await lockSale(trx, sale);
+    if (!cur) {
+      const missing = REQUIRED_ON_CREATE.filter((k) => input[k] === undefined);
+      if (missing.length) throw new CheckoutError('bad_request', { missing }, `A new sale needs ${missing.join(', ')}.`);
+      if (endsAt!.getTime() <= startsAt!.getTime()) throw new CheckoutError('bad_request', { field: 'endsAt' }, 'endsAt must be after startsAt.');
+      const row = await trx
+        .insertInto('sales')
+        .values({
+          id: sale,
+          name: input.name!,
+          price_cents: input.priceCents!,
+          currency: input.currency!.toUpperCase(),
+          total: input.total!,
+          available: input.total!,
+          starts_at: startsAt!,
+          ends_at: endsAt!,
+          reservation_seconds: input.reservationSeconds ?? 600,
+        })
+        .onConflict((oc) => oc.doNothing())
+        .returning(SALE_COLUMNS)
+        .executeTakeFirst();
+      if (!row) throw new CheckoutError('bad_request', {}, 'The sale was created concurrently; retry.');
+      return { created: true, row };
+    }
+    const total = input.total ?? cur.total;
+    const committed = cur.reserved + cur.sold;
+    if (total < committed) {
+      throw new CheckoutError('stock_below_committed', { reserved: cur.reserved, sold: cur.sold, requestedTotal: total }, `Stock cannot go below ${committed}: ${cur.reserved} reserved and ${cur.sold} sold.`);
+    }
+    const s = startsAt ?? cur.starts_at;
+    const e = endsAt ?? cur.ends_at;
+    if (e.getTime() <= s.getTime()) throw new CheckoutError('bad_request', { field: 'endsAt' }, 'endsAt must be after startsAt.');
+    const row = await trx
+      .updateTable('sales')
+      .set({
+        name: input.name ?? cur.name,
+        price_cents: input.priceCents ?? cur.price_cents,
+        currency: (input.currency ?? cur.currency).toUpperCase(),
+        total,
+        available: total - committed,
+        starts_at: s,
+        ends_at: e,
+        reservation_seconds: input.reservationSeconds ?? cur.reservation_seconds,
+        updated_at: sql`now()`,
+      })
+      .where('id', '=', sale)
+      .returning(SALE_COLUMNS)
+      .executeTakeFirstOrThrow();
+    return { created: false, row };
+  });
+}
+
+/** Recounts the invariants of CONTRACT.md section 3 from the tables. */
+export async function auditSale(db: Db, sale: string) {
+  const s = await getSale(db, sale);
+  if (!s) return undefined;
+  const { rows } = await sql<{
+    reserved_counted: number;
+    paid_counted: number;
+    expired: number;
+    cancelled: number;
+    failed: number;
+    duplicate_user_orders: number;
+    duplicate_jtis: number;
+    paid_without_one_payment: number;
+    successes_on_unpaid: number;
+    refunds: number;
+  }>`
+    SELECT
+      (SELECT count(*) FROM reservations WHERE sale_id = ${sale} AND status IN ('reserved', 'payment_pending')) AS reserved_counted,
+      (SELECT count(*) FROM reservations WHERE sale_id = ${sale} AND status = 'paid') AS paid_counted,
+      (SELECT count(*) FROM reservations WHERE sale_id = ${sale} AND status = 'expired') AS expired,
+      (SELECT count(*) FROM reservations WHERE sale_id = ${sale} AND status = 'cancelled') AS cancelled,
+      (SELECT count(*) FROM reservations WHERE sale_id = ${sale} AND status = 'failed') AS failed,
+      (SELECT count(*) FROM (SELECT user_id FROM reservations WHERE sale_id = ${sale}
+          AND status IN ('reserved', 'payment_pending', 'paid') GROUP BY user_id HAVING count(*) > 1) d) AS duplicate_user_orders,
+      (SELECT count(*) FROM (SELECT jti FROM reservations WHERE sale_id = ${sale} GROUP BY jti HAVING count(*) > 1) d) AS duplicate_jtis,
+      (SELECT count(*) FROM reservations r WHERE r.sale_id = ${sale} AND r.status = 'paid'
+          AND (SELECT count(*) FROM payments p WHERE p.reservation_id = r.id AND p.status = 'succeeded') <> 1) AS paid_without_one_payment,
+      (SELECT count(*) FROM payments p JOIN reservations r ON r.id = p.reservation_id
+          WHERE r.sale_id = ${sale} AND p.status = 'succeeded' AND r.status <> 'paid') AS successes_on_unpaid,
+      (SELECT count(*) FROM payments p JOIN reservations r ON r.id = p.reservation_id
+          WHERE r.sale_id = ${sale} AND p.status = 'refunded') AS refunds
+  `.execute(db);
+  const c = rows[0]!;
+  const checks = {
+    availableNonNegative: s.available >= 0,
+    countsAddUp: s.available + s.reserved + s.sold === s.total,
+    reservedMatches: s.reserved === c.reserved_counted,
+    soldMatches: s.sold === c.paid_counted,
+    oneOrderPerUser: c.duplicate_user_orders === 0,
+    oneReservationPerJti: c.duplicate_jtis === 0,
+    onePaymentPerPaidOrder: c.paid_without_one_payment === 0 && c.successes_on_unpaid === 0,
+  };
+  return {
+    ok: Object.values(checks).every(Boolean),
+    sale,
+    total: s.total,
+    available: s.available,
+    reserved: s.reserved,
+    sold: s.sold,
+    reservedCounted: c.reserved_counted,
+    paidCounted: c.paid_counted,
+    expired: c.expired,
+    cancelled: c.cancelled,
+    failed: c.failed,
+    duplicateUserOrders: c.duplicate_user_orders,
+    duplicateJtis: c.duplicate_jtis,
+    paidWithoutOnePayment: c.paid_without_one_payment,
+    successesOnUnpaid: c.successes_on_unpaid,
+    refunds: c.refunds,
+    checks,
+  };
+}

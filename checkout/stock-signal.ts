@@ -1,0 +1,48 @@
+/**
+ * The stock signal to the gateway (shared/keys.ts): after every change of stock the sale's
+ * hash is rewritten and its id published; when an order ends its visitor leaves the room's
+ * active set. The sweeper also rewrites the hash every second, so a crash between a commit
+ * and this write heals by itself.
+ */
+import type { Redis } from 'ioredis';
+import { activeKey, saleStockKey, stockChannel } from '../shared/keys.js';
+import { saleState, type SaleRow } from './sales.js';
+
+export interface StockSignal {
+  /** Writes the sale's counters (as read inside the committing transaction) and announces them. */
+  publish(row: SaleRow): Promise<void>;
+  /** The visitor's order ended (paid, failed, expired, cancelled): it no longer counts as active. */
+  released(visitors: { room: string; visitor_id: string }[]): Promise<void>;
+}
+
+export function createStockSignal(redis: Redis, prefix: string, clock: () => number, onError: (e: unknown) => void): StockSignal {
+  return {
+    async publish(row) {
+      const now = clock();
+      try {
+        await redis
+          .multi()
+          .hset(saleStockKey(prefix, row.id), {
+            total: row.total,
+            available: row.available,
+            reserved: row.reserved,
+            sold: row.sold,
+            state: saleState(row, now),
+            updatedAt: now,
+          })
+          .publish(stockChannel(prefix), row.id)
+          .exec();
+      } catch (e) {
+        onError(e); // the sweeper rewrites it within a second
+      }
+    },
+    async released(visitors) {
+      if (!visitors.length) return;
+      try {
+        await Promise.all(visitors.map((v) => redis.zrem(activeKey(prefix, v.room), v.visitor_id)));
+      } catch (e) {
+        onError(e); // the gateway also drops a visitor when its token expires
+      }
+    },
+  };
+}

@@ -1,0 +1,76 @@
+/**
+ * The sweeper: every `tickMs` it returns the units of lapsed reservations (so a unit is back
+ * within a second of expiry), and at least every second it rewrites the stock signal of every
+ * sale that is not long over, so a crash between a commit and its Redis write heals.
+ * Several checkout processes may sweep at once: each sale's sweep holds the sale row lock and
+ * takes reservations with FOR UPDATE SKIP LOCKED, so a unit is returned exactly once.
+ */
+import type { Db } from './db.js';
+import { expireLapsed } from './orders.js';
+import type { SaleRow } from './sales.js';
+import type { StockSignal } from './stock-signal.js';
+
+export interface Sweeper {
+  /** One pass now (tests call it directly with an injected clock). */
+  sweep(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+export function startSweeper(
+  db: Db,
+  signal: StockSignal,
+  clock: () => number,
+  opts: { tickMs?: number; signalEveryMs?: number; onExpired?: (n: number) => void; onError?: (e: unknown) => void; run?: boolean } = {},
+): Sweeper {
+  const tickMs = opts.tickMs ?? 250;
+  const signalEveryMs = opts.signalEveryMs ?? 1000;
+  let lastSignal = 0;
+  let running: Promise<number> | null = null;
+  let timer: NodeJS.Timeout | null = null;
+  let stopped = false;
+
+  async function pass(): Promise<number> {
+    const now = clock();
+    const ended = await expireLapsed(db, now);
+    let n = 0;
+    for (const e of ended) {
+      n += e.visitors.length;
+      await Promise.all([signal.publish(e.row), signal.released(e.visitors)]);
+    }
+    if (n) opts.onExpired?.(n);
+    if (now - lastSignal >= signalEveryMs) {
+      lastSignal = now;
+      const rows = (await db
+        .selectFrom('sales')
+        .select(['id', 'name', 'price_cents', 'currency', 'total', 'available', 'reserved', 'sold', 'starts_at', 'ends_at', 'reservation_seconds'])
+        .where('ends_at', '>', new Date(now - 3600_000))
+        .execute()) as SaleRow[];
+      await Promise.all(rows.map((r) => signal.publish(r)));
+    }
+    return n;
+  }
+
+  function sweep(): Promise<number> {
+    running ??= pass().finally(() => (running = null));
+    return running;
+  }
+
+  const loop = () => {
+    if (stopped) return;
+    sweep()
+      .catch((e) => opts.onError?.(e))
+      .finally(() => {
+        if (!stopped) timer = setTimeout(loop, tickMs);
+      });
+  };
+  if (opts.run !== false) timer = setTimeout(loop, tickMs);
+
+  return {
+    sweep,
+    async stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      await running?.catch(() => {});
+    },
+  };
+}
