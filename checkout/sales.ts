@@ -2,25 +2,13 @@
  * Sales: the public view with its live state, the operator's create/update, and the
  * stock counters every other module moves under the sale row's lock.
  */
-import { sql } from 'kysely';
-import type { Db, Tx } from './db.js';
+import { sql, type Selectable } from 'kysely';
+import type { Database, Db, Tx } from './db.js';
 import { CheckoutError } from './errors.js';
 
 export type SaleState = 'upcoming' | 'active' | 'ended' | 'sold_out';
 
-export interface SaleRow {
-  id: string;
-  name: string;
-  price_cents: number;
-  currency: string;
-  total: number;
-  available: number;
-  reserved: number;
-  sold: number;
-  starts_at: Date;
-  ends_at: Date;
-  reservation_seconds: number;
-}
+export type SaleRow = Omit<Selectable<Database['sales']>, 'created_at' | 'updated_at'>;
 
 export interface SaleView {
   sale: string;
