@@ -103,11 +103,12 @@ export function createAdmissionVerifier(jwksUrl: string, clock: () => number, op
       if (hit) return decide(hit, sale);
 
       const parts = token.split('.');
-      if (parts.length !== 3 || parts.some((p) => p.length === 0)) return invalid('malformed');
+      if (parts.length !== 3) return invalid('malformed');
       const [h, p, s] = parts as [string, string, string];
       const header = b64json(h);
       if (!header) return invalid('malformed');
-      if (header.alg !== ADMISSION_ALG) return invalid('alg_not_allowed');
+      if (header.alg !== ADMISSION_ALG) return invalid('alg_not_allowed'); // also `none` and HS256-with-the-public-key
+      if (!p || !s) return invalid('malformed');
       if (header.crit !== undefined) return invalid('crit_not_supported');
       if (typeof header.kid !== 'string' || header.kid === '') return invalid('kid_missing');
       const key = await keyFor(header.kid, { payload: p, signature: s });

@@ -1,0 +1,133 @@
+/**
+ * Admission tokens at the reservation door: every forgery gets its own error code (and
+ * reason) and reserves nothing; a jti redeems once; one user gets one unit; sold_out
+ * leaves a token usable; a rotated key is picked up by one JWKS refetch.
+ */
+import t from 'tap';
+import { createHmac, randomUUID } from 'node:crypto';
+import { generateKeyPair } from 'jose';
+import { audit, call, createSale, usersWithSessions, world } from './helpers.js';
+
+const reserve = (url: string, session: string, token: string, sale = 'sale1', headers: Record<string, string> = {}) =>
+  call(url, 'POST', `/api/sales/${sale}/reservations`, { token: session, headers: { 'x-admission-token': token, ...headers } });
+
+t.test('admission tokens', async (t) => {
+  const w = await world(t, 'adm', { jwks: { cooldownMs: 0 } });
+  await createSale(w.url, 'sale1', { total: 5 });
+  await createSale(w.url, 'other', { total: 5 });
+  const users = await usersWithSessions(w, 8);
+  const [u0, u1, u2, u3, u4, u5] = users as [typeof users[0], typeof users[0], typeof users[0], typeof users[0], typeof users[0], typeof users[0]];
+
+  await t.test('each forgery has its own code and reason, and reserves nothing', async (t) => {
+    const now = Math.floor(Date.now() / 1000);
+    const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const payload = { iss: 'waiting-room', aud: 'checkout', sub: 'v1', room: 'room1', sale: 'sale1', ticket: 1, jti: randomUUID(), iat: now, exp: now + 600 };
+    const algNone = `${b64({ alg: 'none', kid: w.keys.kid })}.${b64(payload)}.`;
+    // HS256 "signed" with the public key: the classic algorithm-confusion forgery.
+    const pub = (await (await fetch(w.keys.url)).json()).keys[0];
+    const hsInput = `${b64({ alg: 'HS256', kid: w.keys.kid })}.${b64(payload)}`;
+    const hs256 = `${hsInput}.${createHmac('sha256', JSON.stringify(pub)).update(hsInput).digest('base64url')}`;
+    const hs256x = `${hsInput}.${createHmac('sha256', Buffer.from(pub.x, 'base64url')).update(hsInput).digest('base64url')}`;
+    const cases: [string, string, number, string, string][] = [
+      ['forged signature', await w.keys.sign({}, { key: w.keys.stranger }), 403, 'admission_invalid', 'signature_invalid'],
+      ['alg none', algNone, 403, 'admission_invalid', 'alg_not_allowed'],
+      ['HS256 with the public JWK', hs256, 403, 'admission_invalid', 'alg_not_allowed'],
+      ['HS256 with the raw public key', hs256x, 403, 'admission_invalid', 'alg_not_allowed'],
+      ['unknown kid', await w.keys.sign({}, { kid: 'no-such-kid', key: w.keys.stranger }), 403, 'admission_invalid', 'unknown_kid'],
+      ['expired beyond the 30 s skew', await w.keys.sign({ exp: now - 31, iat: now - 700 }), 403, 'admission_expired', 'expired'],
+      ['wrong aud', await w.keys.sign({ aud: 'gateway' }), 403, 'admission_invalid', 'wrong_audience'],
+      ['wrong iss', await w.keys.sign({ iss: 'someone' }), 403, 'admission_invalid', 'wrong_issuer'],
+      ['other sale', await w.keys.sign({ sale: 'other' }), 403, 'admission_wrong_sale', 'wrong_sale'],
+      ['not a JWT', 'abc.def', 403, 'admission_invalid', 'malformed'],
+    ];
+    for (const [name, token, status, code, reason] of cases) {
+      const r = await reserve(w.url, u0.token, token);
+      t.equal(r.status, status, `${name}: status`);
+      t.equal(r.body.error, code, `${name}: code`);
+      t.equal(r.body.reason, reason, `${name}: reason`);
+      t.type(r.body.message, 'string');
+    }
+    const missing = await call(w.url, 'POST', '/api/sales/sale1/reservations', { token: u0.token });
+    t.same([missing.status, missing.body.error], [403, 'admission_invalid']);
+    const a = await audit(w.url, 'sale1');
+    t.same([a.ok, a.reserved, a.available], [true, 0, 5], 'nothing reserved');
+  });
+
+  await t.test('expired within the 30 s skew is still accepted', async (t) => {
+    const now = Math.floor(Date.now() / 1000);
+    const r = await reserve(w.url, u5.token, await w.keys.sign({ exp: now - 20 }));
+    t.equal(r.status, 201);
+  });
+
+  await t.test('session is checked before the token', async (t) => {
+    const r = await reserve(w.url, 'not-a-session', 'not-a-token');
+    t.same([r.status, r.body.error], [401, 'unauthenticated']);
+  });
+
+  await t.test('one user, 20 concurrent reservations with 20 tokens → one reservation', async (t) => {
+    const tokens = await Promise.all(Array.from({ length: 20 }, () => w.keys.sign({})));
+    const res = await Promise.all(tokens.map((tok) => reserve(w.url, u1.token, tok)));
+    t.equal(res.filter((r) => r.status === 201).length, 1);
+    t.equal(res.filter((r) => r.status === 409 && r.body.error === 'already_purchased').length, 19);
+  });
+
+  await t.test('one token used twice concurrently and in sequence → one reservation, then admission_used', async (t) => {
+    const tok = await w.keys.sign({});
+    const [a, b] = await Promise.all([reserve(w.url, u2.token, tok), reserve(w.url, u3.token, tok)]);
+    t.same([a.status, b.status].sort(), [201, 403]);
+    t.equal([a, b].find((r) => r.status === 403)!.body.error, 'admission_used');
+    const c = await reserve(w.url, u4.token, tok);
+    t.same([c.status, c.body.error], [403, 'admission_used']);
+    const d = await reserve(w.url, u2.token, tok);
+    t.same([d.status, d.body.error], [403, 'admission_used']);
+  });
+
+  await t.test('idempotency-key returns the first answer, even concurrently', async (t) => {
+    const [v] = await usersWithSessions(w, 1, 'idem');
+    const tok = await w.keys.sign({});
+    const h = { 'idempotency-key': `k-${randomUUID()}` };
+    const [a, b] = await Promise.all([reserve(w.url, v!.token, tok, 'sale1', h), reserve(w.url, v!.token, tok, 'sale1', h)]);
+    t.equal(a.status, 201);
+    t.same(b.body, a.body);
+    const c = await reserve(w.url, v!.token, tok, 'sale1', h);
+    t.same([c.status, c.body], [201, a.body]);
+    const other = await reserve(w.url, v!.token, await w.keys.sign({ sale: 'other' }), 'other', h);
+    t.same([other.status, other.body.error], [409, 'idempotency_key_reused']);
+  });
+
+  await t.test('sold out leaves a token usable; a used token says admission_used even when sold out', async (t) => {
+    const before = await call(w.url, 'GET', '/api/sales/sale1');
+    t.equal(before.body.reserved, 4, '4 units reserved above');
+    const shrink = await call(w.url, 'PUT', '/admin/sales/sale1', { token: 'test-admin-token', body: { total: 4 } });
+    t.same([shrink.body.available, shrink.body.state], [0, 'active'], 'no unit left, some reserved');
+    const [late] = await usersWithSessions(w, 1, 'late');
+    const tok = await w.keys.sign({});
+    const first = await reserve(w.url, late!.token, tok);
+    t.same([first.status, first.body.error], [409, 'sold_out']);
+    const again = await reserve(w.url, late!.token, tok);
+    t.same([again.status, again.body.error], [409, 'sold_out'], 'not admission_used: a refused token is not used up');
+    await call(w.url, 'PUT', '/admin/sales/sale1', { token: 'test-admin-token', body: { total: 5 } });
+    const ok = await reserve(w.url, late!.token, tok);
+    t.equal(ok.status, 201, 'the same token works once a unit is there');
+    const reused = await reserve(w.url, users[6]!.token, tok);
+    t.same([reused.status, reused.body.error], [403, 'admission_used'], 'sold out, yet the used token is named first');
+    const a = await audit(w.url, 'sale1');
+    t.same([a.ok, a.reserved, a.available, a.duplicateJtis], [true, 5, 0, 0]);
+  });
+
+  await t.test('a rotated key is fetched once; an unknown kid costs one refetch', async (t) => {
+    const before = w.keys.fetches();
+    const newKid = await w.keys.rotate();
+    await call(w.url, 'PUT', '/admin/sales/sale1', { token: 'test-admin-token', body: { total: 6 } });
+    const r = await reserve(w.url, users[7]!.token, await w.keys.sign({}, { kid: newKid }));
+    t.equal(r.status, 201, 'token signed with the new key accepted');
+    t.equal(w.keys.fetches(), before + 1, 'one refetch');
+    const again = await reserve(w.url, users[7]!.token, await w.keys.sign({}, { kid: newKid }));
+    t.equal(again.body.error, 'already_purchased');
+    t.equal(w.keys.fetches(), before + 1, 'known kid: no refetch');
+    const { privateKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
+    const bad = await reserve(w.url, users[7]!.token, await w.keys.sign({}, { kid: 'ghost', key: privateKey }));
+    t.equal(bad.body.reason, 'unknown_kid');
+    t.equal(w.keys.fetches(), before + 2, 'an unknown kid triggers exactly one refetch');
+  });
+});
