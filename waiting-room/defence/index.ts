@@ -121,6 +121,10 @@ function passThrough(allowListed: boolean): Defence {
 export function createDefence(config?: Config, redis?: Redis, opts: DefenceOptions = {}): Defence {
   if (opts.off) return passThrough(true);
   if (!config || !redis) return passThrough(false);
+  return fullDefence(config, redis, opts);
+}
+
+function fullDefence(config: Config, redis: Redis, opts: DefenceOptions): Defence {
   const prefix = config.redisPrefix;
   const globalProxies = opts.trustedProxies ?? [];
   const passTtl = opts.passTtlSeconds ?? DEFAULT_PASS_TTL_SECONDS;
@@ -136,24 +140,29 @@ export function createDefence(config?: Config, redis?: Redis, opts: DefenceOptio
     return resolveClientIp(socketIp, headers['x-forwarded-for'], cidrList(proxies));
   };
 
+  const block = (ctx: JoinContext, reason: 'block_list' | 'captcha_failures'): PreJoinVerdict => {
+    countStat(redis, prefix, ctx.room.room, 'blocked', ctx.now);
+    return { kind: 'blocked', reason };
+  };
+
   async function captchaPath(ctx: JoinContext, ip: string, token: string): Promise<PreJoinVerdict | 'passed' | 'passed_for_now'> {
     const room = ctx.room.room;
-    const [blocked, first] = await Promise.all([failures.blocked(ip, ctx.now), firstUseOfToken(redis!, prefix, token)]);
-    if (blocked) return { kind: 'blocked', reason: 'captcha_failures' };
+    const [blocked, first] = await Promise.all([failures.blocked(ip, ctx.now), firstUseOfToken(redis, prefix, token)]);
+    if (blocked) return block(ctx, 'captcha_failures');
     const failed = async (reason: 'rejected' | 'replayed'): Promise<PreJoinVerdict> => {
-      countStat(redis!, prefix, room, 'captcha_failed', ctx.now);
+      countStat(redis, prefix, room, 'captcha_failed', ctx.now);
       await failures.record(ip, room, ctx.now);
       return { kind: 'captcha_failed', reason };
     };
     if (!first) return failed('replayed');
     const r = await siteverify(verifyOpts, token, ip);
     if (r.kind === 'passed') {
-      countStat(redis!, prefix, room, 'captcha_passed', ctx.now);
+      countStat(redis, prefix, room, 'captcha_passed', ctx.now);
       return 'passed';
     }
     if (r.kind === 'rejected') return failed('rejected');
-    countStat(redis!, prefix, room, 'captcha_unavailable', ctx.now);
-    return config!.captchaFailMode === 'open' ? 'passed_for_now' : { kind: 'captcha_failed', reason: 'unavailable' };
+    countStat(redis, prefix, room, 'captcha_unavailable', ctx.now);
+    return config.captchaFailMode === 'open' ? 'passed_for_now' : { kind: 'captcha_failed', reason: 'unavailable' };
   }
 
   return {
@@ -164,17 +173,13 @@ export function createDefence(config?: Config, redis?: Redis, opts: DefenceOptio
       const addr = parseAddress(ip);
       const allowed = addr ? cidrList(room.allow).match(addr) : -1;
       const blockedBy = addr ? cidrList(room.block).match(addr) : -1;
-      const blocked = (reason: 'block_list' | 'captcha_failures'): PreJoinVerdict => {
-        countStat(redis, prefix, room.room, 'blocked', ctx.now);
-        return { kind: 'blocked', reason };
-      };
-      if (blockedBy >= 0 && blockedBy >= allowed) return blocked('block_list');
+      if (blockedBy >= 0 && blockedBy >= allowed) return block(ctx, 'block_list');
       const verdict = {
         kind: 'continue' as const, ip, subnet: subnetOf(ip), allowListed: false,
         headerScore: 0, captchaPassed: false, setCookies: [] as string[],
       };
       if (allowed >= 0) return { ...verdict, allowListed: true };
-      if (failures.blockedHere(ip, ctx.now)) return blocked('captcha_failures');
+      if (failures.blockedHere(ip, ctx.now)) return block(ctx, 'captcha_failures');
       verdict.headerScore = headerScore(ctx.headers);
       if (room.captcha.mode === 'off') return verdict;
       const pass = readCookie(ctx.headers['cookie'], passCookieName(room.room));
@@ -182,10 +187,7 @@ export function createDefence(config?: Config, redis?: Redis, opts: DefenceOptio
       if (!ctx.captchaToken) return verdict;
       const r = await captchaPath(ctx, ip, ctx.captchaToken);
       if (r === 'passed_for_now') return { ...verdict, captchaPassed: true };
-      if (r !== 'passed') {
-        if (r.kind === 'blocked') countStat(redis, prefix, room.room, 'blocked', ctx.now);
-        return r;
-      }
+      if (r !== 'passed') return r;
       const cookie = passSetCookie(config.visitorSecret, room.room, ctx.visitorId, ctx.now, passTtl, secureCookies);
       return { ...verdict, captchaPassed: true, setCookies: [cookie] };
     },
