@@ -29,7 +29,8 @@ const USAGE = `usage: npm run replay -- (--file FILE | --profile ${PROFILES.join
   --ordered              send joins one after another (exact order; one process)
   --processes N          worker processes (default: one per 15,000 visitors)
   --timeout S            give up on waiting visitors S seconds after the last arrival (default 120)
-  --record               turn arrival recording on for the replay's room`;
+  --record               turn arrival recording on for the replay's room
+  --hold-admission       admit nobody until every attempt is sent (outcomes independent of sell-out timing)`;
 
 async function main(): Promise<number> {
   let a;
@@ -40,7 +41,7 @@ async function main(): Promise<number> {
         stock: { type: 'string' }, speed: { type: 'string' }, out: { type: 'string' }, gateway: { type: 'string' },
         checkout: { type: 'string' }, 'admin-token': { type: 'string' }, 'admit-rate': { type: 'string' },
         'max-active': { type: 'string' }, 'room-config': { type: 'string' }, ordered: { type: 'boolean' },
-        processes: { type: 'string' }, timeout: { type: 'string' }, record: { type: 'boolean' }, help: { type: 'boolean' },
+        processes: { type: 'string' }, timeout: { type: 'string' }, record: { type: 'boolean' }, 'hold-admission': { type: 'boolean' }, help: { type: 'boolean' },
       },
     }).values;
   } catch (e) {
@@ -93,6 +94,7 @@ async function main(): Promise<number> {
     processes: a.processes ? num(a.processes, 1, 'processes') : undefined,
     timeoutSec: num(a.timeout, 120, 'timeout'),
     record: a.record ?? false,
+    holdAdmission: a['hold-admission'] ?? false,
   });
   const report = buildReport(data);
   const files = await writeReport(a.out ?? `load-tests/out/${data.room}`, report);

@@ -37,6 +37,11 @@ export interface ReplayOptions {
   timeoutSec?: number;
   /** Turn arrival recording on for the replay's room. */
   record?: boolean;
+  /**
+   * Admit nobody (admitRatePerMin 0) until every attempt has been sent, then admit at the
+   * configured rate: outcomes then do not depend on how fast the sale sells out.
+   */
+  holdAdmission?: boolean;
   progress?: boolean;
   log?: (line: string) => void;
 }
@@ -99,6 +104,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayData> {
   const setupAt = Date.now();
   const startAt = setupAt + leadMs;
   const openAt = startAt + (opts.open - first) / speed;
+  const admitRatePerMin = opts.admitRatePerMin ?? 6000;
   const prequeueSeconds = Math.max(60, Math.ceil((openAt - setupAt) / 1000) + 60);
   await putSale(t, sale, { total: opts.stock, name: `Replay ${opts.source}` });
   await putRoom(t, room, {
@@ -106,7 +112,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayData> {
     opensAt: new Date(openAt).toISOString(),
     closesAt: null,
     prequeueSeconds,
-    admitRatePerMin: opts.admitRatePerMin ?? 6000,
+    admitRatePerMin: opts.holdAdmission ? 0 : admitRatePerMin,
     maxActive: opts.maxActive ?? 1000,
     checkoutUrl: `${t.checkout}/sales/${encodeURIComponent(sale)}`,
     record: opts.record ?? false,
@@ -135,8 +141,14 @@ export async function replay(opts: ReplayOptions): Promise<ReplayData> {
   const total = opts.arrivals.length;
   const samples: Sample[] = [];
   let sampling = true;
+  let held = opts.holdAdmission ?? false;
   const sampler = (async () => {
     while (sampling) {
+      if (held && progress.reduce((n, p) => n + p.sent, 0) >= total) {
+        held = false;
+        await putRoom(t, room, { admitRatePerMin });
+        log(`every attempt sent: admission opened at ${admitRatePerMin}/min`);
+      }
       const [r, s] = await Promise.all([roomState(t, room).catch(() => null), saleState(t, sale).catch(() => null)]);
       samples.push({
         at: Date.now(), queued: r?.queued ?? null, admittedThrough: r?.admittedThrough ?? null, state: r?.state ?? null,

@@ -153,7 +153,8 @@ export function buildReport(d: ReplayData): Report {
     };
   }
 
-  const sold = typeof d.saleEnd?.sold === 'number' ? d.saleEnd.sold : null;
+  const auditObj = (d.audit ?? { error: 'no audit' }) as Record<string, unknown>;
+  const sold = typeof auditObj.sold === 'number' ? auditObj.sold : typeof d.saleEnd?.sold === 'number' ? d.saleEnd.sold : null;
   const soldOutSample = d.samples.find((s) => s.state === 'sold_out');
   const failures = count(d.visitors.filter((v) => v.purchase && v.purchase !== 'success').map((v) => v.purchase!));
   for (const v of d.visitors) if (v.waitEnd !== 'admitted') failures[`wait:${v.waitEnd}`] = (failures[`wait:${v.waitEnd}`] ?? 0) + 1;
@@ -161,11 +162,16 @@ export function buildReport(d: ReplayData): Report {
   // A recording: compare outcomes and ticket order with what was recorded.
   let replayCmp: Report['replay'] = null;
   if (d.arrivals.some((a) => a.outcome !== 'synthetic')) {
+    // Only tickets given in arrival order: a visitor who joined in the pre-queue (in either run)
+    // holds a place drawn at random, also on its later joins.
+    const drawn = new Set<string>();
+    for (const a of d.arrivals) if (a.outcome === 'joined' && a.ticket === null) drawn.add(a.visitor);
+    for (const at of d.attempts) if (at.outcome === 'joined' && at.ticket === null) drawn.add(d.arrivals[at.i]!.visitor);
     const x: number[] = [];
     const y: number[] = [];
     for (const at of d.attempts) {
       const rec = d.arrivals[at.i]!;
-      if (rec.ticket !== null && at.ticket !== null) {
+      if (rec.ticket !== null && at.ticket !== null && !drawn.has(rec.visitor)) {
         x.push(rec.ticket);
         y.push(at.ticket);
       }
@@ -179,13 +185,15 @@ export function buildReport(d: ReplayData): Report {
     };
   }
 
-  const auditObj = (d.audit ?? { error: 'no audit' }) as Record<string, unknown>;
   const checks: Check[] = [
     { name: 'no 5xx from the product', ok: !Object.keys(outcomes).some((o) => /^http_5/.test(o)), detail: Object.keys(outcomes).filter((o) => /^http_5/.test(o)).join(', ') || 'none' },
     { name: 'audit ok', ok: auditObj.ok === true, detail: JSON.stringify(auditObj) },
     { name: 'units sold <= stock', ok: sold !== null && sold <= d.stock, detail: `${sold} of ${d.stock}` },
     { name: 'checkout sold = purchases the shoppers saw', ok: sold === purchases.length, detail: `${sold} vs ${purchases.length}` },
   ];
+  if (typeof auditObj.paidCounted === 'number') {
+    checks.push({ name: 'paid orders in the tables = purchases', ok: auditObj.paidCounted === purchases.length, detail: `${auditObj.paidCounted} vs ${purchases.length}` });
+  }
   if (replayCmp) {
     checks.push({ name: 'same ticket order as recorded', ok: replayCmp.orderDiscordant === 0, detail: `${replayCmp.orderDiscordant} discordant of ${replayCmp.orderPairs}` });
   }

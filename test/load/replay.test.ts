@@ -1,0 +1,94 @@
+/**
+ * The replay driver and its report against the real product (gateway + checkout started here
+ * with their own Redis prefix and Postgres database): a synthetic drop is recorded by the
+ * gateway, the 2,000-arrival recording is replayed into a fresh room, and the replay must show
+ * the same outcome counts and the same ticket order, with report figures that match the audit.
+ */
+import t from 'tap';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { startProduct } from '../../load-tests/replay/product.js';
+import { replay } from '../../load-tests/replay/driver.js';
+import { makeProfile } from '../../load-tests/replay/profiles.js';
+import { parseRecording } from '../../load-tests/replay/ndjson.js';
+import { buildReport } from '../../load-tests/replay/report.js';
+import { renderHtml, writeReport } from '../../load-tests/replay/render.js';
+import { audit, recording } from '../../load-tests/replay/api.js';
+
+// Deterministic room: buckets that barely refill (so who is limited depends on order, not on
+// timing), no CAPTCHA, a small admission window so the sale sells out after a few dozen.
+const ROOM = {
+  limits: { ip: { capacity: 10, refillPerSec: 0.001 }, subnet: { capacity: 100, refillPerSec: 0.001 }, room: { capacity: 100_000, refillPerSec: 10_000 } },
+  captcha: { mode: 'off', threshold: 50 },
+};
+const STOCK = 20;
+const quiet = () => {};
+
+t.test('a 2,000-arrival recording replays with the same outcomes and order; the report matches the audit', async (t) => {
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'replay-'));
+  const product = await startProduct({ dataDir });
+  t.teardown(async () => {
+    await product.close();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+  const profile = makeProfile('bots30', 2200, 11);
+  const arrivals = profile.arrivals.slice(0, 2000);
+  const common = { targets: product, stock: STOCK, roomConfig: ROOM, admitRatePerMin: 1200, maxActive: 25, ordered: true, holdAdmission: true, timeoutSec: 60, progress: false, log: quiet };
+
+  // 1. The original drop, recorded by the gateway.
+  const first = await replay({ ...common, source: 'profile:bots30', arrivals, open: profile.open, record: true });
+  const r1 = buildReport(first);
+  const text = await recording(product, first.room);
+  t.ok(text, 'the gateway serves the recording');
+  const rec = parseRecording(text!);
+  t.equal(rec.arrivals.length, 2000, 'one line per join attempt');
+  t.notOk(/127\.\d+\.\d+\.\d+/.test(text!), 'no raw address in the recording');
+  t.same(Object.fromEntries(Object.entries(r1.outcomes).sort()), Object.fromEntries(Object.entries(countBy(rec.arrivals.map((a) => a.outcome))).sort()),
+    'the recording holds the outcomes the driver saw');
+  t.ok((r1.outcomes.rate_limited ?? 0) > 0, 'some bots were rate limited');
+
+  // Bot figures of the labelled run, recounted from the raw attempts.
+  const botStopped = first.attempts.filter((a) => arrivals[a.i]!.bot && a.outcome !== 'joined').length;
+  const humansLimited = new Set(first.attempts.filter((a) => !arrivals[a.i]!.bot && a.outcome === 'rate_limited').map((a) => arrivals[a.i]!.visitor)).size;
+  t.equal(r1.bots!.botAttemptsStopped, botStopped);
+  t.equal(r1.bots!.humansLimited, humansLimited);
+  t.equal(r1.bots!.botAttempts, arrivals.filter((a) => a.bot).length);
+
+  // 2. The replay of the recording into a fresh room and sale.
+  const second = await replay({ ...common, source: 'file:recording', arrivals: rec.arrivals, open: rec.open });
+  const r2 = buildReport(second);
+  t.same(Object.fromEntries(Object.entries(r2.outcomes).sort()), Object.fromEntries(Object.entries(r2.replay!.recordedOutcomes).sort()), 'same outcome counts');
+  t.equal(r2.replay!.orderDiscordant, 0, 'same ticket order');
+  t.ok(r2.replay!.orderPairs >= 1000, `ticketed joins compared (${r2.replay!.orderPairs})`);
+  t.equal(r2.replay!.orderTau, 1);
+
+  // 3. The report's figures are the audit's.
+  for (const [run, r] of [[first, r1], [second, r2]] as const) {
+    const a = await audit(product, run.sale);
+    t.equal(a.ok, true, `${run.room}: audit ok`);
+    t.same(r.audit, a, 'the report carries the audit');
+    t.equal(r.sales.sold, a.sold, 'units sold = audit sold');
+    t.equal(r.sales.purchases, a.paidCounted, 'purchases seen by shoppers = paid orders');
+    t.equal(r.sales.sold, STOCK, 'sold out');
+    t.equal(r.fairness.overtakes, 0, 'nobody overtaken after open');
+    t.ok(r.checks.every((c) => c.ok), `all checks pass: ${JSON.stringify(r.checks.filter((c) => !c.ok))}`);
+    t.equal(r.timeline.bins.reduce((s, b) => s + b.arrivals, 0), 2000, 'every attempt is in the arrivals chart');
+    t.equal(r.timeline.bins.reduce((s, b) => s + b.admissions, 0), r.sales.admitted, 'every admission is in the admissions chart');
+  }
+
+  // 4. The files.
+  const out = path.join(dataDir, 'report');
+  const files = await writeReport(out, r2);
+  t.same(JSON.parse(await readFile(files.json, 'utf8')), JSON.parse(JSON.stringify(r2)));
+  const html = await readFile(files.html, 'utf8');
+  t.equal(html, renderHtml(r2));
+  t.equal((html.match(/<svg /g) ?? []).length, 3, 'three inline SVG charts');
+  t.notOk(/<script|https?:\/\/(?!www\.w3\.org)/.test(html), 'no script and no external URL');
+});
+
+function countBy(xs: string[]): Record<string, number> {
+  const m: Record<string, number> = {};
+  for (const x of xs) m[x] = (m[x] ?? 0) + 1;
+  return m;
+}
