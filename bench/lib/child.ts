@@ -25,8 +25,8 @@ export class Child {
       if (m.error !== undefined) w.reject(new Error(m.error));
       else w.resolve(m.result);
     });
-    this.exited = new Promise((resolve) => this.proc.once('exit', (code) => {
-      for (const w of this.waiting.values()) w.reject(new Error(`child ${String(file)} exited (${code})`));
+    this.exited = new Promise((resolve) => this.proc.once('exit', (code, signal) => {
+      for (const w of this.waiting.values()) w.reject(new Error(`child ${String(file)} (pid ${this.proc.pid}) exited (${signal ?? code})`));
       this.waiting.clear();
       resolve(code);
     }));

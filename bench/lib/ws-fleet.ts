@@ -37,11 +37,12 @@ export class WsFleet {
     };
   }
 
-  async watch(match: MessageMatch): Promise<void> {
+  /** From now on each socket notes when the first message matching any of `match` arrived. */
+  async watch(match: MessageMatch[]): Promise<void> {
     await Promise.all(this.workers.map((w) => w.call({ type: 'watch', match })));
   }
 
-  /** Arrival times (wall-clock ms) of the watched message on every socket; 0 where none came. */
+  /** Arrival times (wall-clock ms) of the watched message on every socket; 0 where none came, -1 where admitted before. */
   async collect(): Promise<{ arrivals: number[]; open: number; received: number }> {
     const res = await Promise.all(this.workers.map((w) => w.call<{ arrivals: number[]; open: number; received: number }>({ type: 'collect' })));
     return {

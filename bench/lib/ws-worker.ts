@@ -25,7 +25,7 @@ export interface MessageMatch {
 
 const wallNow = () => performance.timeOrigin + performance.now();
 const sockets: RawWs[] = [];
-let watch: { match: MessageMatch; arrivals: Float64Array } | null = null;
+let watch: { match: MessageMatch[]; arrivals: Float64Array } | null = null;
 let received = 0;
 let target: FleetTarget | null = null;
 let addressOffset = 0;
@@ -39,13 +39,18 @@ function matches(m: any, match: MessageMatch): boolean {
   return true;
 }
 
+const ADMITTED = Buffer.from('"type":"admitted"');
+/** Sockets whose visitor was admitted: no longer waiting, so left out of what `watch` waits for. */
+const admitted = new Set<number>();
+
 function onMessage(index: number, data: Buffer): void {
   const at = wallNow();
   received++;
+  if (data.includes(ADMITTED)) admitted.add(index);
   if (!watch || watch.arrivals[index] !== 0) return;
   let m: unknown;
   try { m = JSON.parse(data.toString('utf8')); } catch { return; }
-  if (matches(m, watch.match)) watch.arrivals[index] = at;
+  if (watch.match.some((w) => matches(m, w))) watch.arrivals[index] = at;
 }
 
 async function joinMany(t: FleetTarget, count: number, addressOffset: number): Promise<string[]> {
@@ -107,12 +112,13 @@ serveIpc({
     }));
     return { opened: sockets.filter((s) => s && !s.closed).length, failed, firstError, ms: wallNow() - t0 };
   },
-  /** From now on, note per socket the first message matching `match`. */
-  watch(msg: { match: MessageMatch }) {
+  /** From now on, note per socket the first message matching any of `match`. */
+  watch(msg: { match: MessageMatch[] }) {
     watch = { match: msg.match, arrivals: new Float64Array(sockets.length) };
+    for (const i of admitted) watch.arrivals[i] = -1;
     return { watching: sockets.length };
   },
-  /** The arrival times noted since `watch` (0 = not yet), and how many sockets are still open. */
+  /** The arrival times noted since `watch` (0 = not yet, -1 = admitted before it), and how many sockets are still open. */
   collect() {
     const open = sockets.filter((s) => s && !s.closed).length;
     return { arrivals: Array.from(watch?.arrivals ?? []), open, received };
