@@ -1,0 +1,112 @@
+/**
+ * The payment webhook: unsigned and badly signed events are refused with 401 and change
+ * nothing; a replayed event changes nothing; events out of order change nothing beyond the
+ * first valid final one; the provider's own duplicate, out-of-order deliveries settle once;
+ * a success that arrives after the reservation lapsed does not sell the unit (refunded).
+ */
+import t from 'tap';
+import { randomUUID } from 'node:crypto';
+import { signBody } from '../../checkout/payments/signature.js';
+import { audit, call, createSale, until, usersWithSessions, WEBHOOK_SECRET, world, type World } from './helpers.js';
+
+async function post(w: World, body: string, signature?: string) {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (signature !== undefined) headers['x-signature'] = signature;
+  return call(w.url, 'POST', '/api/payments/webhook', { raw: body, headers });
+}
+const event = (type: string, paymentId: string, id = `evt_${randomUUID()}`) =>
+  JSON.stringify({ id, type, created: new Date().toISOString(), data: { paymentId } });
+
+/** A reserved unit with a pending payment the provider will never answer (test_timeout). */
+async function pendingPayment(w: World, sale: string, user: { token: string }) {
+  const r = await call(w.url, 'POST', `/api/sales/${sale}/reservations`, {
+    token: user.token,
+    headers: { 'x-admission-token': await w.keys.sign({ sale }) },
+  });
+  if (r.status !== 201) throw new Error(`reserve: ${r.status} ${JSON.stringify(r.body)}`);
+  const p = await call(w.url, 'POST', `/api/reservations/${r.body.reservationId}/payment`, { token: user.token, body: { method: 'test_timeout' } });
+  if (p.status !== 202) throw new Error(`pay: ${p.status}`);
+  return { reservationId: r.body.reservationId as string, paymentId: p.body.paymentId as string };
+}
+
+t.test('webhook by hand', async (t) => {
+  let offsetMs = 0;
+  const w = await world(t, 'hook', { clock: () => Date.now() + offsetMs });
+  await createSale(w.url, 's', { total: 3, reservationSeconds: 30 });
+  const users = await usersWithSessions(w, 3);
+  const { paymentId } = await pendingPayment(w, 's', users[0]!);
+  const before = await audit(w.url, 's');
+
+  const ok = event('payment.succeeded', paymentId);
+  const unsigned = await post(w, ok);
+  t.same([unsigned.status, unsigned.body.error], [401, 'bad_signature'], 'unsigned');
+  const bad = await post(w, ok, signBody('another-secret', ok));
+  t.same([bad.status, bad.body.error], [401, 'bad_signature'], 'signed with another secret');
+  const tampered = await post(w, ok.replace('succeeded', 'failed'), signBody(WEBHOOK_SECRET, ok));
+  t.same([tampered.status, tampered.body.error], [401, 'bad_signature'], 'body changed after signing');
+  const garbage = await post(w, ok, 'zz');
+  t.equal(garbage.status, 401);
+  t.same(await audit(w.url, 's'), before, 'nothing changed');
+
+  const first = await post(w, ok, signBody(WEBHOOK_SECRET, ok));
+  t.same([first.status, first.body.outcome], [200, 'paid']);
+  const paid = await audit(w.url, 's');
+  t.same([paid.ok, paid.sold, paid.reserved, paid.available], [true, 1, 0, 2]);
+
+  const replay = await post(w, ok, signBody(WEBHOOK_SECRET, ok));
+  t.same([replay.status, replay.body.outcome], [200, 'duplicate'], 'replayed');
+  const late = event('payment.failed', paymentId);
+  const afterFinal = await post(w, late, signBody(WEBHOOK_SECRET, late));
+  t.same([afterFinal.status, afterFinal.body.outcome], [200, 'ignored_final'], 'a contradicting event after the final one');
+  const processing = event('payment.processing', paymentId);
+  const outOfOrder = await post(w, processing, signBody(WEBHOOK_SECRET, processing));
+  t.same([outOfOrder.status, outOfOrder.body.outcome], [200, 'noted'], 'processing arriving after succeeded');
+  const concurrent = event('payment.succeeded', paymentId);
+  const twice = await Promise.all([1, 2].map(() => post(w, concurrent, signBody(WEBHOOK_SECRET, concurrent))));
+  t.ok(twice.every((r) => r.status === 200));
+  t.same(await audit(w.url, 's'), paid, 'nothing changed beyond the first valid event');
+
+  const badShape = JSON.stringify({ hello: 'world' });
+  const shape = await post(w, badShape, signBody(WEBHOOK_SECRET, badShape));
+  t.same([shape.status, shape.body.error], [400, 'bad_request']);
+
+  await t.test('a success after the reservation lapsed does not sell the unit', async (t) => {
+    const { paymentId: p2 } = await pendingPayment(w, 's', users[1]!);
+    offsetMs = 31_000;
+    await w.sweep();
+    const lapsed = await audit(w.url, 's');
+    t.same([lapsed.expired, lapsed.available, lapsed.reserved], [1, 2, 0]);
+    const lateOk = event('payment.succeeded', p2);
+    const r = await post(w, lateOk, signBody(WEBHOOK_SECRET, lateOk));
+    t.same([r.status, r.body.outcome], [200, 'refunded']);
+    const a = await audit(w.url, 's');
+    t.same([a.ok, a.sold, a.available, a.refunds], [true, 1, 2, 1], 'unit stays in stock; the capture is recorded as refunded');
+    const purchase = await call(w.url, 'GET', '/api/sales/s/purchase', { token: users[1]!.token });
+    t.equal(purchase.body.status, 'expired');
+  });
+});
+
+t.test('the provider delivers twice and out of order', async (t) => {
+  const w = await world(t, 'hook2', { provider: { delayMs: 20, duplicate: true, outOfOrder: true } });
+  await createSale(w.url, 's', { total: 4 });
+  const users = await usersWithSessions(w, 4);
+  const methods = ['test_ok', 'test_ok', 'test_decline', 'test_decline'];
+  for (const [i, u] of users.entries()) {
+    const r = await call(w.url, 'POST', '/api/sales/s/reservations', { token: u.token, headers: { 'x-admission-token': await w.keys.sign({ sale: 's' }) } });
+    const p = await call(w.url, 'POST', `/api/reservations/${r.body.reservationId}/payment`, { token: u.token, body: { method: methods[i] } });
+    t.equal(p.status, 202);
+    const again = await call(w.url, 'POST', `/api/reservations/${r.body.reservationId}/payment`, { token: u.token, body: { method: methods[i] } });
+    t.same([again.status, again.body.paymentId], [202, p.body.paymentId], 'paying again while pending is the same payment');
+  }
+  const a = await until(async () => {
+    const x = await audit(w.url, 's');
+    return x.sold === 2 && x.failed === 2 && x;
+  }, 10_000, 'two paid, two declined');
+  t.same([a.ok, a.sold, a.failed, a.available, a.reserved], [true, 2, 2, 2, 0]);
+  const metrics = await (await fetch(`${w.url}/metrics`)).text();
+  t.match(metrics, /checkout_payment_events_total\{outcome="duplicate"\} [1-9]/, 'duplicates were delivered and ignored');
+  const p0 = await call(w.url, 'GET', '/api/sales/s/purchase', { token: users[0]!.token });
+  t.equal(p0.body.status, 'success');
+  const p2 = await call(w.url, 'GET', '/api/sales/s/purchase', { token: users[2]!.token });
+  t.equal(p2.body.status, 'failed');
+});
