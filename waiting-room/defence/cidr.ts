@@ -9,21 +9,31 @@
 /** 4 bytes for IPv4, 16 for IPv6. */
 export type AddressBytes = Uint8Array;
 
-const V4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
 
+/** Dotted quad, by hand (it runs on every join). A leading zero is refused: "010" is octal to some parsers. */
 function parseV4(s: string): AddressBytes | null {
-  const m = V4.exec(s);
-  if (!m) return null;
   const out = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    const part = m[i + 1]!;
-    // A leading zero is refused: "010" reads as octal in some parsers and decimal in others.
-    if (part.length > 1 && part[0] === '0') return null;
-    const n = Number(part);
-    if (n > 255) return null;
-    out[i] = n;
+  let part = 0;
+  let val = 0;
+  let digits = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 46 /* . */) {
+      if (digits === 0 || part === 3) return null;
+      out[part++] = val;
+      val = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && val === 0) return null;
+      val = val * 10 + (c - 48);
+      if (++digits > 3 || val > 255) return null;
+    } else {
+      return null;
+    }
   }
+  if (part !== 3 || digits === 0) return null;
+  out[3] = val;
   return out;
 }
 
@@ -71,6 +81,8 @@ function isV4Mapped(b: AddressBytes): boolean {
  * Anything else that is not an address gives null.
  */
 export function parseAddress(text: string): AddressBytes | null {
+  const plain = parseV4(text);
+  if (plain) return plain;
   let s = text.trim();
   if (s.length === 0 || s.length > 64) return null;
   if (s[0] === '[') {
@@ -160,7 +172,6 @@ function maskTo(b: AddressBytes, prefix: number): AddressBytes {
 }
 
 function contains(c: Cidr, a: AddressBytes): boolean {
-  if (c.bytes.length !== a.length) return false;
   const full = c.prefix >> 3;
   for (let i = 0; i < full; i++) if (c.bytes[i] !== a[i]) return false;
   const bits = c.prefix & 7;
@@ -169,22 +180,36 @@ function contains(c: Cidr, a: AddressBytes): boolean {
   return (a[full]! & mask) === c.bytes[full];
 }
 
+function v4Number(b: AddressBytes): number {
+  return ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
+}
+
 /** A list of CIDRs compiled once; `match` answers the longest matching prefix, or -1. */
 export class CidrList {
   readonly size: number;
+  /** IPv6 entries as bytes; IPv4 entries as 32-bit network and mask, compared in one step. */
   private readonly cidrs: Cidr[];
+  private readonly v4: { net: number; mask: number; prefix: number }[] = [];
 
   /** Entries that are not CIDRs are left out (lists are validated on PUT; a join never throws). */
   constructor(list: readonly string[]) {
     this.cidrs = [];
     for (const c of list) {
-      try { this.cidrs.push(parseCidr(c)); } catch { /* validated on PUT */ }
+      let cidr: Cidr;
+      try { cidr = parseCidr(c); } catch { continue; /* validated on PUT */ }
+      if (cidr.bytes.length === 16) this.cidrs.push(cidr);
+      else this.v4.push({ net: v4Number(cidr.bytes), mask: cidr.prefix === 0 ? 0 : (0xffffffff << (32 - cidr.prefix)) >>> 0, prefix: cidr.prefix });
     }
-    this.size = this.cidrs.length;
+    this.size = this.cidrs.length + this.v4.length;
   }
 
   match(a: AddressBytes): number {
     let best = -1;
+    if (a.length === 4) {
+      const n = v4Number(a);
+      for (const c of this.v4) if (c.prefix > best && ((n & c.mask) >>> 0) === c.net) best = c.prefix;
+      return best;
+    }
     for (const c of this.cidrs) if (c.prefix > best && contains(c, a)) best = c.prefix;
     return best;
   }

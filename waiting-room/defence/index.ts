@@ -22,8 +22,8 @@
 import type { Redis } from 'ioredis';
 import type { Config } from '../../shared/config.js';
 import type { RoomConfig } from '../room-config.js';
-import { cidrList, parseAddress } from './cidr.js';
-import { resolveClientIp, subnetOf } from './ip.js';
+import { cidrList, formatAddress } from './cidr.js';
+import { resolveClientAddress, resolveClientIp, subnetOf, subnetOfAddress } from './ip.js';
 import { headerScore } from './score.js';
 import {
   CaptchaFailures, DEFAULT_FAILURE_WINDOW, type FailureWindowOptions,
@@ -135,10 +135,9 @@ function fullDefence(config: Config, redis: Redis, opts: DefenceOptions): Defenc
     sitekey: config.hcaptchaSitekey, timeoutMs: config.captchaTimeoutMs,
   };
 
-  const clientIp: Defence['clientIp'] = (socketIp, headers, room) => {
-    const proxies = room && room.trustedProxies.length > 0 ? room.trustedProxies : globalProxies;
-    return resolveClientIp(socketIp, headers['x-forwarded-for'], cidrList(proxies));
-  };
+  const trustedOf = (room?: RoomConfig) => cidrList(room && room.trustedProxies.length > 0 ? room.trustedProxies : globalProxies);
+  const clientIp: Defence['clientIp'] = (socketIp, headers, room) =>
+    resolveClientIp(socketIp, headers['x-forwarded-for'], trustedOf(room));
 
   const block = (ctx: JoinContext, reason: 'block_list' | 'captcha_failures'): PreJoinVerdict => {
     countStat(redis, prefix, ctx.room.room, 'blocked', ctx.now);
@@ -169,13 +168,13 @@ function fullDefence(config: Config, redis: Redis, opts: DefenceOptions): Defenc
     clientIp,
     async beforeJoin(ctx) {
       const room = ctx.room;
-      const ip = clientIp(ctx.socketIp, ctx.headers, room);
-      const addr = parseAddress(ip);
+      const addr = resolveClientAddress(ctx.socketIp, ctx.headers['x-forwarded-for'], trustedOf(room));
+      const ip = addr ? formatAddress(addr) : ctx.socketIp;
       const allowed = addr ? cidrList(room.allow).match(addr) : -1;
       const blockedBy = addr ? cidrList(room.block).match(addr) : -1;
       if (blockedBy >= 0 && blockedBy >= allowed) return block(ctx, 'block_list');
       const verdict = {
-        kind: 'continue' as const, ip, subnet: subnetOf(ip), allowListed: false,
+        kind: 'continue' as const, ip, subnet: addr ? subnetOfAddress(addr) : ip, allowListed: false,
         headerScore: 0, captchaPassed: false, setCookies: [] as string[],
       };
       if (allowed >= 0) return { ...verdict, allowListed: true };

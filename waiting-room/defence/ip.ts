@@ -14,9 +14,14 @@ import { AddressBytes, CidrList, formatAddress, parseAddress } from './cidr.js';
  * Garbage in the header stops the walk at the last trusted hop, which then counts as the client.
  */
 export function resolveClientIp(socketIp: string, forwardedFor: string | undefined, trusted: CidrList): string {
+  const a = resolveClientAddress(socketIp, forwardedFor, trusted);
+  return a ? formatAddress(a) : socketIp;
+}
+
+/** As `resolveClientIp`, as bytes; null only when the socket address itself is not one. */
+export function resolveClientAddress(socketIp: string, forwardedFor: string | undefined, trusted: CidrList): AddressBytes | null {
   const peer = parseAddress(socketIp);
-  if (!peer) return socketIp;
-  if (trusted.size === 0 || !forwardedFor || !trusted.has(peer)) return formatAddress(peer);
+  if (!peer || trusted.size === 0 || !forwardedFor || !trusted.has(peer)) return peer;
   let current: AddressBytes = peer;
   const hops = forwardedFor.split(',');
   for (let i = hops.length - 1; i >= 0; i--) {
@@ -25,13 +30,16 @@ export function resolveClientIp(socketIp: string, forwardedFor: string | undefin
     current = hop;
     if (!trusted.has(hop)) break;
   }
-  return formatAddress(current);
+  return current;
 }
 
 /** The subnet a client IP shares its bucket with: IPv4 /24 or IPv6 /64, as CIDR text. */
 export function subnetOf(ip: string): string {
   const b = parseAddress(ip);
-  if (!b) return ip;
+  return b ? subnetOfAddress(b) : ip;
+}
+
+export function subnetOfAddress(b: AddressBytes): string {
   if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.0/24`;
   const net = new Uint8Array(16);
   net.set(b.subarray(0, 8));

@@ -23,6 +23,22 @@ export const HEADER_WEIGHTS = Object.freeze({
 const TOOL_UA =
   /curl|wget|python|aiohttp|httpx|go-http-client|java\/|okhttp|libwww|perl|ruby|php|scrapy|httpclient|axios|node-fetch|undici|^node$|headless|phantomjs|selenium|webdriver|puppeteer|playwright|bot\b|spider|crawl/i;
 
+/** Verdicts on user agents seen lately: a sale's shoppers send a few hundred distinct ones. */
+const toolVerdicts = new Map<string, boolean>();
+const TOOL_CACHE_SIZE = 2000;
+
+function isToolUserAgent(ua: string): boolean {
+  let v = toolVerdicts.get(ua);
+  if (v === undefined) {
+    v = TOOL_UA.test(ua);
+    if (ua.length <= 512) {
+      if (toolVerdicts.size >= TOOL_CACHE_SIZE) toolVerdicts.clear();
+      toolVerdicts.set(ua, v);
+    }
+  }
+  return v;
+}
+
 export type HeaderSignal = keyof typeof HEADER_WEIGHTS;
 
 /** The signals present in `headers` (lower-cased names). */
@@ -30,7 +46,7 @@ export function headerSignals(headers: Readonly<Record<string, string>>): Header
   const out: HeaderSignal[] = [];
   const ua = headers['user-agent']?.trim();
   if (!ua) out.push('noUserAgent');
-  else if (TOOL_UA.test(ua)) out.push('toolUserAgent');
+  else if (isToolUserAgent(ua)) out.push('toolUserAgent');
   if (!headers['accept-language']?.trim()) out.push('noAcceptLanguage');
   if (!headers['accept']?.trim()) out.push('noAccept');
   if (headers['sec-fetch-site'] === 'cross-site') out.push('crossSite');
