@@ -201,7 +201,7 @@ async function cheap(): Promise<string> {
 }
 
 /** Creates `n` users straight in the database (fast) and logs each in over HTTP. */
-export async function usersWithSessions(w: World, n: number, tag = 'u'): Promise<{ userId: string; token: string; email: string }[]> {
+export async function usersWithSessions(w: Pick<World, 'url'> & { config: Pick<Config, 'databaseUrl'> }, n: number, tag = 'u'): Promise<{ userId: string; token: string; email: string }[]> {
   const c = new pg.Client({ connectionString: w.config.databaseUrl });
   await c.connect();
   const hash = await cheap();

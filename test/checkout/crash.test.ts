@@ -1,0 +1,128 @@
+/**
+ * Checkout is SIGKILLed between reservation and payment, and while reservations are in
+ * flight. After a restart (two processes sweeping at once) every answered reservation is in
+ * the database exactly once, the lapsed units come back, the paid one stays sold.
+ */
+import t from 'tap';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import pg from 'pg';
+import { ADMIN, audit, call, cleanRedis, jwksServer, testDatabase, until, usersWithSessions, WEBHOOK_SECRET } from './helpers.js';
+import { randomUUID } from 'node:crypto';
+
+const CHILD = fileURLToPath(new URL('./fixtures/child.ts', import.meta.url));
+
+function startChild(env: Record<string, string>, offsetMs = 0): Promise<{ proc: ChildProcess; url: string }> {
+  const proc = spawn(process.execPath, ['--import=tsx', CHILD], {
+    env: { ...process.env, CHECKOUT_TEST_ENV: JSON.stringify(env), CHECKOUT_TEST_CLOCK_OFFSET_MS: String(offsetMs) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('child did not start in 30 s')), 30_000);
+    proc.once('exit', (code) => reject(new Error(`child exited early (${code})`)));
+    createInterface({ input: proc.stdout! }).once('line', (line) => {
+      clearTimeout(timer);
+      resolve({ proc, url: JSON.parse(line).url });
+    });
+  });
+}
+
+function kill9(proc: ChildProcess): Promise<void> {
+  return new Promise((r) => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return r();
+    proc.once('exit', () => r());
+    proc.kill('SIGKILL');
+  });
+}
+
+t.test('SIGKILL between reservation and payment', async (t) => {
+  const children: ChildProcess[] = [];
+  const later: (() => unknown)[] = [];
+  t.teardown(async () => {
+    await Promise.all(children.map(kill9));
+    for (const fn of later) await fn();
+  });
+  const deferred = { teardown: (fn: () => unknown) => later.push(fn) };
+  const databaseUrl = await testDatabase(deferred, 'crash');
+  const keys = await jwksServer(deferred);
+  const env = {
+    DATABASE_URL: databaseUrl,
+    JWKS_URL: keys.url,
+    REDIS_PREFIX: `t-${randomUUID().slice(0, 8)}`,
+    ADMIN_TOKEN: ADMIN,
+    PAYMENT_WEBHOOK_SECRET: WEBHOOK_SECRET,
+    SESSION_SECRET: 'test-session-secret',
+    LOG_LEVEL: 'silent',
+  };
+  cleanRedis(deferred, { redisUrl: 'redis://127.0.0.1:6379', redisPrefix: env.REDIS_PREFIX } as never);
+
+  const T0 = Date.now(); const lap = (m: string) => t.comment(`${m} +${Date.now() - T0} ms`);
+  const first = await startChild(env);
+  lap('started');
+  children.push(first.proc);
+  const now = Date.now();
+  const put = await call(first.url, 'PUT', '/admin/sales/k', {
+    token: ADMIN,
+    body: { name: 'Kill', priceCents: 100, currency: 'EUR', total: 40, startsAt: new Date(now - 60_000).toISOString(), endsAt: new Date(now + 3600_000).toISOString(), reservationSeconds: 60 },
+  });
+  t.equal(put.status, 201);
+  // Three sign up through the API; the rest are created straight in the database (fast hash).
+  const viaApi = await Promise.all(
+    [0, 1, 2].map(async (i) => {
+      const email = `k${i}-${randomUUID().slice(0, 6)}@example.com`;
+      t.equal((await call(first.url, 'POST', '/api/users', { body: { email, password: 'password123' } })).status, 201);
+      return (await call(first.url, 'POST', '/api/sessions', { body: { email, password: 'password123' } })).body.sessionToken as string;
+    }),
+  );
+  const bulk = await usersWithSessions({ url: first.url, config: { databaseUrl } }, 57, 'k');
+  const signups = [...viaApi, ...bulk.map((u) => u.token)];
+  const reserve = async (url: string, session: string) =>
+    call(url, 'POST', '/api/sales/k/reservations', { token: session, headers: { 'x-admission-token': await keys.sign({ sale: 'k' }) } }).catch(
+      () => ({ status: 0, body: null }),
+    );
+
+  lap('signed up');
+  // Two reservations; one is paid before the crash, one is left unpaid.
+  const paidOne = await reserve(first.url, signups[0]!);
+  const unpaid = await reserve(first.url, signups[1]!);
+  t.same([paidOne.status, unpaid.status], [201, 201]);
+  await call(first.url, 'POST', `/api/reservations/${paidOne.body.reservationId}/payment`, { token: signups[0]!, body: { method: 'test_ok' } });
+  await until(async () => (await call(first.url, 'GET', '/api/sales/k/purchase', { token: signups[0]! })).body.status === 'success', 10_000, 'payment');
+
+  // A burst in flight when the process dies.
+  const burst = signups.slice(2).map((s) => reserve(first.url, s));
+  await until(async () => (await call(first.url, 'GET', '/api/sales/k')).body.reserved > 2 || null, 10_000, 'some of the burst to land').catch(() => null);
+  lap('burst landing');
+  await kill9(first.proc);
+  const answers = await Promise.all(burst);
+  const answered = answers.filter((a) => a.status === 201).map((a) => a.body.reservationId as string);
+
+  const db = new pg.Client({ connectionString: databaseUrl });
+  await db.connect();
+  t.teardown(() => db.end());
+  const rows = (await db.query<{ id: string; status: string }>("SELECT id, status FROM reservations WHERE sale_id = 'k'")).rows;
+  const byId = new Map(rows.map((r) => [r.id, r.status]));
+  t.ok(answered.every((id) => byId.has(id)), `every answered reservation (${answered.length}) is stored`);
+  t.equal(new Set(rows.map((r) => r.id)).size, rows.length, 'no duplicates');
+  const live = rows.filter((r) => r.status === 'reserved').length;
+  t.ok(live >= 1, `${live} reserved units held across the crash`);
+
+  // Restart two processes at once, their clocks past the reservations' expiry: both sweep.
+  const [a, b] = await Promise.all([startChild(env, 61_000), startChild(env, 61_000)]);
+  children.push(a.proc, b.proc);
+  lap('restarted');
+  const after = await until(async () => {
+    const x = await audit(a.url, 'k');
+    return x.reserved === 0 && x;
+  }, 5_000, 'the sweepers to return every lapsed unit');
+  t.same(
+    [after.ok, after.sold, after.expired, after.available, after.duplicateJtis, after.duplicateUserOrders],
+    [true, 1, live, 39, 0, 0],
+    'the paid order stays, every unpaid unit is back exactly once',
+  );
+  t.equal((await call(b.url, 'GET', '/api/sales/k/purchase', { token: signups[1]! })).body.status, 'expired');
+  t.equal((await call(b.url, 'GET', '/api/sales/k/purchase', { token: signups[0]! })).body.status, 'success');
+  const again = await reserve(b.url, signups[1]!);
+  t.equal(again.status, 201, 'a returned unit sells again');
+});
