@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { Test } from 'tap';
 import { loadConfig, type Config } from '../../shared/config.js';
 import { createRedis } from '../../shared/redis.js';
+import type { Redis } from 'ioredis';
 import { startGateway } from '../../waiting-room/server.js';
 import { createDefence, type DefenceOptions } from '../../waiting-room/defence/index.js';
 
@@ -53,6 +54,10 @@ export function request(url: string, method: string, path: string, opts: {
 export interface Gateway {
   url: string;
   config: Config;
+  /** The gateway's own Redis client (the join script runs on it). */
+  redis: Redis;
+  /** The client the defence was given. */
+  defenceRedis: Redis;
   join(room: string, opts?: { from?: string; headers?: Record<string, string>; captchaToken?: string }): Promise<Answer>;
   put(room: string, body: Record<string, unknown>): Promise<Answer>;
 }
@@ -61,7 +66,7 @@ export interface Fixture {
   prefix: string;
   /** The gateways' shared clock (ms); tests move it by hand. */
   clock: { now: number };
-  start(env?: Record<string, string>, defence?: DefenceOptions): Promise<Gateway>;
+  start(env?: Record<string, string>, defence?: DefenceOptions, gateway?: { admitter?: boolean }): Promise<Gateway>;
 }
 
 /** Starts nothing yet; every gateway started and every key written is gone when `t` ends. */
@@ -83,11 +88,11 @@ export function fixture(t: Test): Fixture {
   return {
     prefix,
     clock,
-    async start(env = {}, defenceOpts = {}) {
+    async start(env = {}, defenceOpts = {}, gatewayOpts = {}) {
       const config = loadConfig({ REDIS_PREFIX: prefix, ADMIN_TOKEN: 'test-admin', LOG_LEVEL: 'warn', ...env });
       const redis = createRedis(config.redisUrl);
       const defence = createDefence(config, redis, defenceOpts);
-      const gw = await startGateway(config, { port: 0, clock: () => clock.now, defence });
+      const gw = await startGateway(config, { port: 0, clock: () => clock.now, defence, ...gatewayOpts });
       closers.push(async () => {
         await gw.close();
         await defence.close();
@@ -97,6 +102,8 @@ export function fixture(t: Test): Fixture {
       return {
         url: gw.url,
         config,
+        redis: gw.redis,
+        defenceRedis: redis,
         join: (room, o = {}) => request(gw.url, 'POST', `/api/rooms/${room}/join`, {
           body: o.captchaToken === undefined ? {} : { captchaToken: o.captchaToken },
           headers: o.headers ?? BROWSER, localAddress: o.from,
