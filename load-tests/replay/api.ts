@@ -85,23 +85,28 @@ export type PurchaseResult =
   | { kind: 'success'; orderId?: string }
   | { kind: 'failed'; step: string; code: string };
 
-/**
- * A shopper's checkout after admission: sign up, log in, reserve with the admission token,
- * pay with the simulated provider, poll the result until it settles (or `deadline`).
- */
-export async function buy(
-  checkout: string, sale: string, email: string, token: string,
-  opts: { password?: string; deadline?: number; pollMs?: number; method?: string } = {},
-): Promise<PurchaseResult> {
-  const password = opts.password ?? 'replay-Passw0rd!';
-  const fail = (step: string, r: Reply): PurchaseResult => ({ kind: 'failed', step, code: outcomeOf(r) });
+const fail = (step: string, r: Reply): PurchaseResult => ({ kind: 'failed', step, code: outcomeOf(r) });
+
+/** Sign up (an existing account is fine) and log in: the session token, or why not. */
+export async function signIn(checkout: string, email: string, password = 'replay-Passw0rd!'): Promise<{ session: string } | PurchaseResult> {
   const su = await request(`${checkout}/api/users`, { body: { email, password } });
   if (su.status !== 201 && !(su.status === 409 && su.json?.error === 'email_taken')) return fail('signup', su);
   const li = await request(`${checkout}/api/sessions`, { body: { email, password } });
   if (li.status !== 200) return fail('login', li);
-  const auth = `Bearer ${li.json.sessionToken}`;
+  return { session: String(li.json.sessionToken) };
+}
+
+/**
+ * Reserve with the admission token, pay with the simulated provider, poll the result until it
+ * settles (or `deadline`).
+ */
+export async function purchase(
+  checkout: string, sale: string, session: string, token: string, idempotencyKey: string,
+  opts: { deadline?: number; pollMs?: number; method?: string } = {},
+): Promise<PurchaseResult> {
+  const auth = `Bearer ${session}`;
   const rs = await request(`${checkout}/api/sales/${encodeURIComponent(sale)}/reservations`, {
-    headers: { authorization: auth, 'x-admission-token': token, 'idempotency-key': email },
+    headers: { authorization: auth, 'x-admission-token': token, 'idempotency-key': idempotencyKey },
     body: {},
   });
   if (rs.status !== 201) return fail('reserve', rs);
@@ -120,4 +125,14 @@ export async function buy(
     if (Date.now() > deadline) return { kind: 'failed', step: 'purchase', code: 'timeout' };
     await new Promise((r) => setTimeout(r, opts.pollMs ?? 200));
   }
+}
+
+/** A shopper's checkout after admission: sign up, log in, then `purchase`. */
+export async function buy(
+  checkout: string, sale: string, email: string, token: string,
+  opts: { password?: string; deadline?: number; pollMs?: number; method?: string } = {},
+): Promise<PurchaseResult> {
+  const s = await signIn(checkout, email, opts.password);
+  if (!('session' in s)) return s;
+  return purchase(checkout, sale, s.session, token, email, opts);
 }
