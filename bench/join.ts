@@ -15,7 +15,7 @@
  *   npx tsx bench/join.ts [--quick] [--profile]
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../shared/config.js';
@@ -23,7 +23,7 @@ import { createRedis } from '../shared/redis.js';
 import type { BenchRow } from './types.js';
 import { summarizeCpuProfiles } from './lib/cpu-profile.js';
 import { LoadFleet, type LoadJob, type LoadSummary } from './lib/load.js';
-import { ServerProcess } from './lib/server.js';
+import { cpuMeter, ServerProcess } from './lib/server.js';
 import { fmt, formatTable, median, percentileOf, row } from './lib/table.js';
 import { WsFleet } from './lib/ws-fleet.js';
 
@@ -65,23 +65,38 @@ const describe = (s: LoadSummary) =>
   `${fmt(s.okPerSec, 0)} ok/s  p50 ${fmt(s.p50)} ms  p99 ${fmt(s.p99)} ms  statuses ${JSON.stringify(s.statuses)}` +
   `${s.errors ? `  conn errors ${s.errors}` : ''}${s.unsent ? `  never sent ${s.unsent}` : ''}`;
 
-/** Rounds of `a` then `b` (order swapped every round); the medians of each. */
-async function alternate(log: (l: string) => void, rounds: number, label: [string, string], a: () => Promise<LoadSummary>, b: () => Promise<LoadSummary>) {
-  const ra: LoadSummary[] = [];
-  const rb: LoadSummary[] = [];
+interface Side { label: string; run: () => Promise<LoadSummary>; pids: Record<string, number[]> }
+
+const cpuText = (c: Record<string, number>) => Object.entries(c).map(([k, v]) => `${k} ${Math.round(v * 100)}%`).join(', ');
+
+/** Rounds of `a` then `b` (order swapped every round), with the CPU each process used; the medians of each. */
+async function alternate(log: (l: string) => void, rounds: number, a: Side, b: Side) {
+  const res: LoadSummary[][] = [[], []];
   for (let i = 0; i < rounds; i++) {
-    const order = i % 2 ? [[1, b], [0, a]] as const : [[0, a], [1, b]] as const;
-    for (const [k, f] of order) {
-      const s = await f();
-      (k === 0 ? ra : rb).push(s);
-      log(`  round ${i + 1} ${label[k]}: ${describe(s)}`);
+    for (const k of i % 2 ? [1, 0] : [0, 1]) {
+      const side = k === 0 ? a : b;
+      const meter = cpuMeter(side.pids);
+      const s = await side.run();
+      res[k]!.push(s);
+      log(`  round ${i + 1} ${side.label}: ${describe(s)}  | CPU of a core: ${cpuText(meter())}`);
     }
   }
   const med = (xs: LoadSummary[]) => ({
     okPerSec: median(xs.map((x) => x.okPerSec)), p50: median(xs.map((x) => x.p50)), p99: median(xs.map((x) => x.p99)),
     rejected: xs.reduce((n, x) => n + Object.entries(x.statuses).filter(([st]) => st !== '200').reduce((m, [, c]) => m + c, 0), 0),
   });
-  return { a: med(ra), b: med(rb) };
+  return { a: med(res[0]!), b: med(res[1]!) };
+}
+
+/** The pid of the Redis server when it runs on this machine (for its CPU share), else none. */
+async function localRedisPid(env: Record<string, string>): Promise<number[]> {
+  const redis = createRedis(loadConfig(env).redisUrl);
+  try {
+    const pid = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1]);
+    return pid && existsSync(`/proc/${pid}/stat`) ? [pid] : [];
+  } finally {
+    redis.disconnect();
+  }
 }
 
 export async function run(opts: JoinBenchOptions = {}): Promise<BenchRow[]> {
@@ -104,14 +119,18 @@ export async function run(opts: JoinBenchOptions = {}): Promise<BenchRow[]> {
     return s;
   };
   log(`[join] prefix ${prefix}; ${rounds} round(s) of ${roundMs / 1000} s per side; ${conns} keep-alive connections, one 127/8 source address each`);
+  log(`[join] ${os.cpus().length} cores, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} (the machine is shared: figures vary with it)`);
   try {
     // 0. The load generator's own ceiling, against a server that does nothing.
     const trivial = server('trivial');
     await trivial.start();
+    const meter = cpuMeter({ server: [trivial.pid], load: load.pids });
     const ceiling = await load.run(joinJob(trivial.port, 'x', 'closed', conns, quick ? 1500 : 3000));
+    const ceilingCpu = meter();
     const floor = await load.run(joinJob(trivial.port, 'x', 'open', 256, quick ? 1500 : 3000, 10_000));
     await trivial.stop();
-    log(`[join] load generator vs a trivial uWS endpoint: closed loop ${describe(ceiling)}; open 10k/s: p99 ${fmt(floor.p99)} ms`);
+    log(`[join] load generator vs a trivial uWS endpoint: closed loop ${describe(ceiling)} | CPU of a core: ${cpuText(ceilingCpu)}; open 10k/s: p99 ${fmt(floor.p99)} ms`);
+    rows.push(row('load generator ceiling: trivial uWS endpoint, closed loop (req/s)', ceiling.okPerSec, null, null, 'info', null));
 
     // 1, 2, 5: throughput and latency, gateway and baseline in their own processes.
     const gw = server('gateway', profDir);
@@ -119,13 +138,15 @@ export async function run(opts: JoinBenchOptions = {}): Promise<BenchRow[]> {
     const base = server('baseline');
     for (const [room, cfg] of [['gw', DEFENCES_ON], ['base', DEFENCES_ON], ['gw-off', DEFENCES_OFF]] as const) await putRoom(gw.port, room, cfg);
     await base.start({ env });
+    const redisPids = await localRedisPid(env);
+    const pidsOf = (srv: ServerProcess) => ({ server: [srv.pid], redis: redisPids, load: load.pids });
     log(`[join] gateway pid ${gw.pid} port ${gw.port}; Fastify baseline pid ${base.pid} port ${base.port}; rooms gw, base (defences on, buckets large), gw-off`);
 
     log('[join] 1. joins/s, closed loop, gateway vs Fastify baseline');
     const batches0 = await gw.command<{ calls: number; joins: number }>('joinBatches');
-    const thr = await alternate(log, rounds, ['gateway', 'baseline'],
-      () => load.run(joinJob(gw.port, 'gw', 'closed', conns, roundMs)),
-      () => load.run(joinJob(base.port, 'base', 'closed', conns, roundMs)));
+    const thr = await alternate(log, rounds,
+      { label: 'gateway', run: () => load.run(joinJob(gw.port, 'gw', 'closed', conns, roundMs)), pids: pidsOf(gw) },
+      { label: 'baseline', run: () => load.run(joinJob(base.port, 'base', 'closed', conns, roundMs)), pids: pidsOf(base) });
     const batches1 = await gw.command<{ calls: number; joins: number }>('joinBatches');
     const perCall = (batches1.joins - batches0.joins) / Math.max(1, batches1.calls - batches0.calls);
     log(`  gateway placed ${fmt(perCall, 1)} joins per script call on average`);
@@ -136,13 +157,13 @@ export async function run(opts: JoinBenchOptions = {}): Promise<BenchRow[]> {
     if (thr.a.rejected + thr.b.rejected) log(`  WARNING: ${thr.a.rejected} gateway and ${thr.b.rejected} baseline joins were not 200`);
 
     log('[join] 2. p99 at 10,000 joins/s offered (open model: latency from when each join was due)');
-    const open = await alternate(log, rounds, ['gateway', 'baseline'],
-      () => load.run(joinJob(gw.port, 'gw', 'open', 256, roundMs, 10_000)),
-      () => load.run(joinJob(base.port, 'base', 'open', 256, roundMs, 10_000)));
+    const open = await alternate(log, rounds,
+      { label: 'gateway', run: () => load.run(joinJob(gw.port, 'gw', 'open', 256, roundMs, 10_000)), pids: pidsOf(gw) },
+      { label: 'baseline', run: () => load.run(joinJob(base.port, 'base', 'open', 256, roundMs, 10_000)), pids: pidsOf(base) });
     rows.push(row(`join p99 at 10,000/s offered (ms; served ${fmt(open.a.okPerSec, 0)}/s)`, open.a.p99, open.b.p99, open.b.p99 / open.a.p99, '< 10 ms', open.a.p99 < 10 && open.a.okPerSec >= 9900));
     if (!(open.a.p99 < 10)) {
       let best: { rate: number; p99: number } | null = null;
-      for (const rate of quick ? [5000] : [7500, 5000, 2500]) {
+      for (const rate of quick ? [5000, 1000] : [7500, 5000, 2500, 1000]) {
         const s = await load.run(joinJob(gw.port, 'gw', 'open', 256, quick ? 2000 : 3000, rate));
         log(`  gateway at ${rate}/s: ${describe(s)}`);
         if (s.p99 < 10 && s.unsent === 0) { best = { rate, p99: s.p99 }; break; }
@@ -151,9 +172,9 @@ export async function run(opts: JoinBenchOptions = {}): Promise<BenchRow[]> {
     }
 
     log('[join] 5. defences on (captcha suspicious, large buckets, 100+100 CIDRs) vs off (captcha off, huge buckets, no lists)');
-    const def = await alternate(log, rounds, ['defences on', 'defences off'],
-      () => load.run(joinJob(gw.port, 'gw', 'closed', conns, roundMs)),
-      () => load.run(joinJob(gw.port, 'gw-off', 'closed', conns, roundMs)));
+    const def = await alternate(log, rounds,
+      { label: 'defences on', run: () => load.run(joinJob(gw.port, 'gw', 'closed', conns, roundMs)), pids: pidsOf(gw) },
+      { label: 'defences off', run: () => load.run(joinJob(gw.port, 'gw-off', 'closed', conns, roundMs)), pids: pidsOf(gw) });
     const defRatio = def.a.okPerSec / def.b.okPerSec;
     rows.push(row('joins/s, defences on vs off (gateway)', def.a.okPerSec, def.b.okPerSec, defRatio, '>= 0.85x off', defRatio >= 0.85));
     await base.stop();
@@ -162,7 +183,9 @@ export async function run(opts: JoinBenchOptions = {}): Promise<BenchRow[]> {
 
     // 3, 4: a fresh gateway (so earlier load leaves no free heap behind) holding idle waiters, on a
     // prefix of its own: a gateway that finds rooms in Redis at start-up crashes (see waitersPhase).
-    rows.push(...(await waitersPhase(log, server('gateway'), { ...env, REDIS_PREFIX: `${prefix}-ws` }, sockets)));
+    const profDir2 = opts.profile ? mkdtempSync(path.join(os.tmpdir(), 'join-prof-ws-')) : undefined;
+    rows.push(...(await waitersPhase(log, server('gateway', profDir2), { ...env, REDIS_PREFIX: `${prefix}-ws` }, sockets)));
+    if (profDir2) for (const line of summarizeCpuProfiles(profDir2, 25)) log(`  [cpu-prof gateway with waiters] ${line}`);
   } finally {
     await load.close();
     for (const s of started) await s.stop().catch(() => undefined);
@@ -217,7 +240,8 @@ export async function waitersPhase(log: (l: string) => void, gw: ServerProcess, 
       const lags = c.arrivals.filter((a) => a > 0).map((a) => a - step.t);
       const s = { p50: percentileOf(lags, 50), p99: percentileOf(lags, 99), max: Math.max(...lags), missing: c.arrivals.filter((a) => a === 0).length };
       stats.push(s);
-      log(`  step ${i + 1}: admitted ${step.admitted} (admission ${fmt(step.tRound - step.t)} ms, position round sent in ${fmt(step.tSent - step.tRound)} ms); ` +
+      const round = step.tSent - step.tRound < 1 ? 'a periodic position round was already running' : `position round sent in ${fmt(step.tSent - step.tRound)} ms`;
+      log(`  step ${i + 1}: admitted ${step.admitted} (admission ${fmt(step.tRound - step.t)} ms, ${round}); ` +
         `arrival p50 ${fmt(s.p50)} ms, p99 ${fmt(s.p99)} ms, last ${fmt(s.max)} ms${s.missing ? `; ${s.missing} never got it` : ''}; ${c.open} sockets open`);
       await new Promise((r) => setTimeout(r, 1000));
     }

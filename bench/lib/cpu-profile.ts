@@ -35,10 +35,15 @@ export function summarizeCpuProfiles(dir: string, top = 20): string[] {
       total += us;
     });
   }
-  const pct = (us: number) => `${((100 * us) / total).toFixed(1).padStart(5)}%`;
+  const idle = byFn.get('(idle) (native)') ?? 0;
+  byFn.delete('(idle) (native)');
+  byFile.set('(native)', (byFile.get('(native)') ?? 0) - idle);
+  const busy = total - idle;
+  const pct = (us: number) => `${((100 * us) / busy).toFixed(1).padStart(5)}%`;
   const sorted = (m: Map<string, number>, n: number) => [...m].sort((a, b) => b[1] - a[1]).slice(0, n);
   return [
-    `${files.length} profile(s) in ${dir}, ${(total / 1e6).toFixed(1)} s sampled; self time by function:`,
+    `${files.length} profile(s) in ${dir}: ${(total / 1e6).toFixed(1)} s sampled, ${(busy / 1e6).toFixed(1)} s busy (not idle);` +
+      ' share of busy time by function (self):',
     ...sorted(byFn, top).map(([k, us]) => `${pct(us)}  ${k}`),
     'self time by file/package:',
     ...sorted(byFile, 12).map(([k, us]) => `${pct(us)}  ${k}`),

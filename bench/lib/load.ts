@@ -55,6 +55,10 @@ export class LoadFleet {
     this.workers = Array.from({ length: size }, () => new Child(new URL('./load-worker.ts', import.meta.url)));
   }
 
+  get pids(): number[] {
+    return this.workers.map((w) => w.pid);
+  }
+
   async run(job: Omit<LoadJob, 'addressOffset'>): Promise<LoadSummary> {
     const n = this.workers.length;
     // Fresh source addresses for every job, so per-IP state from an earlier job never carries over.

@@ -2,6 +2,7 @@
 import { Child } from './child.js';
 
 import { readFileSync, readdirSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 
 export interface ServerMem { rss: number; heapUsed: number; external: number }
 
@@ -10,6 +11,24 @@ export function rssOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   if (!m) throw new Error(`no VmRSS for pid ${pid}`);
   return Number(m[1]) * 1024;
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc (clock ticks of 10 ms). */
+export function cpuSecondsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Share of one core each process used between `start()` and `stop()` (1 = one full core). */
+export function cpuMeter(pids: Record<string, number[]>): () => Record<string, number> {
+  const sum = (ps: number[]) => ps.reduce((t, p) => { try { return t + cpuSecondsOf(p); } catch { return t; } }, 0);
+  const t0 = performance.now();
+  const c0 = Object.fromEntries(Object.entries(pids).map(([k, ps]) => [k, sum(ps)]));
+  return () => {
+    const wall = (performance.now() - t0) / 1000;
+    return Object.fromEntries(Object.entries(pids).map(([k, ps]) => [k, (sum(ps) - c0[k]!) / wall]));
+  };
 }
 
 /** Open file descriptors of a process. */
