@@ -1,0 +1,162 @@
+/**
+ * The operator console (GET /admin) in headless Chromium against the real gateway and Redis:
+ * the token prompt (and back to it on a 401), rooms, live figures and charts, a threshold
+ * changed through the form (verified through the API), a refused value shown at its field,
+ * pause/resume, and the audit entries.
+ */
+import t from 'tap';
+import type { Page } from 'playwright-core';
+import { ADMIN, launch, open, pageErrors, shot, stack, viewShots } from './harness.js';
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const text = (page: Page, sel: string) => page.locator(sel).innerText();
+const figure = (page: Page, label: string) => page.locator('.fig', { has: page.locator('.k', { hasText: new RegExp(`^${label}$`) }) }).locator('.v');
+
+t.test('sign in, watch a room, change thresholds, pause and resume, read the audit log', async (t) => {
+  const s = await stack(t);
+  await s.admin('PUT', '/admin/rooms/launch', {
+    opensAt: iso(Date.now() - 60_000), prequeueSeconds: 0, admitRatePerMin: 600, captcha: { mode: 'off', threshold: 50 },
+    limits: { ip: { capacity: 1_000_000, refillPerSec: 1_000_000 }, subnet: { capacity: 1_000_000, refillPerSec: 1_000_000 } },
+  });
+  await s.admin('PUT', '/admin/rooms/quiet', { opensAt: iso(Date.now() + 3_600_000) });
+  // traffic for the figures and charts while the console watches (at most 40 s of it)
+  let flowing = true;
+  const traffic = (async () => {
+    for (let i = 0; flowing && i < 100; i++) {
+      await Promise.all(Array.from({ length: 5 + ((i * 7) % 23) }, () => s.join('launch')));
+      await new Promise((r) => setTimeout(r, 400));
+    }
+  })();
+
+  const browser = await launch(t);
+  const page = await open(browser, 1280);
+  await page.goto(`${s.gw.url}/admin`);
+  await page.waitForSelector('#loginView:not([hidden])');
+  t.equal(await page.locator('#app').isHidden(), true, 'nothing but the prompt before a token');
+
+  // a wrong token: told so, still at the prompt
+  await page.fill('#token', 'not-the-token');
+  await page.click('#loginForm button[type=submit]');
+  await page.waitForFunction(() => !document.getElementById('loginMsg')!.hidden);
+  t.equal(await text(page, '#loginMsg'), 'That admin token was not accepted. Enter it again.');
+  t.equal(await page.evaluate(() => sessionStorage.getItem('wr:adminToken')), null, 'a refused token is not kept');
+
+  await page.fill('#token', ADMIN);
+  await page.click('#loginForm button[type=submit]');
+  await page.waitForSelector('#roomList table');
+  t.same(await page.locator('#roomList tbody td:first-child').allInnerTexts(), ['launch', 'quiet']);
+  t.equal(await page.evaluate(() => sessionStorage.getItem('wr:adminToken')), ADMIN, 'kept in sessionStorage');
+  t.equal(await page.evaluate(() => localStorage.length), 0, 'and nowhere else');
+
+  await page.selectOption('#roomSelect', 'launch');
+  await page.waitForSelector('#roomView:not([hidden])');
+  t.equal(await text(page, '#stateBadge'), 'OPEN');
+  // a few polls' worth of live figures, then the traffic stops so the figures can be compared exactly
+  await page.waitForFunction(() => (window as unknown as { __console: { hist: { level: object }[] } }).__console.hist.filter((p) => Object.keys(p.level).length > 0).length >= 10, undefined, { timeout: 30_000 });
+  await viewShots(page, 'console-overview', 'body');
+  flowing = false;
+  await traffic;
+  const queued = Number((await s.admin('GET', '/admin/rooms/launch/stats')).body.queued);
+  t.ok(queued > 0);
+  await page.waitForFunction((q) => Array.from(document.querySelectorAll('.fig')).some((f) => f.querySelector('.k')?.textContent === 'Queued (waiting)' && f.querySelector('.v')?.textContent === q.toLocaleString()), queued);
+  t.equal(await figure(page, 'Joined').innerText(), String(await s.admin('GET', '/admin/rooms/launch/stats').then((r) => r.body.joined)));
+  t.match(await figure(page, 'Arrivals / s').innerText(), /^\d/);
+  for (const label of ['Admitted', 'Active in checkout', 'Challenged', 'Challenge pass rate', 'Rate-limited', 'Blocked', 'Draw fairness ρ']) {
+    t.equal(await figure(page, label).count(), 1, `figure: ${label}`);
+  }
+  t.same(await page.locator('canvas').evaluateAll((cs) => cs.map((c) => c.id)), ['cv-traffic', 'cv-defence', 'cv-queue']);
+  // the traffic chart drew something besides its axes: some pixel in the plot has the arrivals colour
+  const drawn = await page.locator('#cv-traffic').evaluate((c: HTMLCanvasElement) => {
+    const g = c.getContext('2d')!;
+    const d = g.getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i + 2]! > 150 && d[i]! < 90 && d[i + 1]! < 120) n++;
+    return n;
+  });
+  t.ok(drawn > 20, `arrivals line drawn (${drawn} px)`);
+  t.match(await text(page, '#lg-traffic'), /Arrivals\/s/);
+
+  // the form: prefilled from GET /admin/rooms/:room
+  t.equal(await page.inputValue('#f-admitRatePerMin'), '600');
+  t.equal(await page.inputValue('#f-limits-ip-capacity'), '1000000');
+  t.equal(await page.inputValue('#f-captcha-mode'), 'off');
+  t.equal(await page.isDisabled('#saveBtn'), true, 'nothing to save yet');
+
+  // a value the gateway refuses: its message appears at the field; nothing changes
+  await page.fill('#f-block', '203.0.113.0/24\nnot-a-cidr');
+  await page.click('#saveBtn');
+  await page.waitForFunction(() => document.querySelector('[data-field="block"] .err')?.textContent !== '');
+  t.equal(await text(page, '[data-field="block"] .err'), 'block[1] is not an IPv4 or IPv6 CIDR.');
+  t.equal(await page.getAttribute('#f-block', 'aria-invalid'), 'true');
+  t.same((await s.admin('GET', '/admin/rooms/launch')).body.block, [], 'the room kept its block list');
+
+  // fix it and change a few thresholds: only those go in the PUT
+  const puts: unknown[] = [];
+  page.on('request', (r) => { if (r.method() === 'PUT') puts.push(r.postDataJSON()); });
+  await page.fill('#f-block', '203.0.113.0/24');
+  await page.fill('#f-admitRatePerMin', '120');
+  await page.fill('#f-limits-subnet-refillPerSec', '25');
+  await page.selectOption('#f-captcha-mode', 'always');
+  await page.fill('#f-trustedProxies', '10.0.0.0/8\n192.168.1.1');
+  await page.check('#f-record');
+  t.equal(await text(page, '#dirtyText'), '6 changes not saved');
+  await viewShots(page, 'console-form', 'section:has(#cfgForm)');
+  await page.click('#saveBtn');
+  await page.waitForFunction(() => document.getElementById('saveMsg')?.classList.contains('ok'));
+  t.match(await text(page, '#saveMsg'), /^Saved \(config v\d+\).*within 2 s\.$/);
+  t.same(puts, [{
+    block: ['203.0.113.0/24'], admitRatePerMin: 120, limits: { subnet: { refillPerSec: 25 } }, captcha: { mode: 'always' },
+    trustedProxies: ['10.0.0.0/8', '192.168.1.1'], record: true,
+  }], 'only the changed fields were sent');
+  const cfg = (await s.admin('GET', '/admin/rooms/launch')).body as Record<string, any>;
+  t.match(cfg, {
+    admitRatePerMin: 120, block: ['203.0.113.0/24'], trustedProxies: ['10.0.0.0/8', '192.168.1.1'], record: true,
+    captcha: { mode: 'always', threshold: 50 }, limits: { subnet: { capacity: 1_000_000, refillPerSec: 25 }, ip: { capacity: 1_000_000 } },
+  });
+  t.equal(await page.isDisabled('#saveBtn'), true, 'the form now matches the room');
+
+  // pause and resume
+  await page.click('#pauseBtn');
+  await page.waitForFunction(() => document.getElementById('stateBadge')?.textContent === 'paused');
+  t.equal((await s.admin('GET', '/admin/rooms/launch')).body.state, 'paused');
+  t.equal(await page.locator('#resumeBtn').isVisible(), true);
+  t.equal(await page.locator('#pauseBtn').isVisible(), false);
+  await page.click('#resumeBtn');
+  await page.waitForFunction(() => document.getElementById('stateBadge')?.textContent === 'open');
+  t.equal((await s.admin('GET', '/admin/rooms/launch')).body.state, 'open');
+
+  // the audit log: newest first, old → new for each field
+  await page.waitForFunction(() => /^resume/i.test(document.querySelector('#audit tbody tr td:nth-child(2)')?.textContent ?? ''));
+  const actions = await page.locator('#audit tbody tr td:nth-child(2)').allInnerTexts();
+  t.same(actions.map((a) => a.toLowerCase()), ['resume', 'pause', 'update', 'create']);
+  const update = page.locator('#audit tbody tr').nth(2);
+  t.match(await update.innerText(), /admitRatePerMin: 600 → 120/);
+  t.match(await update.innerText(), /captcha: mode: off, threshold: 50 → mode: always, threshold: 50/);
+  t.match(await page.locator('#audit tbody tr').nth(0).innerText(), /paused: true → false/);
+  await viewShots(page, 'console-audit', 'section:has(#audit)');
+
+  // the token stops working (rotated): the next call sends the operator back to the prompt
+  await page.evaluate(() => sessionStorage.setItem('wr:adminToken', 'rotated-away'));
+  await page.waitForSelector('#loginView:not([hidden])', { timeout: 10_000 });
+  t.equal(await text(page, '#loginMsg'), 'That admin token was not accepted. Enter it again.');
+  t.same(pageErrors(page), []);
+});
+
+t.test('on a phone: a room opened by name, created when missing', async (t) => {
+  const s = await stack(t);
+  const browser = await launch(t);
+  const page = await open(browser, 390);
+  await page.addInitScript((tok) => sessionStorage.setItem('wr:adminToken', tok), ADMIN);
+  await page.goto(`${s.gw.url}/admin#room=fresh`);
+  await page.waitForFunction(() => /There is no room called “fresh”/.test(document.getElementById('roomList')?.textContent ?? ''));
+  await page.click('#createBtn');
+  await page.waitForSelector('#roomView:not([hidden])');
+  t.equal((await s.admin('GET', '/admin/rooms/fresh')).status, 200, 'created through PUT');
+  t.equal(await text(page, '#roomName'), 'fresh');
+  await page.waitForSelector('#audit tbody tr');
+  t.equal((await page.locator('#audit tbody tr td:nth-child(2)').allInnerTexts()).map((a) => a.toLowerCase()).join(), 'create');
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  t.equal(overflow, 0, 'nothing wider than the phone');
+  await shot(page, 'console-new-room-phone');
+  t.same(pageErrors(page), []);
+});
