@@ -176,6 +176,11 @@ export async function replay(opts: ReplayOptions): Promise<ReplayData> {
   bar?.done();
   const endedAt = Date.now();
   const finalSale = await saleState(t, sale).catch((e: Error) => ({ error: e.message }));
+  const finalRoom = await roomState(t, room).catch(() => null);
+  samples.push({
+    at: Date.now(), queued: finalRoom?.queued ?? null, admittedThrough: finalRoom?.admittedThrough ?? null, state: finalRoom?.state ?? null,
+    held: typeof finalRoom?.held === 'boolean' ? finalRoom.held : null, sold: (finalSale as any).sold ?? null, available: (finalSale as any).available ?? null,
+  });
   const aud = await audit(t, sale).catch((e: Error) => ({ error: e.message }));
   return {
     source: opts.source, room, sale, targets: { gateway: t.gateway, checkout: t.checkout }, speed, stock: opts.stock,

@@ -5,8 +5,9 @@
  *
  *  - spike:    everyone comes after open, most in the first seconds (exponential, mean 1.5 s).
  *  - prequeue: 70% wait in the 30 s pre-queue before open, then the rest spike at open.
- *  - bots30:   a spike of humans plus 30% bot visitors: 3 IPs hammering (20 attempts each),
- *              half the bots from many IPs of ONE /24, the rest clients that keep no cookie.
+ *  - bots30:   a spike of humans plus 30% bot visitors: 3 IPs hammering (40 cookie-less joins
+ *              each, within 2 s), half the bots from many IPs of ONE /24 within 1 s, the rest
+ *              clients that keep no cookie spread over 50 IPs.
  * Humans come from /24s of 20 hosts each (homes and offices behind ISPs); 10% of them join twice.
  */
 import type { ReplayArrival, UaClass } from './ndjson.js';
@@ -65,11 +66,11 @@ export function makeProfile(name: ProfileName, visitors: number, seed = 1): Prof
     const hammer = Math.min(3, bots);
     const farm = Math.floor((bots - hammer) / 2);
     const noCookie = bots - hammer - farm;
-    const early = () => open - 200 + Math.floor(rnd() * 2_000);
+    const early = (spanMs = 2_000) => open - 200 + Math.floor(rnd() * spanMs);
     for (let i = 0; i < hammer; i++) {
-      for (let k = 0; k < 20; k++) line(early(), `bh${i}`, `bhs${i}`, `bhv${i}`, 'curl', true);
+      for (let k = 0; k < 40; k++) line(early(), `bh${i}`, `bhs${i}`, `bhv${i}-${k}`, 'curl', true, true);
     }
-    for (let i = 0; i < farm; i++) line(early(), `bf${i}`, 'bfs0', `bfv${i}`, rnd() < 0.5 ? 'bot' : 'empty', true);
+    for (let i = 0; i < farm; i++) line(early(1_000), `bf${i}`, 'bfs0', `bfv${i}`, rnd() < 0.5 ? 'bot' : 'empty', true);
     for (let i = 0; i < noCookie; i++) {
       line(early(), `bn${i % 50}`, `bns${i % 5}`, `bnv${i}`, rnd() < 0.5 ? 'browser' : 'empty', true, true);
     }

@@ -119,10 +119,12 @@ th{font-weight:500;color:#374151;width:38%}figure{margin:0 0 20px}figcaption{fon
 <div class="verdict ${ok ? 'ok' : 'bad'}">${ok ? 'All checks passed' : 'Some checks FAILED'}</div>
 <div class="cards">
 <div class="card"><b>${fmt(r.sales.sold)} / ${r.sales.stock}</b><span>units sold / stock</span></div>
-<div class="card"><b>${fmt(r.fairness.tau)}</b><span>Kendall tau (fairness)</span></div>
+<div class="card"><b>${fmt(r.fairness.tau)}</b><span>Kendall tau over ${r.fairness.n} admitted after open</span></div>
 <div class="card"><b>${r.fairness.overtakes}</b><span>overtakes</span></div>
 <div class="card"><b>${fmt(r.latencyMs.p99)} ms</b><span>join p99</span></div>
 <div class="card"><b>${r.audit.ok === true ? 'ok' : 'FAILED'}</b><span>audit</span></div>
+${r.bots ? `<div class="card"><b>${r.bots.botAttemptsStopped} / ${r.bots.botAttempts}</b><span>bot attempts stopped (${r.bots.botUnits} units to bots)</span></div>
+<div class="card"><b>${(r.bots.falsePositiveRate * 100).toFixed(2)}%</b><span>humans challenged or limited</span></div>` : ''}
 </div>
 ${charts.join('\n')}
 <table>${table}</table>

@@ -112,9 +112,11 @@ t.test('profiles: sizes, labels, deterministic by seed, pre-queue share', async 
   t.ok(before > 1200 && before < 1600, `about 70% in the pre-queue (${before})`);
   const b = makeProfile('bots30', 1000, 1);
   const bots = b.arrivals.filter((a) => a.bot);
-  t.equal(new Set(bots.filter((a) => !a.noCookie).map((a) => a.visitor)).size + bots.filter((a) => a.noCookie).length, 300);
+  const hammerIps = new Set(bots.filter((a) => a.ip.startsWith('bh')).map((a) => a.ip)).size;
+  t.equal(new Set(bots.filter((a) => !a.noCookie).map((a) => a.visitor)).size + bots.filter((a) => a.noCookie && !a.ip.startsWith('bh')).length + hammerIps, 300);
   const hammer = bots.filter((a) => a.ip === 'bh0');
-  t.equal(hammer.length, 20, 'a hammering IP sends 20 attempts');
+  t.equal(hammer.length, 40, 'a hammering IP sends 40 attempts');
+  t.ok(hammer.every((a) => a.noCookie), 'without a cookie');
   t.equal(new Set(bots.filter((a) => a.subnet === 'bfs0').map((a) => a.ip)).size, 148, 'one /24 with many IPs');
   t.ok(bots.some((a) => a.noCookie), 'cookie-less clients');
   t.not(makeProfile('spike', 100, 1).arrivals[5]!.t, makeProfile('spike', 100, 2).arrivals[5]!.t);
