@@ -15,8 +15,9 @@ const figure = (page: Page, label: string) => page.locator('.fig', { has: page.l
 t.test('sign in, watch a room, change thresholds, pause and resume, read the audit log', async (t) => {
   const s = await stack(t);
   await s.admin('PUT', '/admin/rooms/launch', {
-    opensAt: iso(Date.now() - 60_000), prequeueSeconds: 0, admitRatePerMin: 600, captcha: { mode: 'off', threshold: 50 },
-    limits: { ip: { capacity: 1_000_000, refillPerSec: 1_000_000 }, subnet: { capacity: 1_000_000, refillPerSec: 1_000_000 } },
+    // one IP (127.0.0.1) sends everything: its bucket bites and the suspicion score makes challenges
+    opensAt: iso(Date.now() - 60_000), prequeueSeconds: 0, admitRatePerMin: 600, captcha: { mode: 'suspicious', threshold: 30 },
+    limits: { ip: { capacity: 100, refillPerSec: 20 }, subnet: { capacity: 1_000_000, refillPerSec: 1_000_000 } },
   });
   await s.admin('PUT', '/admin/rooms/quiet', { opensAt: iso(Date.now() + 3_600_000) });
   // traffic for the figures and charts while the console watches (at most 40 s of it)
@@ -61,6 +62,9 @@ t.test('sign in, watch a room, change thresholds, pause and resume, read the aud
   await page.waitForFunction((q) => Array.from(document.querySelectorAll('.fig')).some((f) => f.querySelector('.k')?.textContent === 'Queued (waiting)' && f.querySelector('.v')?.textContent === q.toLocaleString()), queued);
   t.equal(await figure(page, 'Joined').innerText(), String(await s.admin('GET', '/admin/rooms/launch/stats').then((r) => r.body.joined)));
   t.match(await figure(page, 'Arrivals / s').innerText(), /^\d/);
+  const st = (await s.admin('GET', '/admin/rooms/launch/stats')).body;
+  t.ok(Number(st.rateLimited) > 0, `some joins were rate-limited (${st.rateLimited})`);
+  await page.waitForFunction((n) => Array.from(document.querySelectorAll('.fig')).some((f) => f.querySelector('.k')?.textContent === 'Rate-limited' && f.querySelector('.v')?.textContent === n.toLocaleString()), Number(st.rateLimited));
   for (const label of ['Admitted', 'Active in checkout', 'Challenged', 'Challenge pass rate', 'Rate-limited', 'Blocked', 'Draw fairness ρ']) {
     t.equal(await figure(page, label).count(), 1, `figure: ${label}`);
   }
@@ -78,8 +82,8 @@ t.test('sign in, watch a room, change thresholds, pause and resume, read the aud
 
   // the form: prefilled from GET /admin/rooms/:room
   t.equal(await page.inputValue('#f-admitRatePerMin'), '600');
-  t.equal(await page.inputValue('#f-limits-ip-capacity'), '1000000');
-  t.equal(await page.inputValue('#f-captcha-mode'), 'off');
+  t.equal(await page.inputValue('#f-limits-ip-capacity'), '100');
+  t.equal(await page.inputValue('#f-captcha-mode'), 'suspicious');
   t.equal(await page.isDisabled('#saveBtn'), true, 'nothing to save yet');
 
   // a value the gateway refuses: its message appears at the field; nothing changes
@@ -111,7 +115,7 @@ t.test('sign in, watch a room, change thresholds, pause and resume, read the aud
   const cfg = (await s.admin('GET', '/admin/rooms/launch')).body as Record<string, any>;
   t.match(cfg, {
     admitRatePerMin: 120, block: ['203.0.113.0/24'], trustedProxies: ['10.0.0.0/8', '192.168.1.1'], record: true,
-    captcha: { mode: 'always', threshold: 50 }, limits: { subnet: { capacity: 1_000_000, refillPerSec: 25 }, ip: { capacity: 1_000_000 } },
+    captcha: { mode: 'always', threshold: 30 }, limits: { subnet: { capacity: 1_000_000, refillPerSec: 25 }, ip: { capacity: 100, refillPerSec: 20 } },
   });
   t.equal(await page.isDisabled('#saveBtn'), true, 'the form now matches the room');
 
@@ -131,7 +135,7 @@ t.test('sign in, watch a room, change thresholds, pause and resume, read the aud
   t.same(actions.map((a) => a.toLowerCase()), ['resume', 'pause', 'update', 'create']);
   const update = page.locator('#audit tbody tr').nth(2);
   t.match(await update.innerText(), /admitRatePerMin: 600 → 120/);
-  t.match(await update.innerText(), /captcha: mode: off, threshold: 50 → mode: always, threshold: 50/);
+  t.match(await update.innerText(), /captcha: mode: suspicious, threshold: 30 → mode: always, threshold: 30/);
   t.match(await page.locator('#audit tbody tr').nth(0).innerText(), /paused: true → false/);
   await viewShots(page, 'console-audit', 'section:has(#audit)');
 

@@ -10,7 +10,7 @@ import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { saleStockKey, stockChannel } from '../../shared/keys.js';
 import { startFakeSiteverify } from '../../waiting-room/defence/fake-siteverify.js';
 import { manualClock, OPEN_LIMITS } from '../gateway/helpers.js';
-import { checkoutStub, fakeHcaptcha, launch, open, pageErrors, shots, stack, type Stack } from './harness.js';
+import { checkoutStub, fakeHcaptcha, launch, open, pageErrors, shot, shots, stack, type Stack } from './harness.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const text = (page: Page, sel: string) => page.locator(sel).innerText();
@@ -63,7 +63,15 @@ t.test('the position falls as others are admitted, then the page forwards to che
     seen.push(place.position!);
     const pct = Number(await page.locator('[role=progressbar]').getAttribute('aria-valuenow'));
     t.equal(pct, Math.round(((50 - place.position!) / 50) * 100), `progress at #${place.position}`);
-    if (place.position === 30) await shots(page, 'queue-waiting');
+    if (place.position === 30) {
+      await shots(page, 'queue-waiting');
+      await page.emulateMedia({ colorScheme: 'dark' });
+      await shot(page, 'queue-waiting-dark-phone');
+      await page.emulateMedia({ colorScheme: 'light' });
+      await page.setViewportSize({ width: 360, height: 740 });
+      t.equal(await page.evaluate(() => document.documentElement.scrollWidth), 360, 'nothing overflows 360 px');
+      await page.setViewportSize({ width: 390, height: 844 });
+    }
   }
   t.ok(seen.length >= 3, `several positions were shown: ${seen.join(' → ')}`);
   t.ok(seen.every((p, i) => i === 0 || p < seen[i - 1]!), 'each shown position is below the one before');
@@ -226,7 +234,17 @@ t.test('CAPTCHA: the widget appears, a refused answer says so and resets it, a g
   await page.locator('#hc-check').check();
   await showsPosition(page, 1);
   t.same(fake.calls.map((c) => c.response), ['a-wrong-answer', '10000000-aaaa-bbbb-cccc-000000000001']);
-  t.same(pageErrors(page), []);
+
+  // a block-listed network is told plainly, once, and the page stops asking
+  await s.admin('PUT', '/admin/rooms/walled', { opensAt: iso(Date.now() - 60_000), captcha: { mode: 'off' }, block: ['127.0.0.0/8'] });
+  const blocked = await open(browser);
+  const joins: number[] = [];
+  blocked.on('response', (r) => { if (r.url().endsWith('/join')) joins.push(r.status()); });
+  await blocked.goto(`${s.gw.url}/rooms/walled`);
+  await blocked.waitForFunction(() => document.getElementById('pill')?.textContent === 'Access refused');
+  t.equal(await text(blocked, '#headline'), 'We can’t let you in from this connection');
+  t.same(joins, [403]);
+  t.same([...pageErrors(page), ...pageErrors(blocked)], []);
 });
 
 t.test('rate limited: a calm countdown, then the page joins by itself', async (t) => {
