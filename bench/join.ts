@@ -24,35 +24,12 @@ import type { BenchRow } from './types.js';
 import { summarizeCpuProfiles } from './lib/cpu-profile.js';
 import { LoadFleet, type LoadJob, type LoadSummary } from './lib/load.js';
 import { cpuMeter, ServerProcess } from './lib/server.js';
-import { fmt, formatTable, median, percentileOf, row } from './lib/table.js';
-import { WsFleet } from './lib/ws-fleet.js';
+import { fmt, formatTable, median, row } from './lib/table.js';
+import { BROWSER, DEFENCES_OFF, DEFENCES_ON, dropKeys, putRoom } from './lib/join-setup.js';
+import { waitersPhase } from './lib/join-waiters.js';
 
 export const COMMAND = 'npx tsx bench/join.ts';
-const ADMIN = { authorization: 'Bearer dev-admin-token', 'content-type': 'application/json' };
-/** What a browser sends: the header part of the suspicion score stays 0. */
-const BROWSER = {
-  'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36',
-  accept: 'application/json', 'accept-language': 'en-US,en;q=0.9', 'content-type': 'application/json',
-};
-const HUGE = { capacity: 10_000_000, refillPerSec: 10_000_000 };
-/** 100 CIDRs none of which holds 127/8 (the admin API takes bodies up to 4 KiB: about 200 list entries in all). */
-const cidrs = (first: number) => Array.from({ length: 100 }, (_, i) => `${first}.${i}.0.0/16`);
-/** Defences on: defaults, with buckets large enough never to reject this load, and the longest lists one PUT can carry. */
-const DEFENCES_ON = {
-  limits: { ip: { capacity: 1_000_000, refillPerSec: 100_000 }, subnet: HUGE, room: HUGE },
-  captcha: { mode: 'suspicious', threshold: 50 }, allow: cidrs(10), block: cidrs(100),
-};
-const DEFENCES_OFF = { limits: { ip: HUGE, subnet: HUGE, room: HUGE }, captcha: { mode: 'off' }, allow: [], block: [] };
-
 export interface JoinBenchOptions { quick?: boolean; log?: (line: string) => void; profile?: boolean }
-
-async function putRoom(port: number, room: string, body: Record<string, unknown>): Promise<void> {
-  const res = await fetch(`http://127.0.0.1:${port}/admin/rooms/${room}`, {
-    method: 'PUT', headers: ADMIN,
-    body: JSON.stringify({ opensAt: new Date(Date.now() - 60_000).toISOString(), prequeueSeconds: 0, ...body }),
-  });
-  if (res.status !== 200 && res.status !== 201) throw new Error(`PUT /admin/rooms/${room}: ${res.status} ${await res.text()}`);
-}
 
 function joinJob(port: number, room: string, kind: 'closed' | 'open', connections: number, ms: number, rate?: number): Omit<LoadJob, 'addressOffset'> {
   return {
@@ -184,7 +161,7 @@ export async function run(opts: JoinBenchOptions = {}): Promise<BenchRow[]> {
     // 3, 4: a fresh gateway (so earlier load leaves no free heap behind) holding idle waiters, on a
     // prefix of its own: a gateway that finds rooms in Redis at start-up crashes (see waitersPhase).
     const profDir2 = opts.profile ? mkdtempSync(path.join(os.tmpdir(), 'join-prof-ws-')) : undefined;
-    rows.push(...(await waitersPhase(log, server('gateway', profDir2), { ...env, REDIS_PREFIX: `${prefix}-ws` }, sockets)));
+    rows.push(...(await waitersPhase(log, server('gateway', profDir2), server('trivial'), { ...env, REDIS_PREFIX: `${prefix}-ws` }, sockets)));
     if (profDir2) for (const line of summarizeCpuProfiles(profDir2, 25)) log(`  [cpu-prof gateway with waiters] ${line}`);
   } finally {
     await load.close();
@@ -194,82 +171,6 @@ export async function run(opts: JoinBenchOptions = {}): Promise<BenchRow[]> {
   }
   log(`\n${formatTable(rows)}\n\nreproduce: ${COMMAND}${quick ? ' --quick' : ''}`);
   return rows;
-}
-
-/**
- * Memory per waiting socket and update fan-out. `env.REDIS_PREFIX` must hold no room yet: at
- * start-up startGateway loads existing rooms before it registers its WebSocket route, and the
- * state message it publishes then crashes uWS (app.publish before any app.ws is a SIGSEGV).
- */
-export async function waitersPhase(log: (l: string) => void, gw: ServerProcess, env: Record<string, string>, wanted: number): Promise<BenchRow[]> {
-  await gw.start({ env, admitter: false });
-  await putRoom(gw.port, 'ws', { ...DEFENCES_OFF, admitRatePerMin: 600, maxActive: 1_000_000 });
-  // One process may hold at most 20,000 open files: the gateway's own (listen socket, Redis, epoll...) count too.
-  const limit = 20_000;
-  const count = Math.min(wanted, limit - gw.fds() - 16);
-  log(`[join] 3. memory per idle waiting WebSocket: ${count} sockets (gateway holds ${gw.fds()} fds before; its limit is ${limit})`);
-  const fleet = new WsFleet(count, 5000);
-  const rows: BenchRow[] = [];
-  try {
-    const target = { host: '127.0.0.1', port: gw.port, room: 'ws', headers: BROWSER };
-    const j = await fleet.join(target);
-    const before = await gw.gc();
-    log(`  ${j.joined} visitors joined in ${fmt(j.ms / 1000)} s; gateway after GC: RSS ${fmt(before.rss / 2 ** 20, 1)} MiB, heap ${fmt(before.heapUsed / 2 ** 20, 1)} MiB`);
-    const o = await fleet.open();
-    if (o.failed) log(`  ${o.failed} sockets failed to open, first: ${o.firstError}`);
-    await new Promise((r) => setTimeout(r, 2500));
-    const after = await gw.gc();
-    const perSocket = (after.rss - before.rss) / o.opened;
-    log(`  ${o.opened} sockets open in ${fmt(o.ms / 1000)} s; after GC: RSS ${fmt(after.rss / 2 ** 20, 1)} MiB (+${fmt(perSocket, 0)} B/socket), heap +${fmt((after.heapUsed - before.heapUsed) / o.opened, 0)} B/socket`);
-    rows.push(row(`gateway RSS per idle waiting WebSocket at ${o.opened} (B)`, perSocket, null, null, '< 2048 B', perSocket < 2048));
-
-    log(`[join] 4. one admission step → position update at all ${o.opened} waiters`);
-    const stats: { p50: number; p99: number; max: number; missing: number }[] = [];
-    // The first step only starts the admission clock (it admits no one); then 600/min admits a few per step.
-    let admittedThrough = (await gw.command<{ admitted: number }>('admitAndPublish')).admitted;
-    await new Promise((r) => setTimeout(r, 1000));
-    for (let i = 0; i < 3; i++) {
-      await fleet.watch([{ type: 'position', atLeast: { admittedThrough: admittedThrough + 1 } }, { type: 'admitted' }]);
-      const step = await gw.command<{ t: number; admitted: number; tRound: number; tSent: number }>('admitAndPublish');
-      admittedThrough += step.admitted;
-      let c = await fleet.collect();
-      for (let w = 0; w < 30 && c.arrivals.some((a) => a === 0); w++) {
-        await new Promise((r) => setTimeout(r, 100));
-        c = await fleet.collect();
-      }
-      const lags = c.arrivals.filter((a) => a > 0).map((a) => a - step.t);
-      const s = { p50: percentileOf(lags, 50), p99: percentileOf(lags, 99), max: Math.max(...lags), missing: c.arrivals.filter((a) => a === 0).length };
-      stats.push(s);
-      const round = step.tSent - step.tRound < 1 ? 'a periodic position round was already running' : `position round sent in ${fmt(step.tSent - step.tRound)} ms`;
-      log(`  step ${i + 1}: admitted ${step.admitted} (admission ${fmt(step.tRound - step.t)} ms, ${round}); ` +
-        `arrival p50 ${fmt(s.p50)} ms, p99 ${fmt(s.p99)} ms, last ${fmt(s.max)} ms${s.missing ? `; ${s.missing} never got it` : ''}; ${c.open} sockets open`);
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-    const maxMed = median(stats.map((s) => s.max));
-    const missing = Math.max(...stats.map((s) => s.missing));
-    rows.push(row(`update → all ${o.opened} waiters, p50 arrival (ms)`, median(stats.map((s) => s.p50)), null, null, 'info', null));
-    rows.push(row(`update → all ${o.opened} waiters, p99 arrival (ms)`, median(stats.map((s) => s.p99)), null, null, 'info', null));
-    rows.push(row(`update → all ${o.opened} waiters, last arrival (ms)${missing ? `; ${missing} missed` : ''}`, maxMed, null, null, '< 250 ms', maxMed < 250 && missing === 0));
-  } finally {
-    await fleet.close();
-    await gw.stop();
-  }
-  return rows;
-}
-
-/** Delete every key this run wrote. */
-async function dropKeys(env: Record<string, string>, prefix: string): Promise<void> {
-  const redis = createRedis(loadConfig(env).redisUrl);
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await redis.unlink(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -52,8 +52,13 @@ export class WsFleet {
     };
   }
 
-  async close(): Promise<void> {
+  /** Close every socket; the fleet can join and open again (against another server). */
+  async disconnect(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.call({ type: 'close' }, 10_000).catch(() => undefined)));
+  }
+
+  async close(): Promise<void> {
+    await this.disconnect();
     await Promise.all(this.workers.map((w) => w.stop()));
   }
 }

@@ -123,9 +123,13 @@ serveIpc({
     const open = sockets.filter((s) => s && !s.closed).length;
     return { arrivals: Array.from(watch?.arrivals ?? []), open, received };
   },
+  /** Close every socket and forget the visitors (the worker can join and open again). */
   close() {
     for (const s of sockets) s?.close();
     sockets.length = 0;
+    vids = [];
+    admitted.clear();
+    watch = null;
     return { closed: true };
   },
 }, () => { for (const s of sockets) s?.close(); });
