@@ -129,6 +129,43 @@ t.test('with the WebSocket blocked, polling /me alone carries the visitor to che
   t.same(pageErrors(page), []);
 });
 
+t.test('a dropped socket reconnects by itself, and a higher position is never shown', async (t) => {
+  const clock = manualClock(Date.now());
+  const s = await stack(t, { clock: clock.now, admitter: false, positionIntervalMs: 300 });
+  await s.admin('PUT', '/admin/rooms/flaky', { ...OPEN_LIMITS, opensAt: iso(clock.now() - 60_000), prequeueSeconds: 0, admitRatePerMin: 60 });
+  await Promise.all(Array.from({ length: 7 }, () => s.join('flaky')));
+  const browser = await launch(t);
+  const page = await open(browser);
+  // every socket goes through to the gateway; the test can inject a message or drop the first one
+  const sockets: { page: import('playwright-core').WebSocketRoute; server: import('playwright-core').WebSocketRoute }[] = [];
+  await page.routeWebSocket(/\/api\/rooms\/flaky\/ws/, (ws) => {
+    const server = ws.connectToServer();
+    sockets.push({ page: ws, server });
+  });
+  await page.goto(`${s.gw.url}/rooms/flaky`);
+  await showsPosition(page, 8);
+  await page.waitForFunction(() => document.getElementById('connText')?.textContent === 'Live');
+
+  sockets[0]!.page.send(JSON.stringify({ type: 'position', position: 40, etaSeconds: 40, state: 'open', held: false }));
+  await s.gw.positionsOnce!();
+  await page.waitForTimeout(400); // two position rounds; the page must still say 8
+  t.equal(await text(page, '#posBig'), '#8', 'a position above the best seen is not shown');
+
+  await sockets[0]!.page.close({ code: 1011, reason: 'gone' });
+  await sockets[0]!.server.close();
+  await page.waitForFunction(() => document.getElementById('connText')?.textContent === 'Reconnecting…');
+  await page.waitForFunction(() => document.getElementById('connText')?.textContent === 'Live', undefined, { timeout: 15_000 });
+  t.ok(sockets.length >= 2, 'a new socket was opened');
+  for (let step = 0; step < 5; step++) {
+    clock.advance(1000);
+    await s.gw.admitOnce!();
+  }
+  const place = await me(s, 'flaky', await visitorId(page));
+  t.ok(place.position! < 8, `admission moved on (#${place.position})`);
+  await showsPosition(page, place.position!);
+  t.same(pageErrors(page), []);
+});
+
 t.test('pre-queue: a calm countdown, then the drawn place; a scheduled room joins when its pre-queue opens', async (t) => {
   const clock = manualClock(Date.now());
   const s = await stack(t, { clock: clock.now, admitter: false, positionIntervalMs: 200 });
