@@ -108,6 +108,8 @@ export class Live {
   }
 
   stateChanged(room: string, view: RoomView): void {
+    // uWS crashes (SIGSEGV) on publish before the app listens; no socket can be subscribed then anyway.
+    if (!this.timer || !this.rooms.has(room)) return;
     this.app.publish(roomTopic(room), JSON.stringify({ type: 'state', state: view.state, held: view.held }));
   }
 

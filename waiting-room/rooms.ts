@@ -65,12 +65,17 @@ export class Rooms {
     private readonly onChange: (room: string, next: RoomView, prev: RoomView | undefined) => void,
   ) {}
 
-  get(room: string): RoomView | undefined { return this.views.get(room); }
-  list(): RoomView[] { return [...this.views.values()]; }
+  /** The room as of now (its state recomputed from the clock). */
+  get(room: string): RoomView | undefined {
+    const v = this.views.get(room);
+    return v && this.set(v.cfg, v.stock);
+  }
+
+  list(): RoomView[] { return [...this.views.values()].map((v) => this.set(v.cfg, v.stock)); }
 
   /** The room from the cache, else from Redis (a room created a moment ago on another process). */
   async find(room: string): Promise<RoomView | undefined> {
-    const v = this.views.get(room);
+    const v = this.get(room);
     if (v) return v;
     const raw = await this.redis.get(queueKeys(this.prefix, room).cfg);
     if (!raw) return undefined;
@@ -81,7 +86,9 @@ export class Rooms {
 
   private set(cfg: RoomConfig, stock: StockSignal | null): RoomView {
     const prev = this.views.get(cfg.room);
-    const next = view(cfg, this.clock(), stock);
+    const now = this.clock();
+    if (prev && prev.cfg === cfg && prev.stock === stock && prev.state === roomState(cfg, now, stock)) return prev;
+    const next = view(cfg, now, stock);
     this.views.set(cfg.room, next);
     if (!prev || prev.state !== next.state || prev.held !== next.held) this.onChange(cfg.room, next, prev);
     return next;
