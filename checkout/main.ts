@@ -54,9 +54,10 @@ export async function startCheckout(config: Config, opts: CheckoutOptions = {}):
     provider = createProvider(() => `${selfUrl}/api/payments/webhook`, config.paymentWebhookSecret, opts.provider, (e) =>
       app?.log.error({ err: e }, 'payment webhook not delivered'),
     );
-    const reserver = createReserver(db, clock, (row, size, taken) => {
+    const reserver = createReserver(db, clock, (sale, counters, size, taken) => {
       metrics.batchSize.observe(size);
-      if (taken) void signal.publish(row);
+      // Units were just reserved, so the window is open and some are held: the sale is active.
+      if (taken) void signal.publishCounters(sale, counters, 'active');
     });
     const ctx: Ctx = {
       config,

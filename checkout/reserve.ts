@@ -1,19 +1,19 @@
 /**
  * Reservations, group-committed. One hot sale row takes ~1,500 transactions/s at most, so
- * the requests for a sale that arrive together are decided in ONE transaction: lock the
- * sale row, look up used jtis and users' live orders for the whole batch, decide each
- * request in arrival order (CONTRACT.md section 3's order: jti, window, one per user, stock),
- * insert the winners with ON CONFLICT DO NOTHING, and take k units with one guarded UPDATE.
- * Each request gets its own answer; one request's error never fails the others.
+ * the requests for a sale that arrive together are decided in ONE transaction of ONE
+ * statement, `checkout_reserve_batch` (see its migration): lock the sale row, look up used
+ * jtis and users' live orders for the whole batch, decide each request in arrival order
+ * (CONTRACT.md section 3's order: jti, window, one per user, stock), insert the winners with
+ * ON CONFLICT DO NOTHING, and take k units with one guarded UPDATE. Each request gets its own
+ * answer; one request's error never fails the others.
  *
  * One batch per sale is in flight per process; requests arriving meanwhile form the next.
  * Several processes serialise on the sale row lock; the constraints catch anything else.
  */
 import { sql } from 'kysely';
 import type { AdmissionClaims } from '../shared/admission.js';
-import type { Db, Tx } from './db.js';
+import type { Db } from './db.js';
 import { bodyOf, ERRORS, type ErrorCode } from './errors.js';
-import { lockSale, moveStock, type SaleRow } from './sales.js';
 
 export interface ReserveRequest {
   userId: string;
@@ -33,6 +33,13 @@ interface Pending extends ReserveRequest {
 
 const MAX_BATCH = 256;
 
+export interface StockCounters {
+  total: number;
+  available: number;
+  reserved: number;
+  sold: number;
+}
+
 function err(code: ErrorCode, fields: Record<string, unknown> = {}): ReserveAnswer {
   return { status: ERRORS[code].status, body: bodyOf(code, fields) };
 }
@@ -46,7 +53,7 @@ export interface Reserver {
 export function createReserver(
   db: Db,
   clock: () => number,
-  committed: (row: SaleRow, batchSize: number, taken: number) => void,
+  committed: (sale: string, counters: StockCounters, batchSize: number, taken: number) => void,
 ): Reserver {
   const queues = new Map<string, { waiting: Pending[]; running: Promise<void> | null }>();
 
@@ -72,8 +79,8 @@ export function createReserver(
   }
 
   async function decideBatch(db: Db, sale: string, batch: Pending[], now: number): Promise<ReserveAnswer[]> {
-    const { answers, row, taken } = await db.transaction().execute((trx) => decide(trx, sale, batch, now));
-    if (row) committed(row, batch.length, taken);
+    const { answers, counters, taken } = await decide(db, sale, batch, now);
+    if (counters) committed(sale, counters, batch.length, taken);
     return answers;
   }
 
@@ -92,109 +99,58 @@ export function createReserver(
   };
 }
 
-async function decide(trx: Tx, sale: string, batch: ReserveRequest[], now: number) {
-  const answers: (ReserveAnswer | undefined)[] = new Array(batch.length);
-  const s = await lockSale(trx, sale);
-  if (!s) return { answers: batch.map(() => err('unknown_sale')), row: null, taken: 0 };
+interface BatchRow {
+  idx: number;
+  code: string;
+  reservation_id: string | null;
+  expires_at: Date | null;
+  stored_status: number | null;
+  stored_body: Record<string, unknown> | null;
+  total: number | null;
+  available: number | null;
+  reserved: number | null;
+  sold: number | null;
+}
 
-  // Idempotency: a key already answered gets that answer again; a key repeated inside
-  // this batch gets the answer of its first request.
+async function decide(db: Db, sale: string, batch: ReserveRequest[], now: number) {
+  // A key repeated inside this batch gets the answer of its first request.
   const firstOfKey = new Map<string, number>();
-  const repeats: { i: number; first: number }[] = [];
-  const keyed: { r: ReserveRequest; i: number }[] = [];
+  const sent: number[] = [];
+  const repeatOf = new Map<number, number>();
   batch.forEach((r, i) => {
-    if (r.idempotencyKey === undefined) return;
-    const k = `${r.userId} ${r.idempotencyKey}`;
-    const first = firstOfKey.get(k);
-    if (first === undefined) {
+    if (r.idempotencyKey !== undefined) {
+      const k = `${r.userId} ${r.idempotencyKey}`;
+      const first = firstOfKey.get(k);
+      if (first !== undefined) return void repeatOf.set(i, first);
       firstOfKey.set(k, i);
-      keyed.push({ r, i });
-    } else {
-      repeats.push({ i, first });
-      answers[i] = err('internal'); // placeholder, replaced below
     }
+    sent.push(i);
   });
-  if (keyed.length) {
-    const { rows } = await sql<{ user_id: string; key: string; sale_id: string; status_code: number; body: Record<string, unknown> }>`
-      SELECT user_id, key, sale_id, status_code, body FROM idempotency_keys
-      WHERE (user_id, key) IN (SELECT * FROM unnest(${keyed.map((x) => x.r.userId)}::uuid[], ${keyed.map((x) => x.r.idempotencyKey!)}::text[]))
-    `.execute(trx);
-    const stored = new Map(rows.map((r) => [`${r.user_id} ${r.key}`, r]));
-    for (const { r, i } of keyed) {
-      const hit = stored.get(`${r.userId} ${r.idempotencyKey}`);
-      if (!hit) continue;
-      answers[i] = hit.sale_id === sale ? { status: hit.status_code, body: hit.body } : err('idempotency_key_reused');
+  const col = <T>(f: (r: ReserveRequest) => T) => sent.map((i) => f(batch[i]!));
+  const { rows } = await sql<BatchRow>`
+    SELECT * FROM checkout_reserve_batch(${sale}, ${new Date(now)},
+      ${col((r) => r.userId)}::uuid[], ${col((r) => r.claims.jti)}::text[], ${col((r) => r.claims.room)}::text[],
+      ${col((r) => r.claims.sub)}::text[], ${col((r) => r.idempotencyKey ?? null)}::text[])
+  `.execute(db);
+  const answers: ReserveAnswer[] = new Array(batch.length);
+  for (const row of rows) answers[sent[row.idx - 1]!] = answerOf(row);
+  for (const [i, first] of repeatOf) answers[i] = answers[first]!;
+  const r0 = rows[0];
+  const taken = rows.filter((r) => r.code === 'reserved').length;
+  const counters = r0 && r0.total !== null ? { total: r0.total, available: r0.available!, reserved: r0.reserved!, sold: r0.sold! } : null;
+  return { answers, counters, taken };
+}
+
+function answerOf(row: BatchRow): ReserveAnswer {
+  switch (row.code) {
+    case 'reserved':
+      return { status: 201, body: { reservationId: row.reservation_id, status: 'reserved', expiresAt: row.expires_at!.toISOString() } };
+    case 'stored': {
+      const body = row.stored_body!;
+      const code = body.error as ErrorCode | undefined;
+      return { status: row.stored_status!, body: code && !body.message && code in ERRORS ? bodyOf(code) : body };
     }
+    default:
+      return err(row.code in ERRORS ? (row.code as ErrorCode) : 'internal');
   }
-
-  const open = () => batch.map((r, i) => ({ r, i })).filter((x) => answers[x.i] === undefined);
-  const jtis = open().map((x) => x.r.claims.jti);
-  const used = new Set(
-    jtis.length ? (await sql<{ jti: string }>`SELECT jti FROM reservations WHERE jti = ANY(${jtis}::text[])`.execute(trx)).rows.map((r) => r.jti) : [],
-  );
-  const userIds = [...new Set(open().map((x) => x.r.userId))];
-  const { rows: users } = await sql<{ id: string; has_order: boolean }>`
-    SELECT u.id, EXISTS (SELECT 1 FROM reservations r WHERE r.sale_id = ${sale} AND r.user_id = u.id
-                         AND r.status IN ('reserved', 'payment_pending', 'paid')) AS has_order
-    FROM users u WHERE u.id = ANY(${userIds}::uuid[])
-  `.execute(trx);
-  const userHasOrder = new Map(users.map((u) => [u.id, u.has_order]));
-
-  const notStarted = now < s.starts_at.getTime();
-  const ended = now >= s.ends_at.getTime();
-  const winners: { r: ReserveRequest; i: number }[] = [];
-  const winningJtis = new Set<string>();
-  const winningUsers = new Set<string>();
-  for (const { r, i } of open()) {
-    const hasOrder = userHasOrder.get(r.userId);
-    if (hasOrder === undefined) answers[i] = err('unauthenticated');
-    else if (used.has(r.claims.jti) || winningJtis.has(r.claims.jti)) answers[i] = err('admission_used');
-    else if (notStarted) answers[i] = err('sale_not_started', { startsAt: s.starts_at.toISOString() });
-    else if (ended) answers[i] = err('sale_ended');
-    else if (hasOrder || winningUsers.has(r.userId)) answers[i] = err('already_purchased');
-    else if (winners.length >= s.available) answers[i] = err('sold_out');
-    else {
-      winners.push({ r, i });
-      winningJtis.add(r.claims.jti);
-      winningUsers.add(r.userId);
-    }
-  }
-
-  let row: SaleRow | null = null;
-  let taken = 0;
-  if (winners.length) {
-    const expiresAt = new Date(now + s.reservation_seconds * 1000);
-    const { rows: inserted } = await sql<{ id: string; jti: string }>`
-      INSERT INTO reservations (sale_id, user_id, jti, room, visitor_id, status, expires_at)
-      SELECT ${sale}, u, j, r, v, 'reserved', ${expiresAt}
-      FROM unnest(${winners.map((w) => w.r.userId)}::uuid[], ${winners.map((w) => w.r.claims.jti)}::text[],
-                  ${winners.map((w) => w.r.claims.room)}::text[], ${winners.map((w) => w.r.claims.sub)}::text[]) AS t(u, j, r, v)
-      ON CONFLICT DO NOTHING
-      RETURNING id, jti
-    `.execute(trx);
-    const byJti = new Map(inserted.map((x) => [x.jti, x.id]));
-    for (const { r, i } of winners) {
-      const id = byJti.get(r.claims.jti);
-      // A conflict here means another writer got past the sale lock: the constraint held the line.
-      answers[i] = id
-        ? { status: 201, body: { reservationId: id, status: 'reserved', expiresAt: expiresAt.toISOString() } }
-        : err('already_purchased');
-    }
-    taken = inserted.length;
-    row = await moveStock(trx, sale, { available: -taken, reserved: taken });
-  }
-
-  for (const { i, first } of repeats) answers[i] = answers[first];
-  const notStored = new Set(['idempotency_key_reused', 'unauthenticated']);
-  const toStore = keyed.filter((x) => !notStored.has(String((answers[x.i]!.body as { error?: string }).error)));
-  if (toStore.length) {
-    await sql`
-      INSERT INTO idempotency_keys (user_id, key, sale_id, status_code, body)
-      SELECT * FROM unnest(${toStore.map((x) => x.r.userId)}::uuid[], ${toStore.map((x) => x.r.idempotencyKey!)}::text[],
-                           ${toStore.map(() => sale)}::text[], ${toStore.map((x) => answers[x.i]!.status)}::int[],
-                           ${toStore.map((x) => JSON.stringify(answers[x.i]!.body))}::jsonb[])
-      ON CONFLICT DO NOTHING
-    `.execute(trx);
-  }
-  return { answers: answers as ReserveAnswer[], row, taken };
 }

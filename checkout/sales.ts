@@ -150,6 +150,11 @@ export async function upsertSale(db: Db, sale: string, input: SaleInput): Promis
 
 /** Recounts the invariants of CONTRACT.md section 3 from the tables. */
 export async function auditSale(db: Db, sale: string) {
+  // One snapshot for every count, so a commit between two reads cannot fake a mismatch.
+  return db.transaction().setIsolationLevel('repeatable read').execute((trx) => recount(trx, sale));
+}
+
+async function recount(db: Tx, sale: string) {
   const s = await getSale(db, sale);
   if (!s) return undefined;
   const { rows } = await sql<{

@@ -6,36 +6,33 @@
  */
 import type { Redis } from 'ioredis';
 import { activeKey, saleStockKey, stockChannel } from '../shared/keys.js';
-import { saleState, type SaleRow } from './sales.js';
+import { saleState, type SaleRow, type SaleState } from './sales.js';
 
 export interface StockSignal {
   /** Writes the sale's counters (as read inside the committing transaction) and announces them. */
   publish(row: SaleRow): Promise<void>;
+  /** The same from counters alone, with the state the caller knows. */
+  publishCounters(sale: string, c: { total: number; available: number; reserved: number; sold: number }, state: SaleState): Promise<void>;
   /** The visitor's order ended (paid, failed, expired, cancelled): it no longer counts as active. */
   released(visitors: { room: string; visitor_id: string }[]): Promise<void>;
 }
 
 export function createStockSignal(redis: Redis, prefix: string, clock: () => number, onError: (e: unknown) => void): StockSignal {
+  const publishCounters: StockSignal['publishCounters'] = async (sale, c, state) => {
+    const now = clock();
+    try {
+      await redis
+        .multi()
+        .hset(saleStockKey(prefix, sale), { total: c.total, available: c.available, reserved: c.reserved, sold: c.sold, state, updatedAt: now })
+        .publish(stockChannel(prefix), sale)
+        .exec();
+    } catch (e) {
+      onError(e); // the sweeper rewrites it within a second
+    }
+  };
   return {
-    async publish(row) {
-      const now = clock();
-      try {
-        await redis
-          .multi()
-          .hset(saleStockKey(prefix, row.id), {
-            total: row.total,
-            available: row.available,
-            reserved: row.reserved,
-            sold: row.sold,
-            state: saleState(row, now),
-            updatedAt: now,
-          })
-          .publish(stockChannel(prefix), row.id)
-          .exec();
-      } catch (e) {
-        onError(e); // the sweeper rewrites it within a second
-      }
-    },
+    publishCounters,
+    publish: (row) => publishCounters(row.id, row, saleState(row, clock())),
     async released(visitors) {
       if (!visitors.length) return;
       try {

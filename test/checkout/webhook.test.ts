@@ -87,7 +87,7 @@ t.test('webhook by hand', async (t) => {
 });
 
 t.test('the provider delivers twice and out of order', async (t) => {
-  const w = await world(t, 'hook2', { provider: { delayMs: 20, duplicate: true, outOfOrder: true } });
+  const w = await world(t, 'hook2', { provider: { delayMs: 1000, duplicate: true, outOfOrder: true } });
   await createSale(w.url, 's', { total: 4 });
   const users = await usersWithSessions(w, 4);
   const methods = ['test_ok', 'test_ok', 'test_decline', 'test_decline'];

@@ -1,0 +1,274 @@
+/**
+ * Reservations per second against ONE hot sale, through the HTTP API, durable commits on
+ * (`synchronous_commit = on`), ours vs the classic flash-sale tutorial side by side:
+ *
+ *   baseline: one transaction per buyer: SELECT ... FOR UPDATE on the stock row, UPDATE, INSERT
+ *   ours:     checkout's reservation route (group commit: the requests that arrive together
+ *             are decided in one transaction with one guarded UPDATE)
+ *
+ * Both servers run in their own child process with the same pool size, the same session
+ * check and the same admission-token verification (EdDSA via node:crypto, JWKS over HTTP),
+ * against the same database. Each buyer is a distinct user with a fresh token. A final
+ * sell-out run (3,000 buyers for 2,000 units at 64 concurrent) counts oversold units.
+ *
+ *   npx tsx bench/checkout.ts [--quick]
+ */
+import crypto from 'node:crypto';
+import http from 'node:http';
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import pg from 'pg';
+import { Pool as HttpPool } from 'undici';
+import Fastify from 'fastify';
+import { Redis } from 'ioredis';
+import { loadConfig, type Config } from '../shared/config.js';
+import { createSessions } from '../checkout/accounts.js';
+import { createAdmissionVerifier } from '../checkout/admission.js';
+import { ensurePostgres, createDatabaseIfMissing } from '../checkout/postgres.js';
+import { startCheckout } from '../checkout/main.js';
+import type { BenchRow } from './types.js';
+
+const SELF = fileURLToPath(import.meta.url);
+const CONCURRENCY = [8, 16, 32, 64];
+const POOL_SIZE = 10;
+const SESSION_SECRET = 'bench-session-secret';
+const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
+
+// ---------------------------------------------------------------- servers (child processes)
+
+/** The tutorial's route: one transaction per buyer on the hot row. Same checks before it as ours. */
+async function serveBaseline(config: Config): Promise<string> {
+  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: POOL_SIZE });
+  const sessions = createSessions(config.sessionSecret, Date.now);
+  const admission = createAdmissionVerifier(config.jwksUrl, Date.now);
+  const app = Fastify({ logger: false });
+  app.post<{ Params: { sale: string } }>('/api/sales/:sale/reservations', async (req, reply) => {
+    const auth = req.headers.authorization ?? '';
+    const userId = sessions.verify(auth.slice(7));
+    if (!userId) return reply.code(401).send({ error: 'unauthenticated', message: 'Log in first.' });
+    const v = await admission.verify(String(req.headers['x-admission-token'] ?? ''), req.params.sale);
+    if (!v.ok) return reply.code(403).send({ error: v.code, message: v.reason });
+    const c = await pool.connect();
+    try {
+      await c.query('BEGIN');
+      const { rows } = await c.query('SELECT available, reservation_seconds FROM sales WHERE id = $1 FOR UPDATE', [req.params.sale]);
+      if (!rows[0] || rows[0].available <= 0) {
+        await c.query('ROLLBACK');
+        return reply.code(409).send({ error: 'sold_out', message: 'Every unit is taken right now.' });
+      }
+      await c.query('UPDATE sales SET available = available - 1, reserved = reserved + 1 WHERE id = $1', [req.params.sale]);
+      const expiresAt = new Date(Date.now() + rows[0].reservation_seconds * 1000);
+      const ins = await c.query(
+        `INSERT INTO reservations (sale_id, user_id, jti, room, visitor_id, status, expires_at)
+         VALUES ($1, $2, $3, $4, $5, 'reserved', $6) RETURNING id`,
+        [req.params.sale, userId, v.claims.jti, v.claims.room, v.claims.sub, expiresAt],
+      );
+      await c.query('COMMIT');
+      return reply.code(201).send({ reservationId: ins.rows[0].id, status: 'reserved', expiresAt: expiresAt.toISOString() });
+    } catch (e) {
+      await c.query('ROLLBACK').catch(() => {});
+      if ((e as { code?: string }).code === '23505') return reply.code(409).send({ error: 'already_purchased', message: 'duplicate' });
+      throw e;
+    } finally {
+      c.release();
+    }
+  });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  return `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+}
+
+async function serve(mode: string) {
+  const config = loadConfig(JSON.parse(process.env.BENCH_CHECKOUT_ENV ?? '{}'));
+  const url = mode === 'baseline' ? await serveBaseline(config) : (await startCheckout(config, { port: 0, poolSize: POOL_SIZE })).url;
+  process.send!({ url });
+  process.on('disconnect', () => process.exit(0));
+}
+
+function startServer(mode: 'ours' | 'baseline', env: Record<string, string>): Promise<{ proc: ChildProcess; url: string }> {
+  const proc = fork(SELF, ['--serve', mode], {
+    execArgv: ['--import', import.meta.resolve('tsx')],
+    env: { ...process.env, BENCH_CHECKOUT_ENV: JSON.stringify(env) },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${mode} server did not start in 60 s`)), 60_000);
+    proc.once('exit', (code) => reject(new Error(`${mode} server exited (${code})`)));
+    proc.once('message', (m: { url: string }) => {
+      clearTimeout(timer);
+      resolve({ proc, url: m.url });
+    });
+  });
+}
+
+// ---------------------------------------------------------------- load (this process)
+
+interface Buyer {
+  userId: string;
+  session: string;
+}
+
+function sessionFor(userId: string): string {
+  const now = Math.floor(Date.now() / 1000);
+  const input = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub: userId, iss: 'checkout', aud: 'checkout-session', iat: now, exp: now + 3600 })}`;
+  return `${input}.${crypto.createHmac('sha256', SESSION_SECRET).update(input).digest('base64url')}`;
+}
+
+function makeSigner() {
+  const { publicKey, privateKey } = crypto.generateKeyPairSync('ed25519');
+  const kid = `bench-${crypto.randomUUID().slice(0, 8)}`;
+  const jwks = JSON.stringify({ keys: [{ ...publicKey.export({ format: 'jwk' }), kid, alg: 'EdDSA', use: 'sig' }] });
+  const header = b64({ alg: 'EdDSA', kid });
+  return {
+    jwks,
+    sign(sale: string, sub: string): string {
+      const now = Math.floor(Date.now() / 1000);
+      const input = `${header}.${b64({ iss: 'waiting-room', aud: 'checkout', sub, room: sale, sale, ticket: 1, jti: crypto.randomUUID(), iat: now, exp: now + 600 })}`;
+      return `${input}.${crypto.sign(null, Buffer.from(input), privateKey).toString('base64url')}`;
+    },
+  };
+}
+
+/** `concurrency` buyers reserve back to back for `ms`; each request is a new user with a new token. */
+async function phase(url: string, sale: string, buyers: Buyer[], concurrency: number, opts: { ms?: number; count?: number }, sign: (sale: string, sub: string) => string) {
+  const client = new HttpPool(url, { connections: concurrency, pipelining: 1 });
+  let next = 0;
+  const counts = { reserved: 0, sold_out: 0, other: 0 };
+  const start = performance.now();
+  const deadline = start + (opts.ms ?? Infinity);
+  const limit = Math.min(opts.count ?? Infinity, buyers.length);
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < deadline && next < limit) {
+        const b = buyers[next++]!;
+        const res = await client.request({
+          method: 'POST',
+          path: `/api/sales/${sale}/reservations`,
+          headers: { authorization: `Bearer ${b.session}`, 'x-admission-token': sign(sale, `v-${b.userId}`) },
+        });
+        await res.body.dump();
+        if (res.statusCode === 201) counts.reserved++;
+        else if (res.statusCode === 409) counts.sold_out++;
+        else counts.other++;
+      }
+    }),
+  );
+  const seconds = (performance.now() - start) / 1000;
+  await client.close();
+  if (opts.count === undefined && next >= buyers.length) throw new Error('bench ran out of prepared buyers: raise BUYERS');
+  return { ...counts, used: next, seconds, perSecond: counts.reserved / seconds };
+}
+
+// ---------------------------------------------------------------- the run
+
+export async function run(opts: { quick?: boolean; log?: (line: string) => void } = {}): Promise<BenchRow[]> {
+  const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const phaseMs = opts.quick ? 1500 : 3000;
+  const base = loadConfig(process.env);
+  const pgInfo = await ensurePostgres(base, (m) => log(m));
+  const dbName = `bench_checkout_${crypto.randomUUID().slice(0, 8)}`;
+  const admin = new URL(pgInfo.databaseUrl);
+  admin.pathname = '/postgres';
+  await createDatabaseIfMissing(admin.toString(), dbName);
+  const dbUrl = new URL(pgInfo.databaseUrl);
+  dbUrl.pathname = `/${dbName}`;
+  const signer = makeSigner();
+  const jwksServer = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(signer.jwks));
+  await new Promise<void>((r) => jwksServer.listen(0, '127.0.0.1', r));
+  const prefix = `bench-${crypto.randomUUID().slice(0, 8)}`;
+  const env = {
+    DATABASE_URL: dbUrl.toString(),
+    JWKS_URL: `http://127.0.0.1:${(jwksServer.address() as { port: number }).port}/.well-known/jwks.json`,
+    REDIS_URL: base.redisUrl,
+    REDIS_PREFIX: prefix,
+    SESSION_SECRET,
+    LOG_LEVEL: 'silent',
+  };
+  const servers: ChildProcess[] = [];
+  const db = new pg.Client({ connectionString: env.DATABASE_URL });
+  try {
+    const ours = await startServer('ours', env); // runs the migrations
+    servers.push(ours.proc);
+    const baseline = await startServer('baseline', env);
+    servers.push(baseline.proc);
+    await db.connect();
+    const sc = (await db.query('SHOW synchronous_commit')).rows[0].synchronous_commit;
+    log(`synchronous_commit = ${sc}; phases of ${phaseMs} ms; pool ${POOL_SIZE} per server`);
+    const BUYERS = opts.quick ? 80_000 : 150_000;
+    const { rows } = await db.query<{ id: string }>(
+      `INSERT INTO users (email, password_hash) SELECT 'bench' || g || '@example.com', 'x' FROM generate_series(1, $1::int) g RETURNING id`,
+      [BUYERS + 6000],
+    );
+    const all = rows.map((r) => ({ userId: r.id, session: sessionFor(r.id) }));
+    const sellOutBuyers = { ours: all.splice(0, 3000), baseline: all.splice(0, 3000) };
+    const now = Date.now();
+    for (const [id, total] of [['hot-ours', 10_000_000], ['hot-base', 10_000_000], ['out-ours', 2000], ['out-base', 2000]] as const) {
+      await db.query(
+        `INSERT INTO sales (id, name, price_cents, currency, total, available, starts_at, ends_at, reservation_seconds)
+         VALUES ($1, $1, 100, 'EUR', $2, $2, $3, $4, 600)`,
+        [id, total, new Date(now - 60_000), new Date(now + 3600_000)],
+      );
+    }
+    let cursor = 0;
+    const take = (n: number) => {
+      const slice = all.slice(cursor, cursor + n);
+      cursor += n;
+      return slice;
+    };
+    // Warm both (JIT, JWKS fetch, pools).
+    await phase(baseline.url, 'hot-base', take(400), 16, { count: 400 }, signer.sign);
+    await phase(ours.url, 'hot-ours', take(400), 16, { count: 400 }, signer.sign);
+
+    const rowsOut: BenchRow[] = [];
+    for (const c of CONCURRENCY) {
+      const b = await phase(baseline.url, 'hot-base', all.slice(cursor), c, { ms: phaseMs }, signer.sign);
+      cursor += b.used;
+      const o = await phase(ours.url, 'hot-ours', all.slice(cursor), c, { ms: phaseMs }, signer.sign);
+      cursor += o.used;
+      const ratio = o.perSecond / b.perSecond;
+      log(`${String(c).padStart(2)} buyers: baseline ${b.perSecond.toFixed(0).padStart(6)}/s   ours ${o.perSecond.toFixed(0).padStart(6)}/s   ratio ${ratio.toFixed(2)}x` +
+        (b.other + o.other ? `   (non-201/409 answers: baseline ${b.other}, ours ${o.other})` : ''));
+      rowsOut.push({ figure: `reservations/s, one hot sale, ${c} concurrent buyers (checkout)`, ours: Math.round(o.perSecond), baseline: Math.round(b.perSecond), ratio: Number(ratio.toFixed(2)), target: '>= 3x baseline', met: ratio >= 3 });
+    }
+
+    // Sell-out: 3,000 buyers for 2,000 units, 64 at once. Oversold = rows beyond the stock or counters that disagree.
+    await phase(baseline.url, 'out-base', sellOutBuyers.baseline, 64, { count: 3000 }, signer.sign);
+    await phase(ours.url, 'out-ours', sellOutBuyers.ours, 64, { count: 3000 }, signer.sign);
+    const oversold = async (sale: string) => {
+      const r = await db.query(
+        `SELECT s.total, s.available, s.reserved, s.sold,
+                (SELECT count(*)::int FROM reservations WHERE sale_id = s.id AND status IN ('reserved', 'payment_pending', 'paid')) AS held
+         FROM sales s WHERE id = $1`,
+        [sale],
+      );
+      const s = r.rows[0];
+      return Math.max(0, s.held - s.total) + Math.max(0, -s.available) + (s.available + s.reserved + s.sold === s.total ? 0 : 1) + Math.abs(s.held - s.reserved - s.sold);
+    };
+    const [oo, ob] = [await oversold('out-ours'), await oversold('out-base')];
+    const hot = [await oversold('hot-ours'), await oversold('hot-base')];
+    log(`oversold units: ours ${oo + hot[0]!}, baseline ${ob + hot[1]!} (sell-out run of 3,000 buyers for 2,000 units, plus the throughput runs)`);
+    rowsOut.push({ figure: 'oversold units after all runs (checkout)', ours: oo + hot[0]!, baseline: ob + hot[1]!, ratio: null, target: '0 for ours', met: oo + hot[0]! === 0 });
+    log('reproduce: npx tsx bench/checkout.ts' + (opts.quick ? ' --quick' : ''));
+    return rowsOut;
+  } finally {
+    for (const p of servers) p.kill('SIGTERM');
+    await Promise.all(servers.map((p) => (p.exitCode === null ? new Promise((r) => p.once('exit', r)) : null)));
+    await db.end().catch(() => {});
+    jwksServer.close();
+    const c = new pg.Client({ connectionString: admin.toString() });
+    await c.connect();
+    await c.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
+    await c.end();
+    const r = new Redis(base.redisUrl);
+    const keys = await r.keys(`${prefix}:*`);
+    if (keys.length) await r.del(...keys);
+    r.disconnect();
+    await pgInfo.stop();
+  }
+}
+
+if (process.argv[2] === '--serve') {
+  await serve(process.argv[3] ?? 'ours');
+} else if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const rows = await run({ quick: process.argv.includes('--quick') });
+  console.table(rows);
+}
