@@ -23,7 +23,7 @@ import { createRedis } from '../shared/redis.js';
 import type { BenchRow } from './types.js';
 import { summarizeCpuProfiles } from './lib/cpu-profile.js';
 import { LoadFleet, type LoadJob, type LoadSummary } from './lib/load.js';
-import { cpuMeter, ServerProcess } from './lib/server.js';
+import { cpuMeter, ServerProcess, type CpuUse } from './lib/server.js';
 import { fmt, formatTable, median, row } from './lib/table.js';
 import { BROWSER, DEFENCES_OFF, DEFENCES_ON, dropKeys, putRoom } from './lib/join-setup.js';
 import { waitersPhase } from './lib/join-waiters.js';
@@ -44,22 +44,25 @@ const describe = (s: LoadSummary) =>
 
 interface Side { label: string; run: () => Promise<LoadSummary>; pids: Record<string, number[]> }
 
-const cpuText = (c: Record<string, number>) => Object.entries(c).map(([k, v]) => `${k} ${Math.round(v * 100)}%`).join(', ');
+const cpuText = (c: CpuUse) => Object.entries(c.seconds).map(([k, v]) => `${k} ${Math.round((100 * v) / c.wall)}%`).join(', ');
 
 /** Rounds of `a` then `b` (order swapped every round), with the CPU each process used; the medians of each. */
 async function alternate(log: (l: string) => void, rounds: number, a: Side, b: Side) {
-  const res: LoadSummary[][] = [[], []];
+  const res: (LoadSummary & { serverUsPerAnswer: number })[][] = [[], []];
   for (let i = 0; i < rounds; i++) {
     for (const k of i % 2 ? [1, 0] : [0, 1]) {
       const side = k === 0 ? a : b;
       const meter = cpuMeter(side.pids);
       const s = await side.run();
-      res[k]!.push(s);
-      log(`  round ${i + 1} ${side.label}: ${describe(s)}  | CPU of a core: ${cpuText(meter())}`);
+      const cpu = meter();
+      const us = (1e6 * (cpu.seconds.server ?? NaN)) / s.answered;
+      res[k]!.push({ ...s, serverUsPerAnswer: us });
+      log(`  round ${i + 1} ${side.label}: ${describe(s)}  | CPU of a core: ${cpuText(cpu)}; server ${fmt(us, 0)} µs CPU per answer`);
     }
   }
-  const med = (xs: LoadSummary[]) => ({
+  const med = (xs: (LoadSummary & { serverUsPerAnswer: number })[]) => ({
     okPerSec: median(xs.map((x) => x.okPerSec)), p50: median(xs.map((x) => x.p50)), p99: median(xs.map((x) => x.p99)),
+    serverUs: median(xs.map((x) => x.serverUsPerAnswer)),
     rejected: xs.reduce((n, x) => n + Object.entries(x.statuses).filter(([st]) => st !== '200').reduce((m, [, c]) => m + c, 0), 0),
   });
   return { a: med(res[0]!), b: med(res[1]!) };
@@ -129,6 +132,7 @@ export async function run(opts: JoinBenchOptions = {}): Promise<BenchRow[]> {
     log(`  gateway placed ${fmt(perCall, 1)} joins per script call on average`);
     const ratio = thr.a.okPerSec / thr.b.okPerSec;
     rows.push(row('joins/s, closed loop (gateway vs 1 EVALSHA/request Fastify)', thr.a.okPerSec, thr.b.okPerSec, ratio, '>= 3x baseline', ratio >= 3));
+    rows.push(row('server CPU per join, closed loop (µs; gateway vs baseline)', thr.a.serverUs, thr.b.serverUs, thr.b.serverUs / thr.a.serverUs, 'info (steadier than joins/s on a shared box)', null));
     rows.push(row('join p50 latency, closed loop (ms)', thr.a.p50, thr.b.p50, thr.b.p50 / thr.a.p50, 'lower is better', null));
     rows.push(row('join p99 latency, closed loop (ms)', thr.a.p99, thr.b.p99, thr.b.p99 / thr.a.p99, 'lower is better', null));
     if (thr.a.rejected + thr.b.rejected) log(`  WARNING: ${thr.a.rejected} gateway and ${thr.b.rejected} baseline joins were not 200`);
@@ -154,6 +158,7 @@ export async function run(opts: JoinBenchOptions = {}): Promise<BenchRow[]> {
       { label: 'defences off', run: () => load.run(joinJob(gw.port, 'gw-off', 'closed', conns, roundMs)), pids: pidsOf(gw) });
     const defRatio = def.a.okPerSec / def.b.okPerSec;
     rows.push(row('joins/s, defences on vs off (gateway)', def.a.okPerSec, def.b.okPerSec, defRatio, '>= 0.85x off', defRatio >= 0.85));
+    rows.push(row('gateway CPU per join, defences on vs off (µs)', def.a.serverUs, def.b.serverUs, def.b.serverUs / def.a.serverUs, 'info', null));
     await base.stop();
     await gw.stop();
     if (profDir) for (const line of summarizeCpuProfiles(profDir, 25)) log(`  [cpu-prof gateway] ${line}`);

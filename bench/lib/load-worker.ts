@@ -31,7 +31,9 @@ async function runJob(job: LoadJob): Promise<LoadResult> {
   const t0 = performance.now() + 20;
   const tMeasure = t0 + job.warmupMs;
   const tEnd = tMeasure + job.durationMs;
+  let answered = 0;
   const count = (status: number, intended: number, done: number) => {
+    answered++;
     if (intended < tMeasure || intended >= tEnd) return;
     hist.record(done - intended);
     statuses[status] = (statuses[status] ?? 0) + 1;
@@ -95,7 +97,7 @@ async function runJob(job: LoadJob): Promise<LoadResult> {
     }
   }
   for (const c of conns) c.close();
-  return { ok, errors, unsent, statuses, hist: hist.toJSON(), durationMs: job.durationMs };
+  return { ok, answered, errors, unsent, statuses, hist: hist.toJSON(), durationMs: job.durationMs };
 }
 
 serveIpc({ run: (msg: { job: LoadJob }) => runJob(msg.job) }, () => undefined);

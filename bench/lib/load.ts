@@ -29,6 +29,8 @@ export interface LoadJob {
 
 export interface LoadResult {
   ok: number;
+  /** Every answer, warm-up and drain included (to divide CPU time by). */
+  answered: number;
   errors: number;
   unsent: number;
   statuses: Record<string, number>;
@@ -39,6 +41,8 @@ export interface LoadResult {
 export interface LoadSummary {
   /** 2xx answers per second over the measured window. */
   okPerSec: number;
+  /** Every answer, warm-up and drain included. */
+  answered: number;
   p50: number;
   p99: number;
   max: number;
@@ -74,16 +78,17 @@ export class LoadFleet {
     }));
     const hist = new Histogram();
     const statuses: Record<string, number> = {};
-    let ok = 0, errors = 0, unsent = 0;
+    let ok = 0, errors = 0, unsent = 0, answered = 0;
     for (const r of results) {
       hist.merge(r.hist);
       ok += r.ok;
+      answered += r.answered;
       errors += r.errors;
       unsent += r.unsent;
       for (const [s, c] of Object.entries(r.statuses)) statuses[s] = (statuses[s] ?? 0) + c;
     }
     return {
-      okPerSec: ok / (job.durationMs / 1000),
+      okPerSec: ok / (job.durationMs / 1000), answered,
       p50: hist.percentile(50), p99: hist.percentile(99), max: hist.max,
       statuses, errors, unsent,
     };

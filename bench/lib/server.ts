@@ -20,15 +20,22 @@ export function cpuSecondsOf(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-/** Share of one core each process used between `start()` and `stop()` (1 = one full core). */
-export function cpuMeter(pids: Record<string, number[]>): () => Record<string, number> {
+export interface CpuUse {
+  /** CPU seconds each group of processes used. */
+  seconds: Record<string, number>;
+  /** Wall-clock seconds measured over. */
+  wall: number;
+}
+
+/** CPU time each group of processes uses from now until the returned function is called. */
+export function cpuMeter(pids: Record<string, number[]>): () => CpuUse {
   const sum = (ps: number[]) => ps.reduce((t, p) => { try { return t + cpuSecondsOf(p); } catch { return t; } }, 0);
   const t0 = performance.now();
   const c0 = Object.fromEntries(Object.entries(pids).map(([k, ps]) => [k, sum(ps)]));
-  return () => {
-    const wall = (performance.now() - t0) / 1000;
-    return Object.fromEntries(Object.entries(pids).map(([k, ps]) => [k, (sum(ps) - c0[k]!) / wall]));
-  };
+  return () => ({
+    wall: (performance.now() - t0) / 1000,
+    seconds: Object.fromEntries(Object.entries(pids).map(([k, ps]) => [k, sum(ps) - c0[k]!])),
+  });
 }
 
 /** Open file descriptors of a process. */
