@@ -159,8 +159,10 @@ t.test('on a phone: a room opened by name, created when missing', async (t) => {
   t.equal(await text(page, '#roomName'), 'fresh');
   await page.waitForSelector('#audit tbody tr');
   t.equal((await page.locator('#audit tbody tr td:nth-child(2)').allInnerTexts()).map((a) => a.toLowerCase()).join(), 'create');
+  t.match(await text(page, '#audit tbody tr'), /created with the defaults/);
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   t.equal(overflow, 0, 'nothing wider than the phone');
-  await shot(page, 'console-new-room-phone');
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await shot(page, 'console-new-room-phone', false);
   t.same(pageErrors(page), []);
 });

@@ -112,11 +112,11 @@ export async function fakeHcaptcha(page: Page): Promise<void> {
 }
 
 /** A screenshot into docs/screenshots/ when SCREENSHOTS=1 (so a plain test run leaves the tree clean). */
-export async function shot(page: Page, name: string): Promise<void> {
+export async function shot(page: Page, name: string, fullPage = true): Promise<void> {
   if (!process.env.SCREENSHOTS) return;
   const dir = path.join(PROJECT_ROOT, 'docs', 'screenshots');
   mkdirSync(dir, { recursive: true });
-  await page.screenshot({ path: path.join(dir, `${name}.png`), fullPage: true, animations: 'disabled' });
+  await page.screenshot({ path: path.join(dir, `${name}.png`), fullPage, animations: 'disabled' });
 }
 
 /** Phone and desktop screenshots of the same moment. */
@@ -138,7 +138,7 @@ export async function viewShots(page: Page, name: string, selector: string): Pro
     await page.setViewportSize({ width, height });
     await page.locator(selector).evaluate((e) => e.scrollIntoView({ block: 'start' }));
     await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
-    await page.screenshot({ path: path.join(PROJECT_ROOT, 'docs', 'screenshots', `${name}-${suffix}.png`), animations: 'disabled' });
+    await shot(page, `${name}-${suffix}`, false);
   }
   await page.setViewportSize(size);
 }
