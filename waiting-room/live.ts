@@ -76,8 +76,10 @@ export class Live {
     }
     ws.subscribe(roomTopic(d.room));
     this.metrics.wsClients.inc();
-    const view = this.roomViews.get(d.room);
-    if (view) this.sendTo(ws, view, r.snap);
+    queueSnapshot(this.redis, this.prefix, d.room).then((snap) => {
+      const view = this.roomViews.get(d.room);
+      if (view) this.sendTo(ws, view, snap);
+    }, () => {});
   }
 
   remove(ws: Socket): void {

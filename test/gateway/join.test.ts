@@ -1,0 +1,42 @@
+/** Joins through the real HTTP server: every visitor exactly one ticket, however concurrent. */
+import t from 'tap';
+import { gateway, join, OPEN_LIMITS, putRoom, testConfig } from './helpers.js';
+
+t.test('2,000 concurrent joins by 2,000 visitors get tickets 1..2,000, each once', async (t) => {
+  const gw = await gateway(t, testConfig());
+  await putRoom(gw, 'r', { opensAt: new Date(Date.now() - 1000).toISOString(), ...OPEN_LIMITS });
+  const replies = await Promise.all(Array.from({ length: 2000 }, () => join(gw, 'r')));
+  t.same(replies.filter((r) => r.status !== 200).map((r) => r.body), [], 'every join answered 200');
+  const tickets = replies.map((r) => r.body.ticket as number).sort((a, b) => a - b);
+  t.same(tickets, Array.from({ length: 2000 }, (_, i) => i + 1), 'tickets are exactly 1..2000');
+  t.equal(new Set(replies.map((r) => r.visitorId)).size, 2000, '2,000 distinct visitor ids');
+  t.ok(replies.every((r) => r.body.position === r.body.ticket && r.body.state === 'open'), 'position = ticket with nobody admitted');
+});
+
+t.test('50 concurrent joins by one visitor get one ticket', async (t) => {
+  const gw = await gateway(t, testConfig());
+  await putRoom(gw, 'r', { opensAt: new Date(Date.now() - 1000).toISOString(), ...OPEN_LIMITS });
+  const first = await join(gw, 'r');
+  const others = await Promise.all(Array.from({ length: 10 }, () => join(gw, 'r')));
+  const same = await Promise.all(Array.from({ length: 50 }, () => join(gw, 'r', first.visitorId)));
+  t.equal(first.body.ticket, 1);
+  t.same(new Set(same.map((r) => r.body.ticket)), new Set([1]), 'all 50 joins answer ticket 1');
+  t.ok(same.every((r) => r.status === 200 && r.visitorId === first.visitorId), 'same visitor id back');
+  t.same(others.map((r) => r.body.ticket as number).sort((a, b) => a - b), Array.from({ length: 10 }, (_, i) => i + 2), 'the repeats took no tickets');
+  const after = await join(gw, 'r');
+  t.equal(after.body.ticket, 12, 'the next new visitor gets the next ticket');
+});
+
+t.test('a forged visitor id is ignored and a new one minted; the cookie is HttpOnly, SameSite=Lax', async (t) => {
+  const gw = await gateway(t, testConfig());
+  await putRoom(gw, 'r', { opensAt: new Date(Date.now() - 1000).toISOString(), ...OPEN_LIMITS });
+  const a = await join(gw, 'r');
+  const forged = `${a.visitorId.slice(0, 22)}.${'A'.repeat(22)}`;
+  const b = await join(gw, 'r', forged);
+  t.not(b.visitorId, forged);
+  t.equal(b.body.ticket, 2, 'a forged id does not get the real holder\'s ticket');
+  const res = await fetch(`${gw.url}/api/rooms/r/join`, { method: 'POST', headers: { cookie: `wr_vid=${a.visitorId}` } });
+  t.equal(((await res.json()) as { ticket: number }).ticket, 1, 'the cookie identifies the visitor');
+  t.match(res.headers.get('set-cookie') ?? '', /^wr_vid=[^;]+; HttpOnly; SameSite=Lax; Path=\//);
+  t.notMatch(res.headers.get('set-cookie') ?? '', /Secure/, 'no Secure flag over plain http');
+});
