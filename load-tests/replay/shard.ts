@@ -95,7 +95,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0,
 
 export async function runShard(job: ShardJob, onProgress?: (p: Progress) => void): Promise<ShardResult> {
   const attempts: AttemptResult[] = [];
-  const visitors = new Map<string, VisitorResult & { vid: string; following: boolean }>();
+  const visitors = new Map<string, VisitorResult & { vid: string }>();
   const ids = new Map<string, string>(); // recorded visitor -> gateway visitor id
   const progress: Progress = { sent: 0, joined: 0, admitted: 0, bought: 0, settled: 0 };
   const following: Promise<void>[] = [];
@@ -200,7 +200,7 @@ export async function runShard(job: ShardJob, onProgress?: (p: Progress) => void
       if (r.status === 200 && typeof r.json?.visitorId === 'string' && !a.noCookie) ids.set(a.visitor, r.json.visitorId);
       if (r.status === 200 && !a.noCookie && !visitors.has(a.visitor)) {
         const v = {
-          visitor: a.visitor, bot: a.bot, vid: String(r.json.visitorId), following: true, joinedAt: sentAt, joinTicket: res.ticket,
+          visitor: a.visitor, bot: a.bot, vid: String(r.json.visitorId), joinedAt: sentAt, joinTicket: res.ticket,
           admittedAt: null, admittedTicket: null, waitEnd: 'waiting', purchase: null, purchasedAt: null,
         };
         visitors.set(a.visitor, v);
@@ -230,6 +230,6 @@ export async function runShard(job: ShardJob, onProgress?: (p: Progress) => void
   closeAgents();
   return {
     attempts,
-    visitors: [...visitors.values()].map(({ vid: _vid, following: _f, ...v }) => v),
+    visitors: [...visitors.values()].map(({ vid: _vid, ...v }) => v),
   };
 }

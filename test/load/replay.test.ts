@@ -25,13 +25,14 @@ const ROOM = {
 const STOCK = 20;
 const quiet = () => {};
 
+const dataDir = await mkdtemp(path.join(tmpdir(), 'replay-'));
+const product = await startProduct({ dataDir });
+t.teardown(async () => {
+  await product.close();
+  await rm(dataDir, { recursive: true, force: true });
+});
+
 t.test('a 2,000-arrival recording replays with the same outcomes and order; the report matches the audit', async (t) => {
-  const dataDir = await mkdtemp(path.join(tmpdir(), 'replay-'));
-  const product = await startProduct({ dataDir });
-  t.teardown(async () => {
-    await product.close();
-    await rm(dataDir, { recursive: true, force: true });
-  });
   const profile = makeProfile('bots30', 2200, 11);
   const arrivals = profile.arrivals.slice(0, 2000);
   const common = { targets: product, stock: STOCK, roomConfig: ROOM, admitRatePerMin: 1200, maxActive: 25, ordered: true, holdAdmission: true, timeoutSec: 60, progress: false, log: quiet };
@@ -85,6 +86,28 @@ t.test('a 2,000-arrival recording replays with the same outcomes and order; the 
   t.equal(html, renderHtml(r2));
   t.equal((html.match(/<svg /g) ?? []).length, 3, 'three inline SVG charts');
   t.notOk(/<script|https?:\/\/(?!www\.w3\.org)/.test(html), 'no script and no external URL');
+});
+
+t.test('visitors spread over two worker processes: every attempt comes back, each visitor once', async (t) => {
+  const profile = makeProfile('spike', 300, 5);
+  const d = await replay({
+    targets: product, source: 'profile:spike', arrivals: profile.arrivals, open: profile.open, stock: 10, speed: 2,
+    processes: 2, maxActive: 15, admitRatePerMin: 3000, timeoutSec: 60, progress: false, log: quiet,
+  });
+  t.equal(d.processes, 2);
+  t.same(d.attempts.map((a) => a.i).sort((x, y) => x - y), profile.arrivals.map((_, i) => i), 'one result per attempt');
+  t.equal(new Set(d.visitors.map((v) => v.visitor)).size, d.visitors.length, 'a visitor is followed by one process only');
+  t.equal(d.visitors.length, 300);
+  const r = buildReport(d);
+  const a = await audit(product, d.sale);
+  t.equal(r.sales.sold, 10);
+  t.equal(a.paidCounted, r.sales.purchases);
+  t.ok(r.checks.every((c) => c.ok), JSON.stringify(r.checks.filter((c) => !c.ok)));
+  // Everyone not admitted was told the room sold out (nobody left hanging).
+  t.same(
+    [...new Set(d.visitors.filter((v) => v.admittedAt === null).map((v) => v.waitEnd))],
+    d.visitors.some((v) => v.admittedAt === null) ? ['sold_out'] : [],
+  );
 });
 
 function countBy(xs: string[]): Record<string, number> {
