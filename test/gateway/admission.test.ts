@@ -7,14 +7,14 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { queueKeys } from '../../waiting-room/scripts.js';
-import { ADMIN, gateway, join, manualClock, OPEN_LIMITS, putRoom, testConfig } from './helpers.js';
+import { ADMIN, gateway, join, manualClock, OPEN_LIMITS, putRoom, testConfig, type Teardown } from './helpers.js';
 import type { Config } from '../../shared/config.js';
 
 const CHILD = fileURLToPath(new URL('./child-gateway.ts', import.meta.url));
 
 interface Child { proc: ChildProcess; call(cmd: string, now?: number): Promise<Record<string, unknown>> }
 
-async function spawnChildren(t: Tap.Test, config: Config, start: number, n: number): Promise<Child[]> {
+async function spawnChildren(t: Teardown, config: Config, start: number, n: number): Promise<Child[]> {
   const children = await Promise.all(Array.from({ length: n }, () => new Promise<Child>((resolve, reject) => {
     const proc = fork(CHILD, [], {
       execArgv: ['--import=tsx'],
@@ -102,7 +102,7 @@ t.test('maxActive holds across processes; a finished order or an expired token f
   t.equal(maxSeen, 25, 'never more than 25 active');
 
   // Checkout ends one order (ZREM): exactly one more is admitted.
-  const first = (await gw.redis.zrange(k.active, 0, 0))[0]!;
+  const first = String((await gw.redis.zrange(k.active, '0', '0'))[0]);
   await gw.redis.zrem(k.active, first);
   let more = 0;
   for (let i = 0; i < 10; i++) more += await tick();

@@ -10,7 +10,7 @@ export function testConfig(extra: Record<string, string> = {}): Config {
   return loadConfig({ REDIS_PREFIX: `t-${randomUUID().slice(0, 8)}`, LOG_LEVEL: 'silent', ADMIN_TOKEN: ADMIN, ...extra });
 }
 
-interface Teardown { teardown(fn: () => unknown): void }
+export interface Teardown { teardown(fn: () => unknown): void }
 
 /** Delete every key of a prefix (the test's own). */
 export async function dropPrefix(redisUrl: string, prefix: string): Promise<void> {
