@@ -17,7 +17,7 @@ t.test('sign in, watch a room, change thresholds, pause and resume, read the aud
   await s.admin('PUT', '/admin/rooms/launch', {
     // one IP (127.0.0.1) sends everything: its bucket bites and the suspicion score makes challenges
     opensAt: iso(Date.now() - 60_000), prequeueSeconds: 0, admitRatePerMin: 600, captcha: { mode: 'suspicious', threshold: 30 },
-    limits: { ip: { capacity: 100, refillPerSec: 20 }, subnet: { capacity: 1_000_000, refillPerSec: 1_000_000 } },
+    limits: { ip: { capacity: 50, refillPerSec: 2 }, subnet: { capacity: 1_000_000, refillPerSec: 1_000_000 } },
   });
   await s.admin('PUT', '/admin/rooms/quiet', { opensAt: iso(Date.now() + 3_600_000) });
   // traffic for the figures and charts while the console watches (at most 40 s of it)
@@ -82,7 +82,7 @@ t.test('sign in, watch a room, change thresholds, pause and resume, read the aud
 
   // the form: prefilled from GET /admin/rooms/:room
   t.equal(await page.inputValue('#f-admitRatePerMin'), '600');
-  t.equal(await page.inputValue('#f-limits-ip-capacity'), '100');
+  t.equal(await page.inputValue('#f-limits-ip-capacity'), '50');
   t.equal(await page.inputValue('#f-captcha-mode'), 'suspicious');
   t.equal(await page.isDisabled('#saveBtn'), true, 'nothing to save yet');
 
@@ -115,7 +115,7 @@ t.test('sign in, watch a room, change thresholds, pause and resume, read the aud
   const cfg = (await s.admin('GET', '/admin/rooms/launch')).body as Record<string, any>;
   t.match(cfg, {
     admitRatePerMin: 120, block: ['203.0.113.0/24'], trustedProxies: ['10.0.0.0/8', '192.168.1.1'], record: true,
-    captcha: { mode: 'always', threshold: 30 }, limits: { subnet: { capacity: 1_000_000, refillPerSec: 25 }, ip: { capacity: 100, refillPerSec: 20 } },
+    captcha: { mode: 'always', threshold: 30 }, limits: { subnet: { capacity: 1_000_000, refillPerSec: 25 }, ip: { capacity: 50, refillPerSec: 2 } },
   });
   t.equal(await page.isDisabled('#saveBtn'), true, 'the form now matches the room');
 

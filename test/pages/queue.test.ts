@@ -302,3 +302,17 @@ t.test('rate limited: a calm countdown, then the page joins by itself', async (t
   t.same(joins, [429, 200], 'one refused join, one retry after Retry-After');
   t.same(pageErrors(page), []);
 });
+
+t.test('the gateway unreachable for a moment: the page says so and tries again by itself', async (t) => {
+  const s = await stack(t);
+  await s.admin('PUT', '/admin/rooms/wobbly', { ...OPEN_LIMITS, opensAt: iso(Date.now() - 60_000), prequeueSeconds: 0 });
+  const browser = await launch(t);
+  const page = await open(browser);
+  let failures = 1;
+  await page.route('**/api/rooms/wobbly/join', (route) => (failures-- > 0 ? route.abort('connectionrefused') : route.continue()));
+  await page.goto(`${s.gw.url}/rooms/wobbly`);
+  await page.waitForFunction(() => document.getElementById('headline')?.textContent === 'We’re having trouble reaching the waiting room');
+  t.match(await text(page, '#lead'), /Your place is not lost/);
+  await showsPosition(page, 1);
+  t.same(pageErrors(page), []);
+});
