@@ -93,8 +93,8 @@ export async function run(opts: JoinBenchOptions = {}): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   const load = new LoadFleet(2);
   const started: ServerProcess[] = [];
-  const server = (target: 'trivial' | 'baseline' | 'gateway', cpuProfDir?: string) => {
-    const s = new ServerProcess(target, { cpuProfDir });
+  const server = (target: 'trivial' | 'baseline' | 'gateway') => {
+    const s = new ServerProcess(target);
     started.push(s);
     return s;
   };
@@ -113,7 +113,7 @@ export async function run(opts: JoinBenchOptions = {}): Promise<BenchRow[]> {
     rows.push(row('load generator ceiling: trivial uWS endpoint, closed loop (req/s)', ceiling.okPerSec, null, null, 'info', null));
 
     // 1, 2, 5: throughput and latency, gateway and baseline in their own processes.
-    const gw = server('gateway', profDir);
+    const gw = server('gateway');
     await gw.start({ env });
     const base = server('baseline');
     for (const [room, cfg] of [['gw', DEFENCES_ON], ['base', DEFENCES_ON], ['gw-off', DEFENCES_OFF]] as const) await putRoom(gw.port, room, cfg);
@@ -136,6 +136,11 @@ export async function run(opts: JoinBenchOptions = {}): Promise<BenchRow[]> {
     rows.push(row('join p50 latency, closed loop (ms)', thr.a.p50, thr.b.p50, thr.b.p50 / thr.a.p50, 'lower is better', null));
     rows.push(row('join p99 latency, closed loop (ms)', thr.a.p99, thr.b.p99, thr.b.p99 / thr.a.p99, 'lower is better', null));
     if (thr.a.rejected + thr.b.rejected) log(`  WARNING: ${thr.a.rejected} gateway and ${thr.b.rejected} baseline joins were not 200`);
+    if (profDir) {
+      const s = await gw.profiled(profDir, 'joins', () => load.run(joinJob(gw.port, 'gw', 'closed', conns, roundMs)));
+      log(`  profiled gateway round: ${describe(s)}`);
+      for (const line of summarizeCpuProfiles(profDir, 25, 'joins')) log(`  [cpu-prof gateway, closed-loop joins] ${line}`);
+    }
 
     log('[join] 2. p99 at 10,000 joins/s offered (open model: latency from when each join was due)');
     const open = await alternate(log, rounds,
@@ -161,13 +166,11 @@ export async function run(opts: JoinBenchOptions = {}): Promise<BenchRow[]> {
     rows.push(row('gateway CPU per join, defences on vs off (µs)', def.a.serverUs, def.b.serverUs, def.b.serverUs / def.a.serverUs, 'info', null));
     await base.stop();
     await gw.stop();
-    if (profDir) for (const line of summarizeCpuProfiles(profDir, 25)) log(`  [cpu-prof gateway] ${line}`);
 
     // 3, 4: a fresh gateway (so earlier load leaves no free heap behind) holding idle waiters, on a
-    // prefix of its own: a gateway that finds rooms in Redis at start-up crashes (see waitersPhase).
-    const profDir2 = opts.profile ? mkdtempSync(path.join(os.tmpdir(), 'join-prof-ws-')) : undefined;
-    rows.push(...(await waitersPhase(log, server('gateway', profDir2), server('trivial'), { ...env, REDIS_PREFIX: `${prefix}-ws` }, sockets)));
-    if (profDir2) for (const line of summarizeCpuProfiles(profDir2, 25)) log(`  [cpu-prof gateway with waiters] ${line}`);
+    // prefix of its own (none of the earlier rooms to reload or tick).
+    rows.push(...(await waitersPhase(log, server('gateway'), server('trivial'), { ...env, REDIS_PREFIX: `${prefix}-ws` }, sockets, profDir)));
+    if (profDir) for (const line of summarizeCpuProfiles(profDir, 25, 'waiters')) log(`  [cpu-prof gateway, waiters and fan-out steps] ${line}`);
   } finally {
     await load.close();
     for (const s of started) await s.stop().catch(() => undefined);

@@ -1,6 +1,6 @@
 /**
- * Reads the V8 CPU profiles a `--cpu-prof` child wrote and prints where its time went:
- * self time per function (with file and line), heaviest first, and per file.
+ * Reads V8 CPU profiles (`.cpuprofile`, from the inspector or `--cpu-prof`) and prints where the
+ * busy time went: self time per function (with file and line), heaviest first, and per file.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -16,8 +16,8 @@ function where(url: string): string {
   return path.relative(process.cwd(), p) || p;
 }
 
-export function summarizeCpuProfiles(dir: string, top = 20): string[] {
-  const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
+export function summarizeCpuProfiles(dir: string, top = 20, only?: string): string[] {
+  const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile') && (!only || f.startsWith(only)));
   if (!files.length) return [`no .cpuprofile in ${dir}`];
   const byFn = new Map<string, number>();
   const byFile = new Map<string, number>();
@@ -29,7 +29,8 @@ export function summarizeCpuProfiles(dir: string, top = 20): string[] {
       const us = prof.timeDeltas[i] ?? 0;
       const n = nodes.get(id)!;
       const file = where(n.callFrame.url);
-      const fn = `${n.callFrame.functionName || '(anonymous)'} ${file}${n.callFrame.url ? `:${n.callFrame.lineNumber + 1}` : ''}`;
+      const line = n.callFrame.url && n.callFrame.lineNumber > 0 ? `:${n.callFrame.lineNumber + 1}` : '';
+      const fn = `${n.callFrame.functionName || '(anonymous)'} ${file}${line}`;
       byFn.set(fn, (byFn.get(fn) ?? 0) + us);
       byFile.set(file, (byFile.get(file) ?? 0) + us);
       total += us;

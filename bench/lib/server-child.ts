@@ -3,8 +3,12 @@
  * ServerProcess (bench/lib/server.ts) with `--expose-gc`; answers over IPC:
  * `start {target, options}` → {port, ...}, `mem` → heap figures, `gc` → heap after full
  * collections, `command {name, args}` → whatever the target's command answers.
- * On disconnect it closes the server and exits (which also writes a --cpu-prof profile).
+ * `profileStart` / `profileStop {dir, name}` → a V8 CPU profile of just that stretch.
+ * On disconnect it closes the server and exits.
  */
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import path from 'node:path';
 import v8 from 'node:v8';
 import { serveIpc } from './child.js';
 
@@ -17,6 +21,7 @@ export interface Started {
 }
 
 let server: Started | null = null;
+let profiler: Session | null = null;
 
 async function startTarget(target: string, options: any): Promise<Started> {
   switch (target) {
@@ -44,6 +49,25 @@ serveIpc({
     if (!gc) throw new Error('start the server child with --expose-gc');
     for (let i = 0; i < 3; i++) { gc(); await new Promise((r) => setImmediate(r)); }
     return mem();
+  },
+  /** Start the V8 CPU profiler (sampling every 100 µs). */
+  async profileStart() {
+    profiler = new Session();
+    profiler.connect();
+    await profiler.post('Profiler.enable');
+    await profiler.post('Profiler.setSamplingInterval', { interval: 100 });
+    await profiler.post('Profiler.start');
+    return {};
+  },
+  /** Stop it and write `<dir>/<name>.cpuprofile`; answers the file's path. */
+  async profileStop(msg: { dir: string; name: string }) {
+    if (!profiler) throw new Error('the profiler is not running');
+    const { profile } = await profiler.post('Profiler.stop');
+    profiler.disconnect();
+    profiler = null;
+    const file = path.join(msg.dir, `${msg.name}.cpuprofile`);
+    writeFileSync(file, JSON.stringify(profile));
+    return { file };
   },
   command(msg: { name: string; args: unknown }) {
     const c = server?.commands?.[msg.name];

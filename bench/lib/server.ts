@@ -47,10 +47,8 @@ export class ServerProcess {
   private child: Child;
   port = 0;
 
-  constructor(readonly target: 'trivial' | 'baseline' | 'gateway', opts: { cpuProfDir?: string; env?: NodeJS.ProcessEnv } = {}) {
-    const execArgv = ['--expose-gc'];
-    if (opts.cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`);
-    this.child = new Child(new URL('./server-child.ts', import.meta.url), { execArgv, env: opts.env });
+  constructor(readonly target: 'trivial' | 'baseline' | 'gateway', opts: { env?: NodeJS.ProcessEnv } = {}) {
+    this.child = new Child(new URL('./server-child.ts', import.meta.url), { execArgv: ['--expose-gc'], env: opts.env });
   }
 
   get pid(): number {
@@ -73,6 +71,16 @@ export class ServerProcess {
     return { rss: rssOf(this.pid), ...heap };
   }
   fds(): number { return fdsOf(this.pid); }
+
+  /** A V8 CPU profile of the server while `work` runs, written to `<dir>/<name>.cpuprofile`. */
+  async profiled<T>(dir: string, name: string, work: () => Promise<T>): Promise<T> {
+    await this.child.call({ type: 'profileStart' });
+    try {
+      return await work();
+    } finally {
+      await this.child.call({ type: 'profileStop', dir, name });
+    }
+  }
   command<T>(name: string, args: unknown = {}, timeoutMs = 30_000): Promise<T> {
     return this.child.call({ type: 'command', name, args }, timeoutMs);
   }
