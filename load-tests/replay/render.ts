@@ -26,7 +26,10 @@ function rows(r: Report): [string, string][] {
   }
   out.push(['units sold / stock', `${fmt(r.sales.sold)} / ${r.sales.stock} (${r.sales.purchases} purchases seen, ${r.sales.admitted} admitted)`]);
   out.push(['sold out after open (s)', fmt(r.sales.soldOutAfterSec)]);
-  if (r.replay) out.push(['order vs recording', `tau ${fmt(r.replay.orderTau)}, ${r.replay.orderDiscordant} discordant of ${r.replay.orderPairs}`]);
+  if (r.replay) {
+    out.push(['outcomes recorded', Object.entries(r.replay.recordedOutcomes).map(([k, v]) => `${k} ${v}`).join(', ')]);
+    out.push(['ticket order vs recording', `tau ${fmt(r.replay.orderTau)}, ${r.replay.orderDiscordant} discordant pairs among ${r.replay.orderPairs} joins`]);
+  }
   out.push(['audit', r.audit.ok === true ? 'ok' : `FAILED ${JSON.stringify(r.audit)}`]);
   for (const c of r.checks) out.push([`check: ${c.name}`, `${c.ok ? 'PASS' : 'FAIL'} (${c.detail.slice(0, 80)})`]);
   return out;
