@@ -1,8 +1,9 @@
 --[[ joinBatch: place every join of one room that arrived in the same event-loop turn.
   Input:
-    KEYS[1] q       hash  {opened, N, drained, next, at, ...} (see include/openIfDue)
+    KEYS[1] q       hash  {opened, N, next, at, ...} (see include/openIfDue)
     KEYS[2] tix     hash  visitor id -> ticket
-    KEYS[3] pre     zset  pre-queue: member visitor id, score a CSPRNG key drawn in Node
+    KEYS[3] pre     zset  pre-queue: member visitor id, score a CSPRNG key drawn in Node;
+                        frozen at open, a pre-queue visitor's ticket is then ZRANK + 1
     KEYS[4] preseq  hash  visitor id -> pre-queue join order (for the fairness figure)
     KEYS[5] stats   hash  room counters
     KEYS[6] sec     hash  counters of the current second (EXPIRE 120 s)
@@ -36,7 +37,7 @@ local mode, threshold, n = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV
 
 --@include openIfDue
 
-local opened, N, drained = openIfDue(qKey, preKey, now, opensAt)
+local opened = openIfDue(qKey, preKey, now, opensAt)
 
 -- Token bucket read: {tokens, ts} refilled by elapsed_ms * rate / 1000, capped at capacity.
 local function bucketRead(key, cap, rate)
@@ -79,7 +80,7 @@ for i = 0, n - 1 do
     code, ticket = 'have', tonumber(t)
   elseif redis.call('ZSCORE', preKey, vid) then
     code = 'have'
-    if opened then ticket = drained + redis.call('ZRANK', preKey, vid) + 1 end
+    if opened then ticket = redis.call('ZRANK', preKey, vid) + 1 end
   -- 2. the room refuses new places
   elseif gate == 1 then code = 'closed'
   elseif gate == 2 then code = 'sold_out'

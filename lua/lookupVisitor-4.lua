@@ -1,4 +1,4 @@
---[[ lookupVisitor: where one visitor stands, read atomically (mid-drain safe).
+--[[ lookupVisitor: where one visitor stands, read atomically.
   Input:
     KEYS[1] q hash   KEYS[2] tix hash   KEYS[3] pre zset   KEYS[4] tok hash (visitor -> token)
     ARGV[1] visitor id
@@ -8,9 +8,9 @@
     between admission and storing the token: the caller signs one on demand).
 ]]
 local vid = ARGV[1]
-local st = redis.call('HMGET', KEYS[1], 'opened', 'drained', 'next', 'at')
+local st = redis.call('HMGET', KEYS[1], 'opened', 'next', 'at')
 local opened = st[1] == '1'
-local at, nextT = tonumber(st[4]) or 0, tonumber(st[3]) or 0
+local at, nextT = tonumber(st[3]) or 0, tonumber(st[2]) or 0
 local t = redis.call('HGET', KEYS[2], vid)
 local kind, ticket = 0, 0
 if t then
@@ -18,7 +18,7 @@ if t then
 else
   local r = redis.call('ZRANK', KEYS[3], vid)
   if r then
-    if opened then kind, ticket = 2, (tonumber(st[2]) or 0) + r + 1 else kind = 1 end
+    if opened then kind, ticket = 2, r + 1 else kind = 1 end
   end
 end
 local tok = ''

@@ -58,21 +58,22 @@ export async function roomStats(ctx: GatewayContext, room: string) {
     ctx.redis.hgetall(k.stats),
     queueSnapshot(ctx.redis, ctx.prefix, room),
     ctx.redis.zcount(k.active, now, '+inf'),
-    ctx.redis.hmget(k.q, 'drained', 'fd2', 'N'),
+    ctx.redis.hmget(k.q, 'fsum', 'fn', 'N'),
   ]);
   const n = (f: string) => Number(totals[f] ?? 0);
   const passed = n('captcha_passed');
   const failed = n('captcha_failed');
-  const drained = Number(fair[0] ?? 0);
-  const d2 = Number(fair[1] ?? 0);
+  const fsum = Number(fair[0] ?? 0);
+  const fn = Number(fair[1] ?? 0);
   return {
     room,
     arrivalsPerSecond: (perSec ?? []).map(([, v], i) => ({ at: new Date((sec - 59 + i) * 1000).toISOString(), arrivals: Number(v ?? 0) })),
     arrivals: n('arrivals'), joined: n('joined'), queued: snap.queued, admitted: n('admitted'), admittedThrough: snap.at, active,
     challenged: n('challenged'), challengePassRate: passed + failed > 0 ? passed / (passed + failed) : null,
     captchaPassed: passed, captchaFailed: failed, rateLimited: n('rate_limited'), blocked: n('blocked'),
-    // Spearman's rho between pre-queue join order and drawn ticket: near 0 means the draw ignored who came first.
-    fairness: { prequeue: Number(fair[2] ?? 0), drawn: drained, rankCorrelation: drained > 1 ? 1 - (6 * d2) / (drained * (drained * drained - 1)) : null },
+    // Of the pre-queue visitors admitted so far, their mean join percentile: 0.5 means joining the
+    // pre-queue early was worth nothing (FIFO would give about 0 for the first admitted).
+    fairness: { prequeue: Number(fair[2] ?? 0), prequeueAdmitted: fn, meanJoinPercentileOfAdmitted: fn > 0 ? fsum / fn : null },
   };
 }
 

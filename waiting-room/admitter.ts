@@ -1,6 +1,6 @@
 /**
- * The admission loop: each tick, for every room past opensAt, drive the pre-queue drain a few
- * bounded batches, run lua/admitBatch (the only writer of admittedThrough), sign a token for each
+ * The admission loop: each tick, for every room past opensAt, run lua/admitBatch (the only writer
+ * of admittedThrough; it also flips the room open), sign a token for each
  * admitted visitor, store it (`tok` hash, so /claim and reconnects get the same token) and publish
  * the admitted messages to whichever process holds each visitor's WebSocket.
  */
@@ -8,12 +8,13 @@ import type { Redis } from 'ioredis';
 import { parseStockSignal, saleStockKey } from '../shared/keys.js';
 import type { Metrics } from './metrics.js';
 import { isHeld, isSoldOut, type Rooms, type RoomView } from './rooms.js';
-import { drainPrequeue, queueKeys } from './scripts.js';
-import type { KeyRing } from './tokens.js';
+import { queueKeys } from './scripts.js';
+import { tokenExpiry, type KeyRing } from './tokens.js';
 
-export const DRAIN_BATCH = 1000;
-const DRAIN_BATCHES_PER_TICK = 20;
-const MAX_ADMIT_PER_CALL = 5000;
+/** Most visitors one admitBatch call admits (keeps each call well under 10 ms of Redis time). */
+export const MAX_ADMIT_PER_CALL = 250;
+/** Calls per room per tick when the credit allows more than one call's worth (high rates). */
+const MAX_CALLS_PER_TICK = 40;
 
 export function admittedChannel(prefix: string): string { return `${prefix}:admitted`; }
 
@@ -62,18 +63,25 @@ export class Admitter {
   }
 
   private async admitRoom(view: RoomView): Promise<number> {
+    let total = 0;
+    for (let i = 0; i < MAX_CALLS_PER_TICK; i++) {
+      const n = await this.admitCall(view);
+      total += n;
+      if (n < MAX_ADMIT_PER_CALL) break;
+    }
+    return total;
+  }
+
+  /** One bounded admitBatch call: admit, sign, store, publish. */
+  private async admitCall(view: RoomView): Promise<number> {
     const started = performance.now();
     const { cfg } = view;
     const now = this.clock();
     const k = queueKeys(this.prefix, cfg.room);
-    for (let i = 0; i < DRAIN_BATCHES_PER_TICK; i++) {
-      const d = await drainPrequeue(this.redis, this.prefix, cfg.room, now, view.opensAtMs, DRAIN_BATCH);
-      if (d.moved < DRAIN_BATCH) break;
-    }
     const stock = parseStockSignal(await this.redis.hgetall(saleStockKey(this.prefix, cfg.sale)));
     const closed = cfg.closed || (view.closesAtMs !== null && now >= view.closesAtMs);
     const gate = closed || isSoldOut(stock) ? 3 : isHeld(stock) ? 2 : cfg.paused ? 1 : 0;
-    const r = await this.redis.admitBatch(k.q, k.pre, k.qpre, k.qpost, k.active, k.stats, k.sec(now),
+    const r = await this.redis.admitBatch(k.q, k.pre, k.preseq, k.qpost, k.active, k.stats, k.sec(now),
       now, view.opensAtMs, cfg.admitRatePerMin, cfg.maxActive, cfg.tokenTtlSeconds * 1000, MAX_ADMIT_PER_CALL, gate);
     const at = Number(r[0]);
     const count = Number(r[1]);
@@ -94,7 +102,7 @@ export class Admitter {
     for (let i = 0; i < items.length; i++) {
       if (Number(stored[i]?.[1]) === 0) {
         const existing = await this.redis.hget(k.tok, items[i]![0]);
-        if (existing) items[i]![1] = existing;
+        if (existing) items[i] = [items[i]![0], existing, tokenExpiry(existing)];
       }
     }
     const notice: AdmittedNotice = { room: cfg.room, checkoutUrl: cfg.checkoutUrl, items };

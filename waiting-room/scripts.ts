@@ -19,7 +19,6 @@ export function loadLua(file: string): string {
 /** Command name → script file (`<verbNoun>-<numKeys>`). */
 export const SCRIPT_FILES = {
   joinBatch: 'joinBatch-8',
-  drainPrequeue: 'drainPrequeue-5',
   admitBatch: 'admitBatch-7',
   lookupVisitor: 'lookupVisitor-4',
   saveRoomConfig: 'saveRoomConfig-2',
@@ -30,7 +29,6 @@ type Arg = string | number;
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     joinBatch(...args: Arg[]): Result<(string | number)[], Context>;
-    drainPrequeue(...args: Arg[]): Result<number[], Context>;
     admitBatch(...args: Arg[]): Result<(string | number)[], Context>;
     lookupVisitor(...args: Arg[]): Result<(string | number)[], Context>;
     saveRoomConfig(...args: Arg[]): Result<number, Context>;
@@ -53,7 +51,7 @@ export function queueKeys(prefix: string, room: string) {
   const k = (part: string) => roomKey(prefix, room, part);
   return {
     q: k('q'), tix: k('tix'), pre: k('pre'), preseq: k('preseq'), stats: k('stats'), tbRoom: k('tb:room'),
-    qpre: k('q:pre'), qpost: k('q:post'), active: k('active'), tok: k('tok'), cfg: k('cfg'), audit: k('audit'),
+    qpost: k('q:post'), active: k('active'), tok: k('tok'), cfg: k('cfg'), audit: k('audit'),
     base: roomKey(prefix, room, ''),
     sec: (nowMs: number) => k(`sec:${Math.floor(nowMs / 1000)}`),
   };
@@ -70,14 +68,6 @@ export async function lookupVisitor(redis: Redis, prefix: string, room: string, 
   const [kind, ticket, at, next, opened, token] = [Number(r[0]), Number(r[1]), Number(r[2]), Number(r[3]), r[4] === 1 || r[4] === '1', String(r[5] ?? '')];
   if (kind === 2) return { kind: 'ticket', ticket, at, next, opened, token: token || null };
   return { kind: kind === 1 ? 'pre' : 'none', at, next, opened };
-}
-
-export interface DrainResult { opened: boolean; n: number; drained: number; moved: number }
-
-export async function drainPrequeue(redis: Redis, prefix: string, room: string, nowMs: number, opensAtMs: number, batch = 1000): Promise<DrainResult> {
-  const k = queueKeys(prefix, room);
-  const r = await redis.drainPrequeue(k.q, k.pre, k.preseq, k.tix, k.qpre, nowMs, opensAtMs, batch);
-  return { opened: Number(r[0]) === 1, n: Number(r[1]), drained: Number(r[2]), moved: Number(r[3]) };
 }
 
 /** Counter fields of `stats` and the per-second `sec:<epochSecond>` hashes. */

@@ -1,6 +1,8 @@
 /**
  * Pre-queue fairness: everyone who joined before opensAt is drawn into a uniformly random order
- * at open, ahead of everyone who joins after (in arrival order). The drain is bounded per call.
+ * at open, ahead of everyone who joins after (in arrival order). There is no drain step: the
+ * order is fixed by the CSPRNG keys drawn at join and frozen at open; admission walks it in
+ * bounded calls.
  *
  * Statistical tests (n = 5,000 pre-queue joiners, join order = the order the joins were sent):
  *  - Spearman's rank correlation between join order and drawn ticket. Under a uniform random
@@ -10,7 +12,7 @@
  *    16 degrees of freedom): we require chi2 < 39.25, the critical value at p = 0.001.
  */
 import t from 'tap';
-import { drainPrequeue } from '../../waiting-room/scripts.js';
+import { MAX_ADMIT_PER_CALL } from '../../waiting-room/admitter.js';
 import { gateway, getJson, join, manualClock, OPEN_LIMITS, putRoom, testConfig } from './helpers.js';
 
 const N = 5000;
@@ -51,7 +53,7 @@ t.test('a pre-queue of 5,000 is drawn in a random order at open, ahead of later 
   const again = await join(gw, 'drop', order[17]);
   t.same([again.body.ticket, again.body.position], [null, null], 'a repeat join in the pre-queue keeps its (undrawn) place');
 
-  // Open. The first post-open joiners arrive before any drain: they are behind all 5,000.
+  // Open. The first post-open joiners are behind all 5,000, in arrival order.
   clock.set(opensAt + 1);
   const post: string[] = [];
   const postTickets: unknown[] = [];
@@ -60,33 +62,30 @@ t.test('a pre-queue of 5,000 is drawn in a random order at open, ahead of later 
     postTickets.push(r.body.ticket);
     post.push(r.visitorId);
   }
-  t.same(postTickets, Array.from({ length: 20 }, (_, i) => N + 1 + i), 'post-open joiners get tickets 5,001.. in arrival order, before any drain');
+  t.same(postTickets, Array.from({ length: 20 }, (_, i) => N + 1 + i), 'post-open joiners get tickets 5,001.. in arrival order');
 
-  // Mid-drain: a visitor still in the pre-queue already knows its final ticket.
-  const me = async (vid: string) => (await getJson(`${gw.url}/api/rooms/drop/me`, { 'x-visitor-id': vid })).body.ticket as number;
-  const before = await Promise.all(order.slice(0, 50).map(me));
-
-  let calls = 0;
-  let moved = 0;
-  let largest = 0;
-  for (;;) {
-    const d = await drainPrequeue(gw.redis, config.redisPrefix, 'drop', clock.now(), opensAt, 1000);
-    largest = Math.max(largest, d.moved);
-    calls++;
-    moved += d.moved;
-    if (d.moved === 0) break;
-    if (calls === 2) {
-      const mid = await Promise.all(order.slice(0, 50).map(me));
-      t.same(mid, before, 'tickets answered mid-drain are the final ones');
-    }
-  }
-  t.equal(moved, N, 'the drain moved exactly the pre-queue');
-  t.equal(largest, 1000, 'no drain call moved more than its batch of 1,000');
-  t.equal(calls, N / 1000 + 1, 'in bounded batches of 1,000');
-
-  const tickets = await Promise.all(order.map(me));
-  t.same(tickets.slice(0, 50), before, 'tickets did not change during the drain');
+  const me = async (vid: string) => (await getJson(`${gw.url}/api/rooms/drop/me`, { 'x-visitor-id': vid })).body as { ticket: number; admitted: boolean; position: number };
+  const tickets = (await Promise.all(order.map(me))).map((m) => m.ticket);
   t.same([...tickets].sort((a, b) => a - b), Array.from({ length: N }, (_, i) => i + 1), 'pre-queue tickets are a permutation of 1..5,000');
+  const rejoin = await join(gw, 'drop', order[17]);
+  t.equal(rejoin.body.ticket, tickets[17], 'a pre-queue visitor joining again after open gets its drawn ticket');
+
+  // Admission walks the drawn order in bounded calls: after 2,500, exactly tickets 1..2,500 are in.
+  await putRoom(gw, 'drop', { admitRatePerMin: 60_000, maxActive: 1_000_000 });
+  await gw.admitOnce!();
+  let admitted = 0;
+  let largest = 0;
+  while (admitted < N / 2) {
+    clock.advance(250); // 250 credits at 60,000/min
+    const n = await gw.admitOnce!();
+    largest = Math.max(largest, n);
+    admitted += n;
+  }
+  t.equal(admitted, N / 2);
+  t.ok(largest <= 1000, `no admission round over one second's worth (largest ${largest}; calls of at most ${MAX_ADMIT_PER_CALL})`);
+  const after = await Promise.all(order.map(me));
+  t.same(after.filter((m) => m.admitted).map((m) => m.ticket).sort((a, b) => a - b), Array.from({ length: N / 2 }, (_, i) => i + 1), 'admitted in drawn-ticket order');
+  t.ok(after.every((m) => m.admitted ? m.position === 0 : m.position === m.ticket - N / 2), 'positions = ticket - admittedThrough');
 
   const rho = spearman(order.map((_, i) => i + 1), tickets);
   t.ok(Math.abs(rho) < 0.06, `Spearman rho between join order and ticket = ${rho.toFixed(4)} (|rho| < 0.06)`);
@@ -96,13 +95,14 @@ t.test('a pre-queue of 5,000 is drawn in a random order at open, ahead of later 
   const chi2 = cells.flat().reduce((s, o) => s + (o - N / 25) ** 2 / (N / 25), 0);
   t.ok(chi2 < 39.25, `chi-square of join quintile x ticket quintile = ${chi2.toFixed(2)} (< 39.25, p > 0.001 at 16 df)`);
 
-  const late = await Promise.all(post.map(me));
+  const late = (await Promise.all(post.map(me))).map((m) => m.ticket);
   t.same(late, Array.from({ length: 20 }, (_, i) => N + 1 + i), 'post-open joiners keep their arrival order behind the pre-queue');
   const next = await join(gw, 'drop');
   t.equal(next.body.ticket, N + 21);
 
   const stats = await getJson(`${gw.url}/admin/rooms/drop/stats`, { authorization: 'Bearer test-admin-token' });
-  const fairness = stats.body.fairness as { prequeue: number; drawn: number; rankCorrelation: number };
-  t.equal(fairness.drawn, N, 'the stats report the drawn pre-queue');
-  t.ok(Math.abs(fairness.rankCorrelation) < 0.06, 'and its fairness figure (join-order vs ticket correlation) near 0');
+  const fairness = stats.body.fairness as { prequeue: number; prequeueAdmitted: number; meanJoinPercentileOfAdmitted: number };
+  t.same([fairness.prequeue, fairness.prequeueAdmitted], [N, N / 2], 'the stats report the pre-queue and how many of it are in');
+  // 2,500 drawn from 5,000 without replacement: the mean percentile has sd ~ 0.289 / sqrt(2500) * sqrt(1/2) = 0.0041.
+  t.ok(Math.abs(fairness.meanJoinPercentileOfAdmitted - 0.5) < 0.025, `fairness figure ${fairness.meanJoinPercentileOfAdmitted.toFixed(4)} ~ 0.5 (joining early bought nothing)`);
 });

@@ -1,0 +1,89 @@
+--[[ admitBatch: admit the next visitors of one room in ticket order. The only writer of `at`
+  (admittedThrough), so with any number of gateway processes each ticket is admitted once.
+  Rate: a credit of admitRatePerMin/60 per second, refilled by elapsed time and capped at one
+  second's worth (at least 1), so no call admits more than one second's worth at a time.
+  Bounded: at most ARGV[6] visitors per call (O(log N + k) for the pre-queue part).
+  Input:
+    KEYS[1] q      hash (opened, N, next, at, credit, cts, fsum, fn)
+    KEYS[2] pre    zset pre-queue, frozen at open: ticket t <= N is the member of rank t-1
+    KEYS[3] preseq hash visitor id -> pre-queue join order (fairness figure; removed once admitted)
+    KEYS[4] qpost  list tickets N+1.. not yet admitted, in ticket order
+    KEYS[5] active zset admitted visitors counting against maxActive (score = token expiry ms)
+    KEYS[6] stats  hash          KEYS[7] sec hash of the current second (EXPIRE 120 s)
+    ARGV[1] now (ms)   ARGV[2] opensAt (ms)   ARGV[3] admitRatePerMin (visitors/min)
+    ARGV[4] maxActive (visitors)   ARGV[5] token TTL (ms)   ARGV[6] most to admit in this call
+    ARGV[7] gate: 0 admit, 1 paused, 2 held (no unit available, some reserved), 3 sold_out/closed
+  Output: { at, admitted count, waiting (tickets issued and not admitted), active count,
+            then vid1, ticket1, vid2, ticket2, ... }
+    admitted 0 when: not open yet, gate != 0, credit < 1, maxActive reached, nobody waiting.
+  Fairness figure: for every admitted pre-queue visitor, fsum += join order / N and fn += 1, so
+  fsum / fn is the mean join percentile of those admitted (0.5 = joining early was worth nothing).
+]]
+local qKey, preKey, preseqKey, qpostKey, activeKey, statsKey, secKey =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local now, opensAt, rate = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local maxActive, ttl, most, gate = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+
+--@include openIfDue
+
+local opened, N = openIfDue(qKey, preKey, now, opensAt)
+redis.call('ZREMRANGEBYSCORE', activeKey, '-inf', now)
+local activeCount = redis.call('ZCARD', activeKey)
+if not opened then return { 0, 0, 0, activeCount } end
+
+local st = redis.call('HMGET', qKey, 'next', 'at', 'credit', 'cts')
+local nextT, at = tonumber(st[1]) or 0, tonumber(st[2]) or 0
+local credit, cts = tonumber(st[3]) or 0, tonumber(st[4]) or now
+local elapsed = now - cts
+if elapsed < 0 then elapsed = 0 end
+local cap = math.max(1, rate / 60)
+credit = math.min(cap, credit + elapsed * rate / 60000)
+if cts < now then cts = now end
+
+local k = 0
+if gate == 0 then
+  k = math.min(math.floor(credit), maxActive - activeCount, nextT - at, most)
+  if k < 0 then k = 0 end
+end
+
+local out = { at + k, k, nextT - at - k, activeCount + k }
+if k > 0 then
+  local vids = {}
+  -- Pre-queue tickets at+1 .. min(at+k, N): ranks at .. in the frozen zset.
+  if at < N then
+    local last = math.min(at + k, N)
+    vids = redis.call('ZRANGE', preKey, at, last - 1)
+    local seqs = redis.call('HMGET', preseqKey, unpack(vids))
+    local fsum, fn = 0, 0
+    for i = 1, #seqs do
+      local s = tonumber(seqs[i])
+      if s then fsum, fn = fsum + s / N, fn + 1 end
+    end
+    redis.call('HDEL', preseqKey, unpack(vids))
+    if fn > 0 then
+      redis.call('HINCRBYFLOAT', qKey, 'fsum', fsum)
+      redis.call('HINCRBY', qKey, 'fn', fn)
+    end
+  end
+  -- Post-open tickets from the arrival-order list.
+  local rest = k - #vids
+  if rest > 0 then
+    local more = redis.call('LPOP', qpostKey, rest)
+    for i = 1, #more do vids[#vids + 1] = more[i] end
+  end
+  local za = {}
+  local expiry = now + ttl
+  for i = 1, #vids do
+    out[#out + 1] = vids[i]
+    out[#out + 1] = at + i
+    za[2 * i - 1] = expiry
+    za[2 * i] = vids[i]
+  end
+  redis.call('ZADD', activeKey, unpack(za))
+  credit = credit - k
+  redis.call('HINCRBY', statsKey, 'admitted', k)
+  redis.call('HINCRBY', secKey, 'admitted', k)
+  redis.call('EXPIRE', secKey, 120)
+end
+redis.call('HSET', qKey, 'at', at + k, 'credit', tostring(credit), 'cts', cts)
+return out
