@@ -9,32 +9,35 @@
  */
 import type { BenchRow } from '../types.js';
 import { BROWSER, DEFENCES_OFF, putRoom } from './join-setup.js';
-import type { ServerProcess } from './server.js';
+import { cpuMeter, type ServerProcess } from './server.js';
 import { fmt, median, percentileOf, row } from './table.js';
 import { WsFleet, type MessageMatch } from './ws-fleet.js';
 
-interface Arrival { p50: number; p99: number; max: number; missing: number; open: number }
+interface Arrival { p50: number; p99: number; max: number; missing: number; open: number; serverCpuMs: number }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Watch for `match`, trigger, wait (at most 3 s) for every waiting socket; arrivals counted from the trigger's `t`. */
-async function fanoutOnce<T extends { t: number }>(fleet: WsFleet, match: MessageMatch[], trigger: () => Promise<T>): Promise<Arrival & { step: T }> {
+async function fanoutOnce<T extends { t: number }>(fleet: WsFleet, server: ServerProcess, match: MessageMatch[], trigger: () => Promise<T>): Promise<Arrival & { step: T }> {
   await fleet.watch(match);
+  const meter = cpuMeter({ server: [server.pid] });
   const step = await trigger();
   let c = await fleet.collect();
   for (let w = 0; w < 30 && c.arrivals.some((a) => a === 0); w++) {
     await sleep(100);
     c = await fleet.collect();
   }
+  const serverCpuMs = 1000 * meter().seconds.server!;
   const lags = c.arrivals.filter((a) => a > 0).map((a) => a - step.t);
   return {
-    step, p50: percentileOf(lags, 50), p99: percentileOf(lags, 99), max: Math.max(...lags),
+    step, serverCpuMs, p50: percentileOf(lags, 50), p99: percentileOf(lags, 99), max: Math.max(...lags),
     missing: c.arrivals.filter((a) => a === 0).length, open: c.open,
   };
 }
 
 const arrivalText = (s: Arrival) =>
-  `arrival p50 ${fmt(s.p50)} ms, p99 ${fmt(s.p99)} ms, last ${fmt(s.max)} ms${s.missing ? `; ${s.missing} never got it` : ''}; ${s.open} sockets open`;
+  `arrival p50 ${fmt(s.p50)} ms, p99 ${fmt(s.p99)} ms, last ${fmt(s.max)} ms${s.missing ? `; ${s.missing} never got it` : ''}; ` +
+  `${s.open} sockets open; server CPU meanwhile ${fmt(s.serverCpuMs, 0)} ms`;
 
 /** RSS per waiting socket and update fan-out, with the fan-out floor of the same clients first. */
 export async function waitersPhase(
@@ -55,7 +58,7 @@ export async function waitersPhase(
     await sleep(1000);
     const floor: Arrival[] = [];
     for (let i = 1; i <= 3; i++) {
-      const s = await fanoutOnce(fleet, [{ type: 'position', atLeast: { admittedThrough: i } }],
+      const s = await fanoutOnce(fleet, trivial, [{ type: 'position', atLeast: { admittedThrough: i } }],
         () => trivial.command<{ t: number; publishMs: number }>('publish'));
       floor.push(s);
       log(`  publish ${i} (${fmt(s.step.publishMs)} ms in uWS) to ${fo.opened}: ${arrivalText(s)}`);
@@ -90,7 +93,7 @@ export async function waitersPhase(
     const stats: Arrival[] = [];
     const steps = async () => {
       for (let i = 1; i <= 3; i++) {
-        const s = await fanoutOnce(fleet, [{ type: 'position', atLeast: { admittedThrough: admittedThrough + 1 } }, { type: 'admitted' }],
+        const s = await fanoutOnce(fleet, gw, [{ type: 'position', atLeast: { admittedThrough: admittedThrough + 1 } }, { type: 'admitted' }],
           () => gw.command<{ t: number; admitted: number; tRound: number; tSent: number }>('admitAndPublish'));
         admittedThrough += s.step.admitted;
         stats.push(s);
@@ -100,10 +103,12 @@ export async function waitersPhase(
       }
     };
     await (profDir ? gw.profiled(profDir, 'waiters', steps) : steps());
-    const med = (xs: Arrival[], k: 'p50' | 'p99' | 'max') => median(xs.map((x) => x[k]));
+    const med = (xs: Arrival[], k: 'p50' | 'p99' | 'max' | 'serverCpuMs') => median(xs.map((x) => x[k]));
     const missing = Math.max(...stats.map((s) => s.missing));
     const figure = (what: string) => `update → all ${o.opened} waiters, ${what} (ms; baseline: bare uWS publish)`;
     for (const k of ['p50', 'p99'] as const) rows.push(row(figure(`${k} arrival`), med(stats, k), med(floor, k), med(floor, k) / med(stats, k), 'info', null));
+    rows.push(row(`server CPU from the update until all ${o.opened} had it (ms; baseline: bare uWS publish)`,
+      med(stats, 'serverCpuMs'), med(floor, 'serverCpuMs'), med(floor, 'serverCpuMs') / med(stats, 'serverCpuMs'), 'info', null));
     const last = med(stats, 'max');
     rows.push(row(figure(`last arrival${missing ? `, ${missing} missed` : ''}`), last, med(floor, 'max'), med(floor, 'max') / last, '< 250 ms', last < 250 && missing === 0));
   } finally {
