@@ -14,7 +14,7 @@
  * fairness figure (Kendall tau between send order and the admitted ticket; overtakes), units
  * sold and the audit.
  *
- *   npx tsx bench/drop.ts [--quick]
+ *   npx tsx bench/drop.ts [--quick] [--visitors N --stock N]
  */
 import { pathToFileURL } from 'node:url';
 import http from 'node:http';
@@ -47,10 +47,19 @@ async function pool<T>(n: number, items: T[], f: (item: T, worker: number) => Pr
   }));
 }
 
-export async function run(opts: { quick?: boolean; log?: (line: string) => void } = {}): Promise<BenchRow[]> {
+export interface DropOptions {
+  quick?: boolean;
+  log?: (line: string) => void;
+  /** Default 50,000 (quick: 5,000). */
+  visitors?: number;
+  /** Default 500 (quick: 50). */
+  stock?: number;
+}
+
+export async function run(opts: DropOptions = {}): Promise<BenchRow[]> {
   const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
-  const visitors = opts.quick ? 5_000 : 50_000;
-  const stock = opts.quick ? 50 : 500;
+  const visitors = opts.visitors ?? (opts.quick ? 5_000 : 50_000);
+  const stock = opts.stock ?? (opts.quick ? 50 : 500);
   const connections = 256;
   log(`drop: ${visitors} visitors, ${stock} units; starting gateway and checkout in their own processes`);
   const product = await startProduct({ inProcess: false });
@@ -180,7 +189,8 @@ function round(x: number): number {
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const { formatTable } = await import('./lib/table.js');
-  run({ quick: process.argv.includes('--quick') }).then(
+  const { values } = (await import('node:util')).parseArgs({ options: { quick: { type: 'boolean' }, visitors: { type: 'string' }, stock: { type: 'string' } } });
+  run({ quick: values.quick, visitors: values.visitors ? Number(values.visitors) : undefined, stock: values.stock ? Number(values.stock) : undefined }).then(
     (rows) => {
       process.stdout.write(`\n${formatTable(rows)}\n`);
       process.exit(rows.some((r) => r.met === false) ? 1 : 0);
