@@ -37,6 +37,7 @@ export interface GatewayOptions {
   admitter?: boolean;
   /** Admission tick (default 100 ms). */
   admitIntervalMs?: number;
+  /** Default createDefence(config, redis): the full bot defence on the gateway's Redis client. */
   defence?: Defence;
   recorder?: Recorder;
   /** Position round interval (default 1000 ms; the contract asks for at least every 2 s). */
@@ -91,7 +92,7 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
   sub.on('error', (err) => log.warn({ err: err.message }, 'redis (subscriber) error'));
   const metrics = createMetrics();
-  const defence = opts.defence ?? createDefence();
+  const defence = opts.defence ?? createDefence(config, redis);
   const recorder = opts.recorder ?? createRecorder(config);
   const keys = new KeyRing(redis, prefix, clock);
   const app = uWS.App();
@@ -111,7 +112,9 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
   };
 
   route(app, 'get', '/healthz', log, async (_req, reply) => {
-    const ok = await Promise.race([redis.ping().then(() => true, () => false), new Promise<boolean>((r) => setTimeout(r, 1000, false))]);
+    let timer: NodeJS.Timeout | undefined;
+    const ok = await Promise.race([redis.ping().then(() => true, () => false), new Promise<boolean>((r) => { timer = setTimeout(r, 1000, false); })]);
+    clearTimeout(timer);
     reply.json(ok ? 200 : 503, { ok, redis: ok ? 'up' : 'down' });
   });
   route(app, 'get', '/metrics', log, async (_req, reply) => {
@@ -166,7 +169,7 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
       if (view.cfg.record) recorder.record({ room: view.cfg.room, at: now, ip, subnet, visitorId: vid, userAgent: req.headers['user-agent'] ?? '', outcome, ticket });
     };
     if (verdict.kind !== 'continue') {
-      record(verdict.kind, req.socketIp, '', null);
+      record(verdict.kind, defence.clientIp(req.socketIp, req.headers, view.cfg), '', null);
       if (verdict.kind === 'rate_limited') return reply.error('rate_limited', { retryAfterSeconds: verdict.retryAfterSeconds }, undefined, { 'set-cookie': cookies });
       return reply.error(verdict.kind, {}, undefined, { 'set-cookie': cookies });
     }
