@@ -23,12 +23,19 @@ export interface RequestOptions {
 
 const agents = new Map<string, http.Agent>();
 
-/** A keep-alive agent for one source address (shared by every request from it). */
+/**
+ * The agent for one source address. Requests from a bound address (a replayed visitor's join
+ * or claim) close their connection afterwards: a visitor already holds a WebSocket, and an idle
+ * keep-alive socket each would double the open files of a process. Requests without one
+ * (checkout, operator calls) share a keep-alive pool.
+ */
 export function agentFor(localAddress: string | undefined): http.Agent {
   const key = localAddress ?? '';
   let a = agents.get(key);
   if (!a) {
-    a = new http.Agent({ keepAlive: true, maxSockets: localAddress ? 4 : 256, timeout: 60_000 });
+    a = localAddress
+      ? new http.Agent({ keepAlive: false, maxSockets: 4, timeout: 60_000 })
+      : new http.Agent({ keepAlive: true, maxSockets: 256, timeout: 60_000 });
     agents.set(key, a);
   }
   return a;

@@ -73,6 +73,20 @@ t.test('read flushes pending lines; a second recorder keeps the first t0; unknow
   t.same(rec.arrivals.map((x) => x.t), [0, 10, 1000]);
 });
 
+t.test('two processes recording one room at once share the first t0', async (t) => {
+  const config = await setup(t);
+  const a = createRecorder(config);
+  const b = createRecorder(config);
+  a.record(arrival(1));
+  b.record(arrival(2));
+  await Promise.all([a.close(), b.close()]);
+  const text = await readFile(path.join(config.dataDir, 'recordings', 'r1.ndjson'), 'utf8');
+  const parsed = parseRecording(text);
+  t.equal(text.split('\n').filter((l) => l.includes('"type":"recording"')).length, 1, 'one header');
+  t.ok(parsed.header!.t0 === base + 10 || parsed.header!.t0 === base + 20);
+  t.same(parsed.arrivals.map((x) => x.t + parsed.header!.t0), [base + 10, base + 20], 'both on the same axis');
+});
+
 t.test('record never blocks: 20,000 attempts are all written once, in order', async (t) => {
   const config = await setup(t);
   const rec = createRecorder(config);
