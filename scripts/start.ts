@@ -3,7 +3,7 @@
  * one if needed), starts the gateway, creates (or updates) a demo room `demo` that opens about
  * 60 s from now with a pre-queue window, prints the URLs, and stops everything on Ctrl-C.
  */
-import { ConfigError, loadConfig } from '../shared/config.js';
+import { ConfigError, loadConfig, type Config } from '../shared/config.js';
 import { startGateway, type Gateway } from '../waiting-room/server.js';
 import { ensureRedis, NoRedisError, type RedisHandle } from './redis.js';
 
@@ -28,10 +28,30 @@ async function main(): Promise<void> {
   const gateway: Gateway = await startGateway(config, { host: process.env.GATEWAY_HOST || '127.0.0.1' });
   stops.push(() => gateway.close());
 
-  // ---- checkout starts here (checkout/main.ts exports startCheckout(config), checkout/postgres.ts
-  // ensurePostgres(config)); wired by the lead. A failure must not stop the gateway. ----
-
   const opensAt = new Date(Date.now() + 60_000).toISOString();
+
+  // ---- checkout starts here: Postgres (embedded if none answers), the checkout service and the
+  // demo sale. A failure is reported and the gateway keeps running without it. ----
+  let checkoutLine = '  checkout       not running (see the message above)';
+  try {
+    const { ensurePostgres } = await import('../checkout/postgres.js');
+    const { startCheckout } = await import('../checkout/main.js');
+    const pg = await ensurePostgres(config, (line) => console.log(line));
+    stops.unshift(() => pg.stop());
+    const checkoutConfig: Config = Object.freeze({ ...config, databaseUrl: pg.databaseUrl });
+    const checkout = await startCheckout(checkoutConfig);
+    stops.push(() => checkout.close());
+    const sale = await fetch(`${checkout.url}/admin/sales/demo`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${config.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'Demo drop', priceCents: 4900, currency: 'EUR', total: 100, startsAt: opensAt, endsAt: new Date(Date.now() + 86_400_000).toISOString() }),
+    });
+    if (!sale.ok) console.error(`checkout: could not create the demo sale: ${sale.status} ${await sale.text()}`);
+    checkoutLine = `  checkout       ${checkout.url}/sales/demo`;
+  } catch (err) {
+    console.error(`checkout did not start (the waiting room runs without it): ${err instanceof Error ? err.message : String(err)}`);
+  }
+
   const res = await fetch(`${gateway.url}/admin/rooms/${DEMO_ROOM}`, {
     method: 'PUT',
     headers: { authorization: `Bearer ${config.adminToken}`, 'content-type': 'application/json' },
@@ -44,6 +64,7 @@ Waiting room running.
   queue page     ${gateway.url}/rooms/${DEMO_ROOM}   (room "${DEMO_ROOM}" opens at ${opensAt}, pre-queue open now)
   admin console  ${gateway.url}/admin   (admin token: ${config.adminToken})
   JWKS           ${gateway.url}/.well-known/jwks.json
+${checkoutLine}
 Ctrl-C stops everything this command started.`);
 }
 
