@@ -81,12 +81,22 @@ async function serve(mode: string) {
   const config = loadConfig(JSON.parse(process.env.BENCH_CHECKOUT_ENV ?? '{}'));
   const url = mode === 'baseline' ? await serveBaseline(config) : (await startCheckout(config, { port: 0, poolSize: POOL_SIZE })).url;
   process.send!({ url });
+  process.on('message', () => process.send!({ cpu: process.cpuUsage() }));
   process.on('disconnect', () => process.exit(0));
+  process.on('SIGTERM', () => process.exit(0));
+}
+
+/** CPU time (µs) the server process has used so far. */
+function cpuOf(proc: ChildProcess): Promise<number> {
+  return new Promise((resolve) => {
+    proc.once('message', (m: { cpu: NodeJS.CpuUsage }) => resolve(m.cpu.user + m.cpu.system));
+    proc.send({ cpu: true });
+  });
 }
 
 function startServer(mode: 'ours' | 'baseline', env: Record<string, string>): Promise<{ proc: ChildProcess; url: string }> {
   const proc = fork(SELF, ['--serve', mode], {
-    execArgv: ['--import', import.meta.resolve('tsx')],
+    execArgv: ['--import', import.meta.resolve('tsx'), ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [])],
     env: { ...process.env, BENCH_CHECKOUT_ENV: JSON.stringify(env) },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
@@ -105,6 +115,8 @@ function startServer(mode: 'ours' | 'baseline', env: Record<string, string>): Pr
 interface Buyer {
   userId: string;
   session: string;
+  /** Admission token, signed before the phase so the load generator's CPU stays out of it. */
+  token?: string;
 }
 
 function sessionFor(userId: string): string {
@@ -143,7 +155,7 @@ async function phase(url: string, sale: string, buyers: Buyer[], concurrency: nu
         const res = await client.request({
           method: 'POST',
           path: `/api/sales/${sale}/reservations`,
-          headers: { authorization: `Bearer ${b.session}`, 'x-admission-token': sign(sale, `v-${b.userId}`) },
+          headers: { authorization: `Bearer ${b.session}`, 'x-admission-token': b.token ?? sign(sale, `v-${b.userId}`) },
         });
         await res.body.dump();
         if (res.statusCode === 201) counts.reserved++;
@@ -193,12 +205,13 @@ export async function run(opts: { quick?: boolean; log?: (line: string) => void 
     await db.connect();
     const sc = (await db.query('SHOW synchronous_commit')).rows[0].synchronous_commit;
     log(`synchronous_commit = ${sc}; phases of ${phaseMs} ms; pool ${POOL_SIZE} per server`);
-    const BUYERS = opts.quick ? 80_000 : 150_000;
+    const PER_PHASE = opts.quick ? 12_000 : 25_000;
+    const BUYERS = PER_PHASE * CONCURRENCY.length * 2 + 1000;
     const { rows } = await db.query<{ id: string }>(
       `INSERT INTO users (email, password_hash) SELECT 'bench' || g || '@example.com', 'x' FROM generate_series(1, $1::int) g RETURNING id`,
       [BUYERS + 6000],
     );
-    const all = rows.map((r) => ({ userId: r.id, session: sessionFor(r.id) }));
+    const all: Buyer[] = rows.map((r) => ({ userId: r.id, session: sessionFor(r.id) }));
     const sellOutBuyers = { ours: all.splice(0, 3000), baseline: all.splice(0, 3000) };
     const now = Date.now();
     for (const [id, total] of [['hot-ours', 10_000_000], ['hot-base', 10_000_000], ['out-ours', 2000], ['out-base', 2000]] as const) {
@@ -219,13 +232,30 @@ export async function run(opts: { quick?: boolean; log?: (line: string) => void 
     await phase(ours.url, 'hot-ours', take(400), 16, { count: 400 }, signer.sign);
 
     const rowsOut: BenchRow[] = [];
+    /** Mean requests per reservation transaction so far (ours), from its /metrics. */
+    const batchMean = async (url: string) => {
+      const text = await (await fetch(`${url}/metrics`)).text();
+      const num = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+      return { sum: num('checkout_reserve_batch_size_sum'), count: num('checkout_reserve_batch_size_count') };
+    };
+    const measured = async (proc: ChildProcess, url: string, sale: string, c: number) => {
+      const buyers = all.slice(cursor, cursor + PER_PHASE);
+      for (const b of buyers) b.token = signer.sign(sale, `v-${b.userId}`);
+      const cpu0 = await cpuOf(proc);
+      const r = await phase(url, sale, buyers, c, { ms: phaseMs }, signer.sign);
+      const cpuUs = (await cpuOf(proc)) - cpu0;
+      cursor += r.used;
+      return { ...r, cpuPerReservationUs: cpuUs / Math.max(1, r.reserved) };
+    };
     for (const c of CONCURRENCY) {
-      const b = await phase(baseline.url, 'hot-base', all.slice(cursor), c, { ms: phaseMs }, signer.sign);
-      cursor += b.used;
-      const o = await phase(ours.url, 'hot-ours', all.slice(cursor), c, { ms: phaseMs }, signer.sign);
-      cursor += o.used;
+      const b = await measured(baseline.proc, baseline.url, 'hot-base', c);
+      const m0 = await batchMean(ours.url);
+      const o = await measured(ours.proc, ours.url, 'hot-ours', c);
+      const m1 = await batchMean(ours.url);
+      const meanBatch = (m1.sum - m0.sum) / Math.max(1, m1.count - m0.count);
       const ratio = o.perSecond / b.perSecond;
-      log(`${String(c).padStart(2)} buyers: baseline ${b.perSecond.toFixed(0).padStart(6)}/s   ours ${o.perSecond.toFixed(0).padStart(6)}/s   ratio ${ratio.toFixed(2)}x` +
+      log(`${String(c).padStart(2)} buyers: baseline ${b.perSecond.toFixed(0).padStart(6)}/s (${b.cpuPerReservationUs.toFixed(0)} µs CPU each)   ` +
+        `ours ${o.perSecond.toFixed(0).padStart(6)}/s (${o.cpuPerReservationUs.toFixed(0)} µs CPU each, ${meanBatch.toFixed(1)} per transaction)   ratio ${ratio.toFixed(2)}x` +
         (b.other + o.other ? `   (non-201/409 answers: baseline ${b.other}, ours ${o.other})` : ''));
       rowsOut.push({ figure: `reservations/s, one hot sale, ${c} concurrent buyers (checkout)`, ours: Math.round(o.perSecond), baseline: Math.round(b.perSecond), ratio: Number(ratio.toFixed(2)), target: '>= 3x baseline', met: ratio >= 3 });
     }

@@ -10,7 +10,7 @@ import type { Ctx } from './context.js';
 import { createDb, migrate } from './db.js';
 import { createMetrics } from './metrics.js';
 import { createProvider, type ProviderOptions } from './payments/provider.js';
-import { createReserver } from './reserve.js';
+import { createReserver, type StockCounters } from './reserve.js';
 import { buildServer } from './server.js';
 import { createStockSignal } from './stock-signal.js';
 import { startSweeper, type Sweeper } from './sweeper.js';
@@ -44,6 +44,7 @@ export async function startCheckout(config: Config, opts: CheckoutOptions = {}):
   const redis = createRedis(config.redisUrl);
   redis.on('error', () => {}); // ioredis reconnects; /healthz tells
   let sweeper: Sweeper | null = null;
+  const timers = new Set<NodeJS.Timeout>();
   let provider: ReturnType<typeof createProvider> | null = null;
   try {
     await migrate(db);
@@ -54,10 +55,23 @@ export async function startCheckout(config: Config, opts: CheckoutOptions = {}):
     provider = createProvider(() => `${selfUrl}/api/payments/webhook`, config.paymentWebhookSecret, opts.provider, (e) =>
       app?.log.error({ err: e }, 'payment webhook not delivered'),
     );
+    // Under load a sale commits a batch every few ms: its stock signal is written at most every
+    // 50 ms (the latest counters win), far inside the gateway's 2 s budget.
+    const latest = new Map<string, StockCounters>();
     const reserver = createReserver(db, clock, (sale, counters, size, taken) => {
       metrics.batchSize.observe(size);
-      // Units were just reserved, so the window is open and some are held: the sale is active.
-      if (taken) void signal.publishCounters(sale, counters, 'active');
+      if (!taken) return;
+      if (!latest.has(sale)) {
+        const t = setTimeout(() => {
+          timers.delete(t);
+          const c = latest.get(sale)!;
+          latest.delete(sale);
+          // Units were just reserved, so the window is open and some are held: the sale is active.
+          void signal.publishCounters(sale, c, 'active');
+        }, 50);
+        timers.add(t);
+      }
+      latest.set(sale, counters);
     });
     const ctx: Ctx = {
       config,
@@ -95,6 +109,7 @@ export async function startCheckout(config: Config, opts: CheckoutOptions = {}):
           await sw.stop();
           await app.close();
           await reserver.drain();
+          for (const t of timers) clearTimeout(t);
           await db.destroy();
           redis.disconnect();
         })();
