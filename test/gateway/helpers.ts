@@ -84,3 +84,10 @@ export function manualClock(start: number) {
   let now = start;
   return { now: () => now, set: (ms: number) => { now = ms; }, advance: (ms: number) => { now += ms; } };
 }
+
+/** Map over items with at most `width` calls in flight (keeps thousands of requests from opening thousands of sockets). */
+export async function inWaves<T, R>(items: T[], width: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = [];
+  for (let i = 0; i < items.length; i += width) out.push(...(await Promise.all(items.slice(i, i + width).map(fn))));
+  return out;
+}
