@@ -1,14 +1,12 @@
 /**
- * The gateway as a server under test (run inside bench/lib/server-child.ts): startGateway with
- * the full bot defence (createDefence with config and its own Redis client), pino at warn, and
+ * The gateway as a server under test (run inside bench/lib/server-child.ts): startGateway as
+ * `npm start` runs it (its default, full bot defence), pino at warn, and
  * commands the benchmark drives over IPC: one admission step then one position round at a
  * stamped time, and the join-batch sizes the gateway observed.
  */
 import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { loadConfig } from '../../shared/config.js';
-import { createRedis } from '../../shared/redis.js';
-import { createDefence } from '../../waiting-room/defence/index.js';
 import { startGateway } from '../../waiting-room/server.js';
 import type { Started } from './server-child.js';
 
@@ -22,15 +20,10 @@ const wallNow = () => performance.timeOrigin + performance.now();
 
 export async function startGatewayTarget(opts: GatewayTargetOptions): Promise<Started> {
   const config = loadConfig(opts.env);
-  const defenceRedis = createRedis(config.redisUrl);
-  const defence = createDefence(config, defenceRedis);
-  const gw = await startGateway(config, { port: 0, admitter: opts.admitter ?? true, defence, logger: pino({ level: 'warn' }) });
+  const gw = await startGateway(config, { port: 0, admitter: opts.admitter ?? true, logger: pino({ level: 'warn' }) });
   return {
     port: gw.port,
-    async close() {
-      await gw.close();
-      defenceRedis.disconnect();
-    },
+    close: () => gw.close(),
     commands: {
       /** T = now; one admission step; one position round. Answers the times (wall-clock ms). */
       async admitAndPublish() {

@@ -87,7 +87,7 @@ export async function waitersPhase(
     log(`  ${o.opened} sockets open in ${fmt(o.ms / 1000)} s; after GC: RSS ${fmt(after.rss / 2 ** 20, 1)} MiB (+${fmt(perSocket, 0)} B/socket), heap +${fmt((after.heapUsed - before.heapUsed) / o.opened, 0)} B/socket`);
     // Below ~10,000 sockets the fixed part of RSS growth (malloc arenas, pages) dominates the figure.
     const few = o.opened < 10_000 ? '; too few sockets to trust, see the full run' : '';
-    rows.push(row(`gateway RSS per idle waiting WebSocket at ${o.opened} (B${few})`, perSocket, null, null, '< 2048 B', perSocket < 2048));
+    rows.push(row(`gateway RSS per idle waiting WebSocket at ${o.opened} (B${few})`, perSocket, null, null, '< 2048 B', few ? null : perSocket < 2048));
     rows.push(row(`gateway JS heap per idle waiting WebSocket at ${o.opened} (B)`, (after.heapUsed - before.heapUsed) / o.opened, null, null, 'info (part of RSS)', null));
 
     log(`[join] 4. one admission step → position update at all ${o.opened} waiters`);
