@@ -46,7 +46,20 @@ export function closeAgents(): void {
   agents.clear();
 }
 
-export function request(url: string, opts: RequestOptions = {}): Promise<Reply> {
+/**
+ * One request. A keep-alive socket the server closed while idle fails with ECONNRESET before
+ * the server saw the request; that case (and only that) is retried once, as Node's docs advise.
+ */
+export async function request(url: string, opts: RequestOptions = {}): Promise<Reply> {
+  try {
+    return await requestOnce(url, opts);
+  } catch (e) {
+    if ((e as { staleSocket?: boolean }).staleSocket) return requestOnce(url, opts);
+    throw e;
+  }
+}
+
+function requestOnce(url: string, opts: RequestOptions): Promise<Reply> {
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(opts.headers ?? {})) if (v !== undefined) headers[k] = v;
   let payload: Buffer | undefined;
@@ -84,7 +97,10 @@ export function request(url: string, opts: RequestOptions = {}): Promise<Reply> 
       },
     );
     req.on('timeout', () => req.destroy(new Error(`timeout after ${opts.timeoutMs ?? 30_000} ms: ${url}`)));
-    req.on('error', reject);
+    req.on('error', (e: NodeJS.ErrnoException) => {
+      if (req.reusedSocket && e.code === 'ECONNRESET') Object.assign(e, { staleSocket: true });
+      reject(e);
+    });
     req.end(payload);
   });
 }
