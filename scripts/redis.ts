@@ -9,16 +9,18 @@ import { redisAnswers } from '../shared/redis.js';
 
 export interface RedisHandle { started: boolean; stop(): Promise<void> }
 
-export class NoRedisError extends Error {}
+export class NoRedisError extends Error {
+  override name = 'NoRedisError';
+}
 
-export async function ensureRedis(redisUrl: string, dataDir: string, log: (line: string) => void = console.log): Promise<RedisHandle> {
+export async function ensureRedis(redisUrl: string, dataDir: string, log: (line: string) => void = console.log, binary = 'redis-server'): Promise<RedisHandle> {
   if (await redisAnswers(redisUrl)) return { started: false, async stop() {} };
   const url = new URL(redisUrl);
   const host = url.hostname || '127.0.0.1';
   if (!['127.0.0.1', 'localhost', '::1'].includes(host)) {
     throw new NoRedisError(`No Redis answers at ${redisUrl}, and it is not on this machine, so it cannot be started here.`);
   }
-  if (spawnSync('redis-server', ['--version']).status !== 0) {
+  if (spawnSync(binary, ['--version']).status !== 0) {
     throw new NoRedisError(
       `No Redis answers at ${redisUrl} and there is no redis-server on the PATH.\n` +
         'Install one (Debian/Ubuntu: `sudo apt-get install redis-server`) or set REDIS_URL to a Redis you have.',
@@ -27,7 +29,7 @@ export async function ensureRedis(redisUrl: string, dataDir: string, log: (line:
   const dir = path.join(dataDir, 'redis');
   mkdirSync(dir, { recursive: true });
   const port = url.port || '6379';
-  const child: ChildProcess = spawn('redis-server', ['--bind', '127.0.0.1', '--port', port, '--dir', dir, '--save', '60 1000', '--appendonly', 'no'], {
+  const child: ChildProcess = spawn(binary, ['--bind', '127.0.0.1', '--port', port, '--dir', dir, '--save', '60 1000', '--appendonly', 'no'], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   for (let i = 0; i < 50; i++) {

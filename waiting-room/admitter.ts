@@ -45,6 +45,7 @@ export class Admitter {
     private readonly keys: KeyRing,
     private readonly clock: () => number,
     private readonly metrics: Metrics,
+    private readonly onError: (err: unknown) => void = () => {},
   ) {}
 
   /** One tick over every room; returns how many visitors were admitted. */
@@ -114,7 +115,7 @@ export class Admitter {
 
   start(intervalMs: number): void {
     const loop = () => {
-      this.admitOnce().catch(() => {}).finally(() => {
+      this.admitOnce().catch(this.onError).finally(() => {
         if (this.timer) this.timer = setTimeout(loop, intervalMs);
       });
     };

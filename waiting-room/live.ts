@@ -180,8 +180,8 @@ export class Live {
     }));
   }
 
-  start(intervalMs = 1000): void {
-    this.timer = setInterval(() => { this.tick().catch(() => {}); }, intervalMs);
+  start(intervalMs = 1000, onError: (err: unknown) => void = () => {}): void {
+    this.timer = setInterval(() => { this.tick().catch(onError); }, intervalMs);
   }
 
   stop(): void {

@@ -263,8 +263,8 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
 
   rooms.start(1000);
   const keyTimer = setInterval(() => { keys.reload().catch(() => {}); }, 1000);
-  live.start(opts.positionIntervalMs ?? 1000);
-  const admitter = new Admitter(redis, prefix, rooms, keys, clock, metrics);
+  live.start(opts.positionIntervalMs ?? 1000, (err) => log.warn({ err }, 'position round failed'));
+  const admitter = new Admitter(redis, prefix, rooms, keys, clock, metrics, (err) => log.warn({ err }, 'admission tick failed'));
   if (opts.admitter !== false) admitter.start(opts.admitIntervalMs ?? 100);
 
   let closed = false;
