@@ -10,7 +10,7 @@ import type { Metrics } from './metrics.js';
 import type { Rooms, RoomView } from './rooms.js';
 import { ensureToken, type AdmittedNotice } from './admitter.js';
 import { lookupVisitor, queueSnapshot, type Snapshot } from './scripts.js';
-import type { KeyRing } from './tokens.js';
+import { tokenExpiry, type KeyRing } from './tokens.js';
 
 export interface WsData {
   room: string;
@@ -120,8 +120,8 @@ export class Live {
       for (const ws of this.socketsOf(n.room, vid)) {
         const d = ws.getUserData();
         if (d.closed || d.admitted) continue;
-        d.admitted = true;
-        ws.send(admittedMessage(token, expiresAt, n.checkoutUrl));
+        // 2 = dropped by the backpressure limit: the next position round sends the token again.
+        d.admitted = ws.send(admittedMessage(token, expiresAt, n.checkoutUrl)) !== 2;
       }
     }
   }
@@ -130,7 +130,7 @@ export class Live {
   private sendTo(ws: Socket, view: RoomView, snap: Snapshot, suffix?: string): void {
     const d = ws.getUserData();
     if (d.closed || d.admitted) return;
-    if (d.ticket > 0 && d.ticket <= snap.at) { this.sendAdmitted(ws, view).catch(() => {}); return; }
+    if (d.ticket > 0 && d.ticket <= snap.at) { this.sendAdmitted(ws, view).catch(() => { d.admitted = false; }); return; }
     if (ws.getBufferedAmount() > SLOW_SOCKET_BYTES) return;
     const position = d.ticket > 0 ? d.ticket - snap.at : null;
     const eta = etaSeconds(view, position);
@@ -146,8 +146,7 @@ export class Live {
     d.admitted = true;
     const token = await ensureToken(this.redis, this.prefix, this.keys, view, d.vid, d.ticket);
     if (d.closed) return;
-    const exp = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).exp as number;
-    ws.send(admittedMessage(token, exp * 1000, view.cfg.checkoutUrl));
+    d.admitted = ws.send(admittedMessage(token, tokenExpiry(token), view.cfg.checkoutUrl)) !== 2;
   }
 
   /** One position round for every room with sockets on this process. */
