@@ -132,3 +132,20 @@ t.test('key rotation: new tokens use the new kid, old tokens still verify, both 
   const published = (await getJson(`${gw.url}/.well-known/jwks.json`)).body.keys as { kid: string }[];
   t.equal(published.length, 2, 'old and new public keys published');
 });
+
+t.test('admitted by one gateway, told on another: the WebSocket lives on a different process than the admitter', async (t) => {
+  const config = testConfig();
+  const a = await gateway(t, config);
+  const b = await gateway(t, config);
+  await putRoom(a, 'r', { opensAt: new Date(Date.now() - 1000).toISOString(), admitRatePerMin: 60_000, ...OPEN_LIMITS });
+  const v = await join(a, 'r');
+  const c = await connect(`${b.url.replace('http', 'ws')}/api/rooms/r/ws?vid=${encodeURIComponent(v.visitorId)}`);
+  t.teardown(() => c.ws.close());
+  await c.next((m) => m.type === 'position' && m.position === 1);
+  await a.admitOnce!();
+  await new Promise((r) => setTimeout(r, 20));
+  t.equal(await a.admitOnce!(), 1, 'gateway A admitted the visitor');
+  const msg = await c.next((m) => m.type === 'admitted', 2000);
+  const claim = await fetch(`${a.url}/api/rooms/r/claim`, { method: 'POST', headers: { 'x-visitor-id': v.visitorId } });
+  t.equal(((await claim.json()) as { token: string }).token, msg.token, 'gateway B pushed the token A stored');
+});
