@@ -97,6 +97,7 @@ export async function run(opts: DropOptions = {}): Promise<BenchRow[]> {
     const byTicket = new Map<number, Joined>();
     const latencies: number[] = [];
     let errors = 0;
+    let soldOutJoins = 0;
     const errorKinds = new Map<string, number>();
     let seq = 0;
     let sentAll = false;
@@ -107,6 +108,8 @@ export async function run(opts: DropOptions = {}): Promise<BenchRow[]> {
         .catch((e: Error) => e);
       latencies.push(performance.now() - j.sentAt);
       if (r instanceof Error || r.status !== 200) {
+        // After the sell-out a join is told so (409 sold_out): an answer, not an error.
+        if (!(r instanceof Error) && r.status === 409) return void soldOutJoins++;
         errors++;
         const kind = r instanceof Error ? r.message.slice(0, 60) : `${r.status} ${r.json?.error ?? ''}`;
         errorKinds.set(kind, (errorKinds.get(kind) ?? 0) + 1);
@@ -175,7 +178,7 @@ export async function run(opts: DropOptions = {}): Promise<BenchRow[]> {
     const lat = percentiles(latencies);
     const a = await audit(t, room);
     const joinsPerSec = visitors / (sentAll ? joinSeconds : 1);
-    if (errors) log(`drop: ${errors} joins failed: ${JSON.stringify(Object.fromEntries(errorKinds))}`);
+    log(`drop: ${soldOutJoins} joins answered sold_out/closed; ${errors} failed${errors ? `: ${JSON.stringify(Object.fromEntries(errorKinds))}` : ''}`);
     log(`drop: sold out ${soldOutSec.toFixed(2)} s after open; ${bought} bought; tau ${fair.tau}; overtakes ${fair.overtakes}; audit ${JSON.stringify(a)}`);
     const label = `${visitors / 1000}k visitors, ${stock} units`;
     return [
