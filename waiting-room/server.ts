@@ -39,6 +39,8 @@ export interface GatewayOptions {
   admitIntervalMs?: number;
   /** Default createDefence(config, redis): the full bot defence on the gateway's Redis client. */
   defence?: Defence;
+  /** For the default defence: proxies (CIDRs) whose x-forwarded-for is believed when a room sets none. */
+  trustedProxies?: string[];
   recorder?: Recorder;
   /** Position round interval (default 1000 ms; the contract asks for at least every 2 s). */
   positionIntervalMs?: number;
@@ -92,7 +94,7 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
   sub.on('error', (err) => log.warn({ err: err.message }, 'redis (subscriber) error'));
   const metrics = createMetrics();
-  const defence = opts.defence ?? createDefence(config, redis);
+  const defence = opts.defence ?? createDefence(config, redis, { trustedProxies: opts.trustedProxies });
   const recorder = opts.recorder ?? createRecorder(config);
   const keys = new KeyRing(redis, prefix, clock);
   const app = uWS.App();

@@ -1,0 +1,33 @@
+/**
+ * One production gateway process (compose.yaml runs several behind a load balancer):
+ * no demo room, no local Redis. Environment as in shared/config.ts, plus
+ *   GATEWAY_HOST     listen address (default 0.0.0.0: this is the container entrypoint)
+ *   TRUSTED_PROXIES  comma-separated CIDRs of the load balancer(s), whose x-forwarded-for is believed
+ *   ADMITTER         "off" to run this process without the admission loop (default on; any number may run it)
+ * SIGTERM/SIGINT: stop listening, end WebSockets with 1001, quit Redis, exit.
+ */
+import { ConfigError, loadConfig } from '../shared/config.js';
+import { startGateway } from '../waiting-room/server.js';
+
+async function main(): Promise<void> {
+  const config = loadConfig(process.env);
+  const gateway = await startGateway(config, {
+    host: process.env.GATEWAY_HOST || '0.0.0.0',
+    trustedProxies: (process.env.TRUSTED_PROXIES ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+    admitter: process.env.ADMITTER !== 'off',
+  });
+  console.log(`gateway listening on ${process.env.GATEWAY_HOST || '0.0.0.0'}:${gateway.port} (pid ${process.pid})`);
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    gateway.close().then(() => process.exit(0), (err: unknown) => { console.error(err); process.exit(1); });
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof ConfigError ? err.message : err);
+  process.exit(1);
+});
