@@ -39,7 +39,7 @@ export type AdmissionResult = { ok: true; claims: AdmissionClaims } | AdmissionF
 /** The JWKS could not be fetched: a fault of infrastructure, not of the token. */
 export class JwksUnavailable extends Error {}
 
-const CACHE_MAX = 50_000;
+const CACHE_MAX = 10_000;
 
 export interface AdmissionVerifier {
   verify(token: string, sale: string): Promise<AdmissionResult>;

@@ -4,7 +4,7 @@
  */
 import type { Config } from '../shared/config.js';
 import { createRedis } from '../shared/redis.js';
-import { createSessions } from './accounts.js';
+import { createSessions, dummyHash } from './accounts.js';
 import { createAdmissionVerifier, type JwksOptions } from './admission.js';
 import type { Ctx } from './context.js';
 import { createDb, migrate } from './db.js';
@@ -48,6 +48,7 @@ export async function startCheckout(config: Config, opts: CheckoutOptions = {}):
   let provider: ReturnType<typeof createProvider> | null = null;
   try {
     await migrate(db);
+    void dummyHash(); // computed now, so the first login with an unknown email is not slower than later ones
     const metrics = createMetrics();
     const log = (e: unknown) => app?.log.warn({ err: e }, 'stock signal not written');
     const signal = createStockSignal(redis, config.redisPrefix, clock, (e) => log(e));
