@@ -25,7 +25,13 @@ export type Socket = uWS.WebSocket<WsData>;
 /** Skip a position update for a socket whose send buffer holds more than this. */
 const SLOW_SOCKET_BYTES = 16 * 1024;
 
-interface LiveRoom { sockets: Set<Socket>; byVid: Map<string, Socket | Socket[]>; snap: Snapshot }
+interface LiveRoom {
+  sockets: Set<Socket>;
+  /** Sockets of visitors without a known ticket yet (pre-queue before open, or not joined). */
+  unticketed: Set<Socket>;
+  byVid: Map<string, Socket | Socket[]>;
+  snap: Snapshot;
+}
 
 export function roomTopic(room: string): string { return `room:${room}`; }
 
@@ -60,7 +66,7 @@ export class Live {
   private liveRoom(room: string): LiveRoom {
     let r = this.rooms.get(room);
     if (!r) {
-      r = { sockets: new Set(), byVid: new Map(), snap: { at: 0, next: 0, opened: false, queued: 0 } };
+      r = { sockets: new Set(), unticketed: new Set(), byVid: new Map(), snap: { at: 0, next: 0, opened: false, queued: 0 } };
       this.rooms.set(room, r);
     }
     return r;
@@ -70,6 +76,7 @@ export class Live {
     const d = ws.getUserData();
     const r = this.liveRoom(d.room);
     r.sockets.add(ws);
+    if (d.ticket === 0 && d.vid) r.unticketed.add(ws);
     if (d.vid) {
       const cur = r.byVid.get(d.vid);
       r.byVid.set(d.vid, cur === undefined ? ws : Array.isArray(cur) ? [...cur, ws] : [cur, ws]);
@@ -89,6 +96,7 @@ export class Live {
     const r = this.rooms.get(d.room);
     if (!r) return;
     r.sockets.delete(ws);
+    r.unticketed.delete(ws);
     const cur = r.byVid.get(d.vid);
     if (cur === ws) r.byVid.delete(d.vid);
     else if (Array.isArray(cur)) {
@@ -106,7 +114,10 @@ export class Live {
 
   /** A join on this process gave `vid` a ticket: its sockets here learn it at once. */
   setTicket(room: string, vid: string, ticket: number): void {
-    for (const ws of this.socketsOf(room, vid)) ws.getUserData().ticket = ticket;
+    for (const ws of this.socketsOf(room, vid)) {
+      ws.getUserData().ticket = ticket;
+      this.rooms.get(room)?.unticketed.delete(ws);
+    }
   }
 
   stateChanged(room: string, view: RoomView): void {
@@ -158,7 +169,7 @@ export class Live {
         const view = this.roomViews.get(room);
         if (!view) continue;
         r.snap = await queueSnapshot(this.redis, this.prefix, room);
-        if (r.snap.opened) await this.resolveTickets(room, r);
+        if (r.snap.opened && r.unticketed.size > 0) await this.resolveTickets(room, r);
         const started = performance.now();
         const suffix = this.suffix(view, r.snap);
         for (const ws of r.sockets) this.sendTo(ws, view, r.snap, suffix);
@@ -171,11 +182,13 @@ export class Live {
 
   /** After open, pre-queue sockets (ticket 0) learn their drawn tickets. */
   private async resolveTickets(room: string, r: LiveRoom): Promise<void> {
-    const pending = [...r.sockets].filter((ws) => ws.getUserData().ticket === 0 && ws.getUserData().vid);
-    await Promise.all(pending.map(async (ws) => {
+    await Promise.all([...r.unticketed].map(async (ws) => {
       const d = ws.getUserData();
       const place = await lookupVisitor(this.redis, this.prefix, room, d.vid);
-      if (place.kind === 'ticket' && !d.closed) d.ticket = place.ticket;
+      if (place.kind === 'ticket' && !d.closed) {
+        d.ticket = place.ticket;
+        r.unticketed.delete(ws);
+      }
     }));
   }
 

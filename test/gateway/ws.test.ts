@@ -149,3 +149,23 @@ t.test('admitted by one gateway, told on another: the WebSocket lives on a diffe
   const claim = await fetch(`${a.url}/api/rooms/r/claim`, { method: 'POST', headers: { 'x-visitor-id': v.visitorId } });
   t.equal(((await claim.json()) as { token: string }).token, msg.token, 'gateway B pushed the token A stored');
 });
+
+t.test('a pre-queue WebSocket waits with position null, then learns its drawn place at open', async (t) => {
+  const opensAt = Date.parse('2030-01-01T12:00:00.000Z');
+  const clock = manualClock(opensAt - 30_000);
+  const gw = await gateway(t, testConfig(), { clock: clock.now });
+  await putRoom(gw, 'r', { opensAt: new Date(opensAt).toISOString(), prequeueSeconds: 60, ...OPEN_LIMITS });
+  const vs = await Promise.all(Array.from({ length: 5 }, () => join(gw, 'r')));
+  const c = await connect(`${gw.url.replace('http', 'ws')}/api/rooms/r/ws?vid=${encodeURIComponent(vs[2]!.visitorId)}`);
+  t.teardown(() => c.ws.close());
+  t.match(await c.next((m) => m.type === 'position'), { position: null, etaSeconds: null, state: 'prequeue', queued: 5 });
+  clock.set(opensAt + 10);
+  await gw.refreshRooms!();
+  await c.next((m) => m.type === 'state' && m.state === 'open');
+  await join(gw, 'r'); // the first post-open action fixes the draw
+  await gw.positionsOnce!();
+  const m = await c.next((x) => x.type === 'position' && typeof x.position === 'number');
+  const me = (await getJson(`${gw.url}/api/rooms/r/me`, { 'x-visitor-id': vs[2]!.visitorId })).body;
+  t.ok((me.ticket as number) >= 1 && (me.ticket as number) <= 5, 'a drawn ticket among the pre-queue');
+  t.equal(m.position, me.ticket, 'the socket got its drawn position');
+});
