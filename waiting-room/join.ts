@@ -4,10 +4,10 @@
  * visitor, token buckets, suspicion score, pre-queue or ticket. The handler around it copies the
  * request, resolves the visitor id, asks the bot defence, and answers per the contract.
  */
-import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Metrics } from './metrics.js';
 import type { RoomState, RoomView } from './rooms.js';
+import { randomChunk } from './random.js';
 import { queueKeys } from './scripts.js';
 
 export const MAX_JOIN_BATCH = 500;
@@ -75,7 +75,7 @@ export class JoinBatcher {
     const { cfg } = view;
     const now = this.clock();
     const k = queueKeys(this.prefix, cfg.room);
-    const rand = randomBytes(6 * entries.length);
+    const rand = randomChunk(6 * entries.length);
     const args: (string | number)[] = [
       k.q, k.tix, k.pre, k.preseq, k.stats, k.sec(now), k.tbRoom, k.qpost,
       now, view.opensAtMs, GATE[view.state] ?? 0, k.base,

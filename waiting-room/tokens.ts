@@ -8,6 +8,7 @@
 import { createPrivateKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { ADMISSION_ALG, ADMISSION_AUDIENCE, ADMISSION_ISSUER, type AdmissionClaims } from '../shared/admission.js';
+import { randomChunk } from './random.js';
 
 /** Longest token lifetime a room may set; a retired key stays published this long plus a margin. */
 export const MAX_TOKEN_TTL_SECONDS = 3600;
@@ -74,7 +75,7 @@ export class KeyRing {
     const iat = Math.floor(this.clock() / 1000);
     const claims: AdmissionClaims = {
       iss: ADMISSION_ISSUER, aud: ADMISSION_AUDIENCE, sub: c.sub, room: c.room, sale: c.sale, ticket: c.ticket,
-      jti: randomBytes(16).toString('base64url'), iat, exp: iat + c.ttlSeconds,
+      jti: randomChunk(16).toString('base64url'), iat, exp: iat + c.ttlSeconds,
     };
     const input = `${this.current.header}.${b64(claims)}`;
     const sig = sign(null, Buffer.from(input), this.current.key).toString('base64url');

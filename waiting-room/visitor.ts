@@ -2,7 +2,8 @@
  * Visitor ids: 128 random bits plus an HMAC-SHA256 tag (VISITOR_SECRET), as `<id>.<tag>`
  * in base64url. A client cannot choose another's id; a forged or unsigned value is ignored.
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { randomChunk } from './random.js';
 
 export const VISITOR_COOKIE = 'wr_vid';
 
@@ -11,7 +12,7 @@ function tag(secret: string, id: string): string {
 }
 
 export function mintVisitorId(secret: string): string {
-  const id = randomBytes(16).toString('base64url');
+  const id = randomChunk(16).toString('base64url');
   return `${id}.${tag(secret, id)}`;
 }
 
