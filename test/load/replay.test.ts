@@ -92,12 +92,12 @@ t.test('visitors spread over two worker processes: every attempt comes back, eac
   const profile = makeProfile('spike', 300, 5);
   const d = await replay({
     targets: product, source: 'profile:spike', arrivals: profile.arrivals, open: profile.open, stock: 10, speed: 2,
-    processes: 2, maxActive: 15, admitRatePerMin: 3000, timeoutSec: 60, progress: false, log: quiet,
+    processes: 2, maxActive: 15, admitRatePerMin: 3000, timeoutSec: 60, progress: false, log: quiet, holdAdmission: true,
   });
   t.equal(d.processes, 2);
   t.same(d.attempts.map((a) => a.i).sort((x, y) => x - y), profile.arrivals.map((_, i) => i), 'one result per attempt');
   t.equal(new Set(d.visitors.map((v) => v.visitor)).size, d.visitors.length, 'a visitor is followed by one process only');
-  t.equal(d.visitors.length, 300);
+  t.equal(d.visitors.length, 300, 'admission held until all were sent: every visitor got a place');
   const r = buildReport(d);
   const a = await audit(product, d.sale);
   t.equal(r.sales.sold, 10);
