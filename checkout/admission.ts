@@ -3,8 +3,8 @@
  * gateway's JWKS, `iss`, `aud`, `exp` with 30 s skew, the sale being bought.
  *
  * Keys come from jose's `createRemoteJWKSet` (cached; an unknown `kid` refetches once,
- * at most once per `cooldownMs`, so a forged kid cannot make us hammer the gateway while a
- * real rotation is picked up within a second). The signature itself is checked with
+ * at most once per `cooldownMs`, so a forged kid cannot make us hammer the gateway; a kid
+ * seen inside the cooldown waits it out and looks again, so a real rotation is never refused). The signature itself is checked with
  * node:crypto's Ed25519, about 3x cheaper than jose's WebCrypto path; a verified token's
  * claims are cached briefly so a retried request costs nothing.
  */
@@ -56,9 +56,11 @@ function b64json(part: string): Record<string, unknown> | null {
   }
 }
 
+const cooldownMsOf = (opts: JwksOptions) => opts.cooldownMs ?? 1000;
+
 export function createAdmissionVerifier(jwksUrl: string, clock: () => number, opts: JwksOptions = {}): AdmissionVerifier {
   const jwks = createRemoteJWKSet(new URL(opts.url ?? jwksUrl), {
-    cooldownDuration: opts.cooldownMs ?? 1000,
+    cooldownDuration: cooldownMsOf(opts),
     cacheMaxAge: opts.cacheMaxAgeMs ?? 300_000,
     timeoutDuration: opts.timeoutMs ?? 3000,
   });
@@ -79,10 +81,24 @@ export function createAdmissionVerifier(jwksUrl: string, clock: () => number, op
     return { ok: true, claims };
   }
 
+  const cooldownMs = cooldownMsOf(opts);
+  const lookup = (kid: string, token: { payload: string; signature: string }) =>
+    jwks({ alg: ADMISSION_ALG, kid }, { payload: token.payload, signature: token.signature }) as Promise<CryptoKey>;
+
   async function keyFor(kid: string, token: { payload: string; signature: string }): Promise<crypto.KeyObject | AdmissionFailure> {
     let key: CryptoKey;
     try {
-      key = (await jwks({ alg: ADMISSION_ALG, kid }, { payload: token.payload, signature: token.signature })) as CryptoKey;
+      try {
+        key = await lookup(kid, token);
+      } catch (e) {
+        // An unknown kid inside the cooldown (the JWKS was fetched moments ago): wait the
+        // cooldown out and look again, which refetches. A key rotated in just after a fetch
+        // is then accepted a little late instead of refused; a flood of made-up kids still
+        // costs the gateway at most one fetch per cooldown (jose shares one pending fetch).
+        if (!(e instanceof joseErrors.JWKSNoMatchingKey) || !jwks.coolingDown) throw e;
+        await new Promise((r) => setTimeout(r, cooldownMs));
+        key = await lookup(kid, token);
+      }
     } catch (e) {
       if (e instanceof joseErrors.JWKSNoMatchingKey || e instanceof joseErrors.JWKSMultipleMatchingKeys) return invalid('unknown_kid');
       if (e instanceof joseErrors.JOSENotSupported || e instanceof joseErrors.JWKInvalid) return invalid('unusable_key');

@@ -131,3 +131,23 @@ t.test('admission tokens', async (t) => {
     t.equal(w.keys.fetches(), before + 2, 'an unknown kid triggers exactly one refetch');
   });
 });
+
+t.test('a key rotated in right after a fetch is accepted; made-up kids cost one fetch per cooldown', async (t) => {
+  const w = await world(t, 'rot', { jwks: { cooldownMs: 400 } });
+  await createSale(w.url, 'sale1', { total: 5 });
+  const users = await usersWithSessions(w, 3);
+  const first = await reserve(w.url, users[0]!.token, await w.keys.sign({}));
+  t.equal(first.status, 201);
+  t.equal(w.keys.fetches(), 1);
+  const newKid = await w.keys.rotate();
+  const rotated = await reserve(w.url, users[1]!.token, await w.keys.sign({}, { kid: newKid }));
+  t.equal(rotated.status, 201, 'inside the cooldown, the new kid is waited for, not refused');
+  t.equal(w.keys.fetches(), 2);
+  const before = w.keys.fetches();
+  const { privateKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
+  const flood = await Promise.all(
+    Array.from({ length: 10 }, async (_, i) => reserve(w.url, users[2]!.token, await w.keys.sign({}, { kid: `made-up-${i}`, key: privateKey }))),
+  );
+  t.ok(flood.every((r) => r.status === 403 && r.body.reason === 'unknown_kid'), 'every made-up kid refused');
+  t.ok(w.keys.fetches() - before <= 2, `10 made-up kids cost ${w.keys.fetches() - before} fetch(es)`);
+});
