@@ -8,7 +8,8 @@
     KEYS[5] stats   hash  room counters
     KEYS[6] sec     hash  counters of the current second (EXPIRE 120 s)
     KEYS[7] tb:room hash  {tokens, ts} the room's token bucket
-    KEYS[8] qpost   list  visitor ids of tickets N+1, N+2, ... not yet admitted, in ticket order
+    KEYS[8] qpost   list  "<visitor id> <arrival ms>" of tickets N+1, N+2, ... not yet admitted, in
+                        ticket order (the arrival feeds the post-open fairness figure, admitBatch)
     ARGV[1] now (ms since epoch)          ARGV[2] opensAt (ms since epoch)
     ARGV[3] gate: 0 accepting (prequeue/open/paused), 1 closed, 2 sold_out, 3 scheduled
     ARGV[4] key base "<prefix>:{<room>}:" for the per-ip/subnet keys (same hash tag, same slot):
@@ -17,9 +18,10 @@
     ARGV[5..6]  room bucket capacity (tokens), refill (tokens/s)
     ARGV[7..8]  subnet bucket capacity, refill      ARGV[9..10] ip bucket capacity, refill
     ARGV[11] captcha mode: 0 off, 1 suspicious, 2 always      ARGV[12] threshold (score 0..100+)
-    ARGV[13] entry count n; then 7 ARGV per entry:
+    ARGV[13] entry count n; then 8 ARGV per entry:
       vid, ip, subnet, allowListed (0/1), headerScore (0..100), captchaPassed (0/1),
-      randKey (integer < 2^48 drawn with node:crypto; the pre-queue order)
+      randKey (integer < 2^48 drawn with node:crypto; the pre-queue order),
+      arrival (ms since epoch, read in Node when the request arrived at that gateway process)
   Output: { at, opened (0/1), then per entry: code, ticket, score, retryAfterSeconds }
     code "have"   already holds a place: ticket (0 = pre-queue before open), nothing spent
     code "new"    placed now with ticket          code "pre"   placed in the pre-queue (ticket 0)
@@ -68,7 +70,7 @@ out[1] = atNow
 out[2] = opened and 1 or 0
 
 for i = 0, n - 1 do
-  local o = 14 + i * 7
+  local o = 14 + i * 8
   local vid, ip, subnet = ARGV[o], ARGV[o + 1], ARGV[o + 2]
   local allow, headerScore, passed, randKey = ARGV[o + 3] == '1', tonumber(ARGV[o + 4]), ARGV[o + 5] == '1', ARGV[o + 6]
   local code, ticket, score, retry = nil, 0, 0, 0
@@ -133,7 +135,7 @@ for i = 0, n - 1 do
       if opened then
         ticket = redis.call('HINCRBY', qKey, 'next', 1)
         redis.call('HSET', tixKey, vid, ticket)
-        redis.call('RPUSH', KEYS[8], vid)
+        redis.call('RPUSH', KEYS[8], vid .. ' ' .. ARGV[o + 7])
         code = 'new'
       else
         redis.call('ZADD', preKey, randKey, vid)

@@ -9,6 +9,7 @@ import { readJson, route, type Handler, type Reply, type Req } from './http.js';
 import { defaultRoomConfig, ROOM_NAME, type RoomConfig } from './room-config.js';
 import { applyPatch, validateRoomPatch, type Patch } from './room-validate.js';
 import { configChannel, roomsSetKey } from './rooms.js';
+import { orderFairness } from './fairness.js';
 import { queueKeys, queueSnapshot } from './scripts.js';
 import type { GatewayContext } from './server.js';
 
@@ -53,13 +54,15 @@ export async function roomStats(ctx: GatewayContext, room: string) {
   const sec = Math.floor(now / 1000);
   const p = ctx.redis.pipeline();
   for (let s = sec - 59; s <= sec; s++) p.hget(k.sec(s * 1000), 'arrivals');
-  const [perSec, totals, snap, active, fair] = await Promise.all([
+  const [perSec, totals, snap, active, fair, arrivals] = await Promise.all([
     p.exec(),
     ctx.redis.hgetall(k.stats),
     queueSnapshot(ctx.redis, ctx.prefix, room),
     ctx.redis.zcount(k.active, now, '+inf'),
     ctx.redis.hmget(k.q, 'fsum', 'fn', 'N'),
+    ctx.redis.lrange(k.fairPost, 0, -1),
   ]);
+  const post = orderFairness(arrivals.map(Number));
   const n = (f: string) => Number(totals[f] ?? 0);
   const passed = n('captcha_passed');
   const failed = n('captcha_failed');
@@ -71,9 +74,14 @@ export async function roomStats(ctx: GatewayContext, room: string) {
     arrivals: n('arrivals'), joined: n('joined'), queued: snap.queued, admitted: n('admitted'), admittedThrough: snap.at, active,
     challenged: n('challenged'), challengePassRate: passed + failed > 0 ? passed / (passed + failed) : null,
     captchaPassed: passed, captchaFailed: failed, rateLimited: n('rate_limited'), blocked: n('blocked'),
-    // Of the pre-queue visitors admitted so far, their mean join percentile: 0.5 means joining the
-    // pre-queue early was worth nothing (FIFO would give about 0 for the first admitted).
-    fairness: { prequeue: Number(fair[2] ?? 0), prequeueAdmitted: fn, meanJoinPercentileOfAdmitted: fn > 0 ? fsum / fn : null },
+    fairness: {
+      // Of the pre-queue visitors admitted so far, their mean join percentile: 0.5 means joining the
+      // pre-queue early was worth nothing (FIFO would give about 0 for the first admitted).
+      prequeue: Number(fair[2] ?? 0), prequeueAdmitted: fn, meanJoinPercentileOfAdmitted: fn > 0 ? fsum / fn : null,
+      // After open, over the last admitted post-open tickets (fairness.ts): Kendall tau between
+      // arrival and admission order (1 = strict FIFO) and how many pairs were admitted out of order.
+      kendallTau: post.kendallTau, overtakes: post.overtakes, sample: post.sample,
+    },
   };
 }
 

@@ -8,6 +8,7 @@ import type { Redis } from 'ioredis';
 import { parseStockSignal, saleStockKey } from '../shared/keys.js';
 import type { Metrics } from './metrics.js';
 import { isHeld, isSoldOut, type Rooms, type RoomView } from './rooms.js';
+import { FAIRNESS_SAMPLE } from './fairness.js';
 import { queueKeys } from './scripts.js';
 import { tokenExpiry, type KeyRing } from './tokens.js';
 
@@ -83,7 +84,8 @@ export class Admitter {
     const closed = cfg.closed || (view.closesAtMs !== null && now >= view.closesAtMs);
     const gate = closed || isSoldOut(stock) ? 3 : isHeld(stock) ? 2 : cfg.paused ? 1 : 0;
     const r = await this.redis.admitBatch(k.q, k.pre, k.preseq, k.qpost, k.active, k.stats, k.sec(now),
-      now, view.opensAtMs, cfg.admitRatePerMin, cfg.maxActive, cfg.tokenTtlSeconds * 1000, MAX_ADMIT_PER_CALL, gate);
+      now, view.opensAtMs, cfg.admitRatePerMin, cfg.maxActive, cfg.tokenTtlSeconds * 1000, MAX_ADMIT_PER_CALL, gate,
+      k.fairPost, FAIRNESS_SAMPLE);
     const at = Number(r[0]);
     const count = Number(r[1]);
     this.metrics.admittedThrough.set({ room: cfg.room }, at);

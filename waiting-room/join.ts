@@ -19,6 +19,8 @@ export interface JoinEntry {
   allowListed: boolean;
   headerScore: number;
   captchaPassed: boolean;
+  /** ms since epoch when the request reached this gateway process (its own clock); default: the batch's now. */
+  arrivedAt?: number;
 }
 
 export type JoinCode = 'have' | 'new' | 'pre' | 'closed' | 'sold_out' | 'not_open' | 'rate_limited' | 'captcha_required';
@@ -83,7 +85,7 @@ export class JoinBatcher {
       cfg.limits.ip.capacity, cfg.limits.ip.refillPerSec, CAPTCHA_MODE[cfg.captcha.mode], cfg.captcha.threshold, entries.length,
     ];
     entries.forEach((e, i) => {
-      args.push(e.vid, e.ip, e.subnet, e.allowListed ? 1 : 0, e.headerScore, e.captchaPassed ? 1 : 0, rand.readUIntBE(i * 6, 6));
+      args.push(e.vid, e.ip, e.subnet, e.allowListed ? 1 : 0, e.headerScore, e.captchaPassed ? 1 : 0, rand.readUIntBE(i * 6, 6), e.arrivedAt ?? now);
     });
     this.metrics.joinBatch.observe(entries.length);
     this.redis.joinBatch(...args).then((r) => {

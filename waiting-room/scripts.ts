@@ -51,7 +51,7 @@ export function queueKeys(prefix: string, room: string) {
   const k = (part: string) => roomKey(prefix, room, part);
   return {
     q: k('q'), tix: k('tix'), pre: k('pre'), preseq: k('preseq'), stats: k('stats'), tbRoom: k('tb:room'),
-    qpost: k('q:post'), active: k('active'), tok: k('tok'), cfg: k('cfg'), audit: k('audit'),
+    qpost: k('q:post'), fairPost: k('fair:post'), active: k('active'), tok: k('tok'), cfg: k('cfg'), audit: k('audit'),
     base: roomKey(prefix, room, ''),
     sec: (nowMs: number) => k(`sec:${Math.floor(nowMs / 1000)}`),
   };

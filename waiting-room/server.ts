@@ -178,6 +178,7 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
     cookies.push(...verdict.setCookies);
     const r = await batcher.join(view, {
       vid, ip: verdict.ip, subnet: verdict.subnet, allowListed: verdict.allowListed, headerScore: verdict.headerScore, captchaPassed: verdict.captchaPassed,
+      arrivedAt: now,
     });
     record(r.code === 'have' || r.code === 'new' || r.code === 'pre' ? 'joined' : r.code, verdict.ip, verdict.subnet, r.ticket);
     const headers = { 'set-cookie': cookies };
