@@ -109,7 +109,8 @@ for i = 0, n - 1 do
       end
     end
 
-    if not code and not allow and not passed then
+    -- mode off: no score at all (no PFADD/PFCOUNT/HGET), so the velocity keys are never touched
+    if not code and not allow and not passed and mode ~= 0 then
       -- ==== BEGIN SUSPICION (owned by the bot-defence work; tune only inside this section) ====
       -- score = headerScore (from Node) + what this script can see of the visitor's velocity:
       --   ip bucket depletion x 30, subnet depletion x 20, distinct visitor ids from this ip

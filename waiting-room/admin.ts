@@ -73,7 +73,7 @@ export async function roomStats(ctx: GatewayContext, room: string) {
     arrivalsPerSecond: (perSec ?? []).map(([, v], i) => ({ at: new Date((sec - 59 + i) * 1000).toISOString(), arrivals: Number(v ?? 0) })),
     arrivals: n('arrivals'), joined: n('joined'), queued: snap.queued, admitted: n('admitted'), admittedThrough: snap.at, active,
     challenged: n('challenged'), challengePassRate: passed + failed > 0 ? passed / (passed + failed) : null,
-    captchaPassed: passed, captchaFailed: failed, rateLimited: n('rate_limited'), blocked: n('blocked'),
+    captchaPassed: passed, captchaFailed: failed, captchaUnavailable: n('captcha_unavailable'), rateLimited: n('rate_limited'), blocked: n('blocked'),
     fairness: {
       // Of the pre-queue visitors admitted so far, their mean join percentile: 0.5 means joining the
       // pre-queue early was worth nothing (FIFO would give about 0 for the first admitted).

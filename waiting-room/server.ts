@@ -173,7 +173,7 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
     if (verdict.kind !== 'continue') {
       record(verdict.kind, defence.clientIp(req.socketIp, req.headers, view.cfg), '', null);
       if (verdict.kind === 'rate_limited') return reply.error('rate_limited', { retryAfterSeconds: verdict.retryAfterSeconds }, undefined, { 'set-cookie': cookies });
-      return reply.error(verdict.kind, {}, undefined, { 'set-cookie': cookies });
+      return reply.error(verdict.kind, verdict.reason ? { reason: verdict.reason } : {}, undefined, { 'set-cookie': cookies });
     }
     cookies.push(...verdict.setCookies);
     const r = await batcher.join(view, {

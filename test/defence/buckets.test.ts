@@ -85,6 +85,7 @@ t.test('200 IPs in one /24: the subnet bucket bites; allow list passes; block li
   const blocked = await gw.join('nat', { from: '127.0.6.200' });
   t.equal(blocked.status, 403);
   t.equal(blocked.body.error, 'blocked');
+  t.equal(blocked.body.reason, 'block_list');
   // the allow list skips every bucket: 30 joins from one allowed IP in a full subnet all pass
   const allowed = await times(30, () => gw.join('nat', { from: '127.0.5.3' }));
   t.same(tally(allowed), { joined: 30 });

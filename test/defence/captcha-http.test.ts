@@ -47,10 +47,12 @@ t.test('mode always: challenged, accepted, rejected, replayed', async (t) => {
   const rejected = await gw.join('cap', { from: '127.0.9.2', captchaToken: 'not-a-real-token' });
   t.equal(rejected.status, 403);
   t.equal(rejected.body.error, 'captcha_failed');
+  t.equal(rejected.body.reason, 'rejected', 'the body says why');
 
   const replay = await gw.join('cap', { from: '127.0.9.3', captchaToken: token });
   t.equal(replay.status, 403);
   t.equal(replay.body.error, 'captcha_failed', 'a replayed token is refused');
+  t.equal(replay.body.reason, 'replayed');
   t.equal(fake.calls.length, 2, 'without asking siteverify (which would have said yes)');
 
   let stats: Record<string, unknown> = {};
@@ -77,6 +79,7 @@ t.test('siteverify down: fail closed refuses, fail open lets the join through', 
   const c = await closed.join('down', { from: '127.0.10.1', captchaToken: fake.mint() });
   t.equal(c.status, 403);
   t.equal(c.body.error, 'captcha_failed', 'closed: the join is refused');
+  t.equal(c.body.reason, 'unavailable', 'the client may solve again');
   const o = await open.join('down', { from: '127.0.10.2', captchaToken: fake.mint() });
   t.equal(o.status, 200, 'open: the join goes through');
   t.equal(o.body.ticket, 1);
@@ -89,4 +92,11 @@ t.test('siteverify down: fail closed refuses, fail open lets the join through', 
   t.equal(c2.body.error, 'captcha_failed');
   const o2 = await open.join('down', { from: '127.0.10.4', captchaToken: 'x-2' });
   t.equal(o2.status, 200);
+  let stats: Record<string, unknown> = {};
+  const counted = await within(2000, async () => {
+    stats = (await request(closed.url, 'GET', '/admin/rooms/down/stats', { headers: { authorization: 'Bearer test-admin' } })).body;
+    return stats.captchaUnavailable === 4;
+  });
+  t.ok(counted >= 0, 'stats count the four joins hCaptcha gave no verdict on');
+  t.match(stats, { captchaUnavailable: 4, captchaPassed: 0, captchaFailed: 0 });
 });

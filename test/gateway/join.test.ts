@@ -40,3 +40,15 @@ t.test('a forged visitor id is ignored and a new one minted; the cookie is HttpO
   t.match(res.headers.get('set-cookie') ?? '', /^wr_vid=[^;]+; HttpOnly; SameSite=Lax; Path=\//);
   t.notMatch(res.headers.get('set-cookie') ?? '', /Secure/, 'no Secure flag over plain http');
 });
+
+t.test('captcha mode off: the join script keeps no suspicion state (no per-ip HyperLogLog)', async (t) => {
+  const config = testConfig();
+  const gw = await gateway(t, config);
+  await putRoom(gw, 'r', { opensAt: new Date(Date.now() - 1000).toISOString(), ...OPEN_LIMITS });
+  const hv = () => gw.redis.keys(`${config.redisPrefix}:{r}:hv:*`);
+  t.equal((await join(gw, 'r')).status, 200);
+  t.same(await hv(), [], 'mode off: nothing written for the score');
+  await putRoom(gw, 'r', { captcha: { mode: 'suspicious', threshold: 1000 } });
+  t.equal((await join(gw, 'r')).status, 200);
+  t.equal((await hv()).length, 1, 'mode suspicious: the velocity part of the score is kept');
+});
