@@ -26,7 +26,7 @@ export interface RoomConfig {
   admitRatePerMin: number;
   maxActive: number;
   tokenTtlSeconds: number;
-  /** Where an admitted visitor goes; the token is appended as `#token=` or sent by the client. */
+  /** Where an admitted visitor goes: the queue page opens it with the token in the URL fragment, `#admission=<token>` (never sent to a server), and checkout reads it from there. */
   checkoutUrl: string;
   limits: { ip: Bucket; subnet: Bucket; room: Bucket };
   captcha: { mode: CaptchaMode; threshold: number };
