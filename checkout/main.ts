@@ -10,6 +10,7 @@ import type { Ctx } from './context.js';
 import { createDb, migrate } from './db.js';
 import { createMetrics } from './metrics.js';
 import { createProvider, type ProviderOptions } from './payments/provider.js';
+import { reconcilePayments } from './payments/reconcile.js';
 import { createReserver, type StockCounters } from './reserve.js';
 import { buildServer } from './server.js';
 import { createStockSignal } from './stock-signal.js';
@@ -21,7 +22,9 @@ export interface CheckoutOptions {
   /** Milliseconds since the epoch (default Date.now). */
   clock?: () => number;
   /** Run the sweeper (default true). */
-  sweeper?: boolean | { tickMs?: number };
+  sweeper?: boolean | { tickMs?: number; reconcileEveryMs?: number };
+  /** Payments pending longer than this are looked up at the provider (ms, default 30 s). */
+  reconcileAfterMs?: number;
   /** The simulated payment provider's behaviour. */
   provider?: ProviderOptions;
   /** Where and how admission keys are fetched. */
@@ -91,9 +94,15 @@ export async function startCheckout(config: Config, opts: CheckoutOptions = {}):
     const port = (app.server.address() as { port: number }).port;
     selfUrl = `http://127.0.0.1:${port}`;
     const sweeperOpts = typeof opts.sweeper === 'object' ? opts.sweeper : {};
+    const prov0 = provider;
     sweeper = startSweeper(db, signal, clock, {
       ...sweeperOpts,
       run: opts.sweeper !== false,
+      reconcile: async (now) => {
+        const r = await reconcilePayments(db, prov0, now, opts.reconcileAfterMs ?? 30_000);
+        for (const outcome of r.outcomes) metrics.payments.inc({ outcome });
+        return r.ended;
+      },
       onExpired: (n) => metrics.expired.inc(n),
       onError: (e) => app.log.error({ err: e }, 'sweep failed'),
     });

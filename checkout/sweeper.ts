@@ -2,11 +2,14 @@
  * The sweeper: every `tickMs` it returns the units of lapsed reservations (so a unit is back
  * within a second of expiry), and at least every second it rewrites the stock signal of every
  * sale that is not long over, so a crash between a commit and its Redis write heals.
+ * When given `reconcile`, it first (at most every `reconcileEveryMs`) settles payments whose
+ * webhook is overdue by asking the provider (payments/reconcile.ts), so a paid unit is sold
+ * rather than lapsing back to stock.
  * Several checkout processes may sweep at once: each sale's sweep holds the sale row lock and
  * takes reservations with FOR UPDATE SKIP LOCKED, so a unit is returned exactly once.
  */
 import type { Db } from './db.js';
-import { expireLapsed } from './orders.js';
+import { expireLapsed, type Ended } from './orders.js';
 import type { SaleRow } from './sales.js';
 import type { StockSignal } from './stock-signal.js';
 
@@ -20,17 +23,31 @@ export function startSweeper(
   db: Db,
   signal: StockSignal,
   clock: () => number,
-  opts: { tickMs?: number; signalEveryMs?: number; onExpired?: (n: number) => void; onError?: (e: unknown) => void; run?: boolean } = {},
+  opts: {
+    tickMs?: number;
+    signalEveryMs?: number;
+    reconcile?: (now: number) => Promise<Ended[]>;
+    reconcileEveryMs?: number;
+    onExpired?: (n: number) => void;
+    onError?: (e: unknown) => void;
+    run?: boolean;
+  } = {},
 ): Sweeper {
   const tickMs = opts.tickMs ?? 250;
   const signalEveryMs = opts.signalEveryMs ?? 1000;
+  const reconcileEveryMs = opts.reconcileEveryMs ?? 2000;
   let lastSignal = 0;
+  let lastReconcile = -Infinity;
   let running: Promise<number> | null = null;
   let timer: NodeJS.Timeout | null = null;
   let stopped = false;
 
   async function pass(): Promise<number> {
     const now = clock();
+    if (opts.reconcile && now - lastReconcile >= reconcileEveryMs) {
+      lastReconcile = now;
+      for (const e of await opts.reconcile(now)) await Promise.all([signal.publish(e.row), signal.released(e.visitors)]);
+    }
     const ended = await expireLapsed(db, now);
     let n = 0;
     for (const e of ended) {

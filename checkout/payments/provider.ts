@@ -1,8 +1,11 @@
 /**
  * A simulated payment provider that behaves like a real one: it accepts a charge at once,
  * answers later by POSTing signed events to the service's webhook, may decline, may never
- * answer, and (when told) delivers events twice and/or out of order. It retries a delivery
- * that does not get a 2xx, a few times, as providers do.
+ * answer, and (when told) delivers events twice and/or out of order. A delivery that does not
+ * get a 2xx is retried with exponential backoff and jitter (0.5 s doubling to a 30 s cap) for
+ * 15 minutes (the default reservation of 10 minutes plus a margin), as real providers do. Like a
+ * real provider's "retrieve" call, `retrieve(paymentId)` answers a decided payment's final event
+ * (the very event the webhook carries), so the service can reconcile without the webhook.
  *
  *   test_ok      → payment.processing, then payment.succeeded after `delayMs`
  *   test_decline → payment.processing, then payment.failed after `delayMs`
@@ -22,8 +25,10 @@ export interface ProviderOptions {
   duplicate?: boolean;
   /** Deliver the final event before `payment.processing`. */
   outOfOrder?: boolean;
-  /** Delivery attempts per event when the webhook does not answer 2xx (default 4). */
-  attempts?: number;
+  /** Retries of a delivery that does not get a 2xx: first delay, cap, and how long to keep trying (ms). */
+  retry?: { baseMs?: number; capMs?: number; forMs?: number };
+  /** Where webhooks go (default the service's own `/api/payments/webhook`). */
+  webhookUrl?: string;
 }
 
 export interface Charge {
@@ -36,7 +41,15 @@ export interface Charge {
 
 export interface Provider {
   charge(c: Charge): void;
+  /** The payment's final event once decided, null while processing (or unknown to this provider). */
+  retrieve(paymentId: string): Promise<PaymentEvent | null>;
   close(): void;
+}
+
+/** The delay before retry number `n` (1-based): base doubling to cap, with "equal jitter" (half fixed, half random). */
+export function backoffMs(n: number, baseMs: number, capMs: number, random: () => number = Math.random): number {
+  const d = Math.min(capMs, baseMs * 2 ** (n - 1));
+  return d / 2 + random() * (d / 2);
 }
 
 export function createProvider(webhookUrl: () => string, secret: string, opts: ProviderOptions = {}, onError: (e: unknown) => void = () => {}): Provider {
@@ -50,22 +63,33 @@ export function createProvider(webhookUrl: () => string, secret: string, opts: P
     timers.add(t);
   };
 
-  async function deliver(ev: PaymentEvent, attempt = 1): Promise<void> {
+  const baseMs = opts.retry?.baseMs ?? 500;
+  const capMs = opts.retry?.capMs ?? 30_000;
+  const forMs = opts.retry?.forMs ?? 15 * 60_000;
+  // Final events of decided payments, for `retrieve`; dropped once delivered.
+  const decided = new Map<string, PaymentEvent>();
+
+  async function deliver(ev: PaymentEvent, attempt = 1, firstAt = Date.now()): Promise<void> {
     const body = JSON.stringify(ev);
     try {
-      const res = await fetch(webhookUrl(), {
+      const res = await fetch(opts.webhookUrl ?? webhookUrl(), {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'x-signature': signBody(secret, body) },
         body,
         signal: AbortSignal.timeout(5000),
       });
       await res.arrayBuffer();
-      if (res.ok) return;
+      if (res.ok) {
+        if (ev.type !== 'payment.processing') decided.delete(ev.data.paymentId);
+        return;
+      }
       throw new Error(`webhook answered ${res.status}`);
     } catch (e) {
       if (closed) return;
-      if (attempt >= (opts.attempts ?? 4)) return onError(e);
-      later(100 * 2 ** attempt, () => void deliver(ev, attempt + 1));
+      const wait = backoffMs(attempt, baseMs, capMs);
+      if (Date.now() + wait - firstAt > forMs) return onError(e);
+      // The queue of this charge moves on; this event comes back later on its own.
+      later(wait, () => void deliver(ev, attempt + 1, firstAt));
     }
   }
 
@@ -93,16 +117,28 @@ export function createProvider(webhookUrl: () => string, secret: string, opts: P
         return;
       }
       const final = c.method === 'test_ok' ? event('payment.succeeded', c) : event('payment.failed', c, 'card_declined');
-      if (opts.outOfOrder) later(opts.delayMs ?? 300, () => send([processing, final]));
+      const decide = () => decided.set(c.paymentId, final);
+      if (opts.outOfOrder)
+        later(opts.delayMs ?? 300, () => {
+          decide();
+          send([processing, final]);
+        });
       else {
         later(0, () => send([processing]));
-        later(opts.delayMs ?? 300, () => send([final]));
+        later(opts.delayMs ?? 300, () => {
+          decide();
+          send([final]);
+        });
       }
+    },
+    async retrieve(paymentId) {
+      return decided.get(paymentId) ?? null;
     },
     close() {
       closed = true;
       for (const t of timers) clearTimeout(t);
       timers.clear();
+      decided.clear();
     },
   };
 }

@@ -4,7 +4,8 @@
  * first valid final one; the provider's own duplicate, out-of-order deliveries settle once;
  * a success that arrives after the reservation lapsed does not sell the unit (refunded).
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
+import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { signBody } from '../../checkout/payments/signature.js';
 import { audit, call, createSale, until, usersWithSessions, WEBHOOK_SECRET, world, type World } from './helpers.js';
@@ -109,4 +110,97 @@ t.test('the provider delivers twice and out of order', async (t) => {
   t.equal(p0.body.status, 'success');
   const p2 = await call(w.url, 'GET', '/api/sales/s/purchase', { token: users[2]!.token });
   t.equal(p2.body.status, 'failed');
+});
+
+/**
+ * Between the provider and checkout: a real HTTP relay that answers 503 to the first `refuse`
+ * deliveries (or to all while `down`), forwards the rest, and keeps what came back.
+ */
+async function flakyRelay(t: Test, target: () => string, refuse: number) {
+  const state = { refuse, down: false, refused: 0, seen: [] as { type: string; id: string }[], outcomes: [] as { type: string; outcome: string }[] };
+  const server = http.createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const raw = Buffer.concat(chunks).toString('utf8');
+    const ev = JSON.parse(raw) as { id: string; type: string };
+    state.seen.push({ type: ev.type, id: ev.id });
+    if (state.down || state.refuse > 0) {
+      state.refuse--;
+      state.refused++;
+      return res.writeHead(503).end();
+    }
+    const r = await call(target(), 'POST', '/api/payments/webhook', { raw, headers: { 'content-type': 'application/json', 'x-signature': String(req.headers['x-signature']) } });
+    state.outcomes.push({ type: ev.type, outcome: r.body.outcome });
+    res.writeHead(r.status, { 'content-type': 'application/json' }).end(JSON.stringify(r.body));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => {
+    server.close(() => r());
+    server.closeAllConnections();
+  }));
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}/hook`, state };
+}
+
+async function reserveAndPay(w: World, sale: string, user: { token: string }, method: string) {
+  const r = await call(w.url, 'POST', `/api/sales/${sale}/reservations`, { token: user.token, headers: { 'x-admission-token': await w.keys.sign({ sale }) } });
+  if (r.status !== 201) throw new Error(`reserve: ${r.status} ${JSON.stringify(r.body)}`);
+  const p = await call(w.url, 'POST', `/api/reservations/${r.body.reservationId}/payment`, { token: user.token, body: { method } });
+  if (p.status !== 202) throw new Error(`pay: ${p.status}`);
+  return p.body.paymentId as string;
+}
+
+t.test('the webhook endpoint refuses the first deliveries: the provider backs off and retries until one lands', async (t) => {
+  let target = '';
+  const relay = await flakyRelay(t, () => target, 12); // more than the old 4 attempts per event, for both events
+  const w = await world(t, 'hook3', { provider: { delayMs: 50, webhookUrl: relay.url, retry: { baseMs: 20, capMs: 200 } }, reconcileAfterMs: 3600_000 });
+  target = w.url;
+  await createSale(w.url, 's', { total: 2 });
+  const [u] = await usersWithSessions(w, 1);
+  await reserveAndPay(w, 's', u!, 'test_ok');
+  const done = await until(async () => (await call(w.url, 'GET', '/api/sales/s/purchase', { token: u!.token })).body.status === 'success', 30_000, 'paid through retried webhooks');
+  t.ok(done);
+  t.equal(relay.state.refused, 12, 'twelve deliveries refused first');
+  t.same(relay.state.outcomes.filter((o) => o.outcome === 'paid').length, 1, 'paid exactly once');
+  const a = await audit(w.url, 's');
+  t.same([a.ok, a.sold, a.reserved, a.available, a.paidWithoutOnePayment], [true, 1, 0, 1, 0]);
+});
+
+t.test('the webhook never lands: reconciliation asks the provider and pays once; the late webhook changes nothing', async (t) => {
+  let target = '';
+  let offsetMs = 0;
+  const relay = await flakyRelay(t, () => target, 0);
+  relay.state.down = true;
+  const w = await world(t, 'hook4', {
+    clock: () => Date.now() + offsetMs,
+    provider: { delayMs: 50, webhookUrl: relay.url, retry: { baseMs: 20, capMs: 100 } },
+    reconcileAfterMs: 30_000,
+  });
+  target = w.url;
+  await createSale(w.url, 's', { total: 3, reservationSeconds: 300 });
+  const users = await usersWithSessions(w, 3);
+  const ok = await reserveAndPay(w, 's', users[0]!, 'test_ok');
+  await reserveAndPay(w, 's', users[1]!, 'test_decline');
+  await reserveAndPay(w, 's', users[2]!, 'test_timeout');
+  // The provider has decided both (its final events are being refused) ...
+  await until(async () => relay.state.seen.filter((e) => e.type !== 'payment.processing').length >= 2, 10_000, 'final events attempted');
+  await w.sweep();
+  const early = await audit(w.url, 's');
+  t.same([early.reserved, early.sold], [3, 0], 'before N seconds nothing is reconciled');
+
+  offsetMs = 31_000; // ... and 30 s later checkout asks it.
+  const a = await until(async () => {
+    await w.sweep();
+    const x = await audit(w.url, 's');
+    return x.sold === 1 && x.failed === 1 && x;
+  }, 10_000, 'reconciled');
+  t.same([a.ok, a.sold, a.failed, a.reserved, a.available, a.paidWithoutOnePayment], [true, 1, 1, 1, 1, 0], 'paid; declined (its unit back); the unanswered one still held');
+  t.equal((await call(w.url, 'GET', '/api/sales/s/purchase', { token: users[0]!.token })).body.status, 'success');
+  t.equal((await call(w.url, 'GET', '/api/sales/s/purchase', { token: users[1]!.token })).body.status, 'failed');
+  t.equal((await call(w.url, 'GET', '/api/sales/s/purchase', { token: users[2]!.token })).body.status, 'in_progress');
+
+  relay.state.down = false; // the provider's retries now land
+  const late = await until(async () => relay.state.outcomes.filter((o) => o.type !== 'payment.processing').length >= 2 && relay.state.outcomes, 30_000, 'late webhooks');
+  t.same(late.filter((o) => o.type !== 'payment.processing').map((o) => o.outcome).sort(), ['duplicate', 'duplicate'], 'the late final events are duplicates');
+  t.same(await audit(w.url, 's'), a, 'and change nothing');
+  t.ok(ok);
 });
