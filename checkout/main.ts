@@ -1,5 +1,5 @@
 /**
- * Starts checkout: migrations, the server on 127.0.0.1, the sweeper. `npm start` calls
+ * Starts checkout: migrations, the server (on 127.0.0.1 unless `opts.host` says otherwise), the sweeper. `npm start` calls
  * `ensurePostgres` first and passes its URL in `config.databaseUrl`.
  */
 import type { Config } from '../shared/config.js';
@@ -19,6 +19,8 @@ import { startSweeper, type Sweeper } from './sweeper.js';
 export interface CheckoutOptions {
   /** Port to listen on (default config.checkoutPort; 0 = a free one). */
   port?: number;
+  /** Address to listen on (default 127.0.0.1; `0.0.0.0` in a container). */
+  host?: string;
   /** Milliseconds since the epoch (default Date.now). */
   clock?: () => number;
   /** Run the sweeper (default true). */
@@ -90,9 +92,10 @@ export async function startCheckout(config: Config, opts: CheckoutOptions = {}):
       metrics,
     };
     var app = buildServer(ctx);
-    await app.listen({ host: '127.0.0.1', port: opts.port ?? config.checkoutPort });
+    const host = opts.host ?? '127.0.0.1';
+    await app.listen({ host, port: opts.port ?? config.checkoutPort });
     const port = (app.server.address() as { port: number }).port;
-    selfUrl = `http://127.0.0.1:${port}`;
+    selfUrl = `http://${reachableHost(host)}:${port}`;
     const sweeperOpts = typeof opts.sweeper === 'object' ? opts.sweeper : {};
     const prov0 = provider;
     sweeper = startSweeper(db, signal, clock, {
@@ -133,4 +136,10 @@ export async function startCheckout(config: Config, opts: CheckoutOptions = {}):
     redis.disconnect();
     throw e;
   }
+}
+
+/** How this process reaches itself (the provider's webhooks): a wildcard address through loopback. */
+function reachableHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::' || host === '') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
 }

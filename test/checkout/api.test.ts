@@ -141,3 +141,18 @@ t.test('checkout API', async (t) => {
     t.match(page.headers.get('content-type') ?? '', /text\/html/);
   });
 });
+
+t.test('listen address: 127.0.0.1 by default, every interface with host 0.0.0.0', async (t) => {
+  // 127.0.0.2 is a loopback address other than 127.0.0.1: only a wildcard listener answers on it.
+  const reach = (port: number) =>
+    fetch(`http://127.0.0.2:${port}/healthz`).then(
+      (r) => r.status,
+      (e: { cause?: { code?: string } }) => e.cause?.code ?? 'error',
+    );
+  const local = await world(t, 'host1');
+  t.equal(await reach(Number(new URL(local.url).port)), 'ECONNREFUSED', 'default: loopback 127.0.0.1 only');
+  t.equal((await fetch(`${local.url}/healthz`)).status, 200);
+  const all = await world(t, 'host2', { host: '0.0.0.0' });
+  t.equal(await reach(Number(new URL(all.url).port)), 200, 'host 0.0.0.0: answers on another address');
+  t.match(all.url, /^http:\/\/127\.0\.0\.1:\d+$/, 'its own url (for the webhooks) stays reachable');
+});
