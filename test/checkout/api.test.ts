@@ -4,6 +4,12 @@
  */
 import t from 'tap';
 import { randomUUID } from 'node:crypto';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { loadConfig } from '../../shared/config.js';
+import { ensurePostgres } from '../../checkout/postgres.js';
 import { createRedis } from '../../shared/redis.js';
 import { activeKey, saleStockKey, stockChannel } from '../../shared/keys.js';
 import { ADMIN, audit, call, createSale, until, usersWithSessions, world } from './helpers.js';
@@ -155,4 +161,25 @@ t.test('listen address: 127.0.0.1 by default, every interface with host 0.0.0.0'
   const all = await world(t, 'host2', { host: '0.0.0.0' });
   t.equal(await reach(Number(new URL(all.url).port)), 200, 'host 0.0.0.0: answers on another address');
   t.match(all.url, /^http:\/\/127\.0\.0\.1:\d+$/, 'its own url (for the webhooks) stays reachable');
+});
+
+t.test('production: a DATABASE_URL that does not answer stops start-up; no embedded PostgreSQL', async (t) => {
+  const closed = await new Promise<number>((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'checkout-prod-'));
+  t.teardown(() => rm(dataDir, { recursive: true, force: true }));
+  const secrets = Object.fromEntries(['ADMIN_TOKEN', 'VISITOR_SECRET', 'SESSION_SECRET', 'HCAPTCHA_SECRET', 'PAYMENT_WEBHOOK_SECRET'].map((k) => [k, `prod-${k}`]));
+  const config = loadConfig({ ...secrets, NODE_ENV: 'production', DATABASE_URL: `postgres://app:pw@127.0.0.1:${closed}/shop`, DATA_DIR: dataDir });
+  const logged: string[] = [];
+  await t.rejects(ensurePostgres(config, (m) => logged.push(m)), { message: /NODE_ENV=production.*DATABASE_URL \(postgres:\/\/app:\*\*\*@127\.0\.0\.1:\d+\/shop\)/ });
+  t.same(await readdir(dataDir), [], 'nothing initialised under DATA_DIR');
+  t.same(logged, [], 'no embedded start announced');
+  const up = await new Promise<boolean>((resolve) => {
+    const c = net.connect(closed, '127.0.0.1', () => (c.destroy(), resolve(true))).on('error', () => resolve(false));
+  });
+  t.equal(up, false, 'nothing listens on its port');
 });
