@@ -19,8 +19,11 @@ const MAX_CALLS_PER_TICK = 40;
 
 export function admittedChannel(prefix: string): string { return `${prefix}:admitted`; }
 
-/** One admitted-message batch on the pub/sub channel: [visitor id, token, expiresAt ms]. */
-export interface AdmittedNotice { room: string; checkoutUrl: string; items: [string, string, number][] }
+/**
+ * One admitted-message batch on the pub/sub channel: [visitor id, token, expiresAt ms], and the
+ * room's admittedThrough and waiting count after the step (every process pushes positions with them).
+ */
+export interface AdmittedNotice { room: string; checkoutUrl: string; items: [string, string, number][]; at?: number; queued?: number }
 
 /**
  * The visitor's token: the stored one, or (after a crash between admission and storing it)
@@ -108,7 +111,7 @@ export class Admitter {
         if (existing) items[i] = [items[i]![0], existing, tokenExpiry(existing)];
       }
     }
-    const notice: AdmittedNotice = { room: cfg.room, checkoutUrl: cfg.checkoutUrl, items };
+    const notice: AdmittedNotice = { room: cfg.room, checkoutUrl: cfg.checkoutUrl, items, at, queued: Number(r[2]) };
     await this.redis.publish(admittedChannel(this.prefix), JSON.stringify(notice));
     this.metrics.admitted.inc({ room: cfg.room }, count);
     this.metrics.admissionLag.observe((performance.now() - started) / 1000);

@@ -169,3 +169,26 @@ t.test('a pre-queue WebSocket waits with position null, then learns its drawn pl
   t.ok((me.ticket as number) >= 1 && (me.ticket as number) <= 5, 'a drawn ticket among the pre-queue');
   t.equal(m.position, me.ticket, 'the socket got its drawn position');
 });
+
+t.test('an admission step pushes positions at once to waiters on every process (no periodic round needed)', async (t) => {
+  const config = testConfig();
+  // Periodic rounds every 10 minutes: any update seen below comes from the push.
+  const a = await gateway(t, config, { positionIntervalMs: 600_000 });
+  const b = await gateway(t, config, { positionIntervalMs: 600_000 });
+  await putRoom(a, 'r', { opensAt: new Date(Date.now() - 1000).toISOString(), admitRatePerMin: 60, ...OPEN_LIMITS });
+  const first = await join(a, 'r');
+  const second = await join(b, 'r');
+  const third = await join(a, 'r');
+  const cs = await Promise.all([second, third].map((v, i) => connect(`${(i ? a : b).url.replace('http', 'ws')}/api/rooms/r/ws?vid=${encodeURIComponent(v.visitorId)}`)));
+  t.teardown(() => { for (const c of cs) c.ws.close(); });
+  await cs[0]!.next((m) => m.type === 'position' && m.position === 2);
+  await cs[1]!.next((m) => m.type === 'position' && m.position === 3);
+  await a.admitOnce!(); // starts the credit clock
+  await new Promise((r) => setTimeout(r, 1100));
+  t.equal(await a.admitOnce!(), 1, 'one admitted: the first visitor');
+  const m2 = await cs[0]!.next((m) => m.type === 'position' && m.admittedThrough === 1, 3000);
+  t.match(m2, { position: 1, admittedThrough: 1, queued: 2, state: 'open', etaSeconds: 1 });
+  const m3 = await cs[1]!.next((m) => m.type === 'position' && m.admittedThrough === 1, 3000);
+  t.match(m3, { position: 2, admittedThrough: 1, queued: 2, etaSeconds: 2 });
+  t.ok(first.body.ticket === 1);
+});
