@@ -1,7 +1,8 @@
 /**
  * uWebSockets.js request/response helpers: copy what a handler needs from the request
  * synchronously, attach onAborted before any async work, answer inside res.cork and never
- * after an abort, read bodies with a 4 KiB cap.
+ * after an abort, read bodies with a 4 KiB cap (the contract's, for public routes) or 64 KiB
+ * under /admin/ (a room PUT may carry allow/block lists of up to 1,000 CIDRs each).
  */
 import type uWS from 'uWebSockets.js';
 import type { Logger } from 'pino';
@@ -9,6 +10,12 @@ import { errorBody } from '../shared/errors.js';
 import { ERRORS, STATUS_TEXT, type ErrorCode } from './errors.js';
 
 export const MAX_BODY_BYTES = 4096;
+export const MAX_ADMIN_BODY_BYTES = 64 * 1024;
+
+/** The body cap of a route pattern. */
+export function bodyLimitOf(pattern: string): number {
+  return pattern.startsWith('/admin/') ? MAX_ADMIN_BODY_BYTES : MAX_BODY_BYTES;
+}
 const decoder = new TextDecoder();
 
 export interface Req {
@@ -26,7 +33,7 @@ export type Headers = Record<string, string | string[]>;
 export class Reply {
   aborted = false;
   done = false;
-  constructor(readonly res: uWS.HttpResponse) {
+  constructor(readonly res: uWS.HttpResponse, readonly bodyLimit = MAX_BODY_BYTES) {
     res.onAborted(() => { this.aborted = true; });
   }
 
@@ -71,7 +78,7 @@ export function copyRequest(res: uWS.HttpResponse, req: uWS.HttpRequest, paramCo
 
 /**
  * Start reading the body now (it must be attached synchronously). Resolves with the bytes,
- * or 'too_large' past MAX_BODY_BYTES (the rest is ignored), or 'aborted'.
+ * or 'too_large' past the reply's bodyLimit (the rest is ignored), or 'aborted'.
  */
 export function readBody(res: uWS.HttpResponse, reply: Reply): Promise<Buffer | 'too_large' | 'aborted'> {
   return new Promise((resolve) => {
@@ -82,7 +89,7 @@ export function readBody(res: uWS.HttpResponse, reply: Reply): Promise<Buffer | 
       if (finished) return;
       if (reply.aborted) { finished = true; resolve('aborted'); return; }
       size += chunk.byteLength;
-      if (size > MAX_BODY_BYTES) { finished = true; resolve('too_large'); return; }
+      if (size > reply.bodyLimit) { finished = true; resolve('too_large'); return; }
       chunks.push(Buffer.from(chunk.slice(0)));
       if (isLast) { finished = true; resolve(Buffer.concat(chunks)); }
     });
@@ -109,15 +116,17 @@ export function isJsonContentType(headers: Record<string, string>): boolean {
 }
 
 /**
- * Read and parse a JSON body with every contract check: 413 past 4 KiB, 400 bad_request for a
- * wrong content type or malformed JSON. Resolves null when an error was already sent.
+ * Read and parse a JSON body with every contract check: 413 past the route's cap (4 KiB public,
+ * 64 KiB admin), 400 bad_request for a wrong content type or malformed JSON. Resolves null when
+ * an error was already sent.
  */
 export async function readJson(res: uWS.HttpResponse, req: Req, reply: Reply, body: Promise<Buffer | 'too_large' | 'aborted'>): Promise<Record<string, unknown> | null> {
   const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > MAX_BODY_BYTES) { reply.error('payload_too_large'); return null; }
+  const tooLarge = () => reply.error('payload_too_large', {}, `The request body is larger than ${reply.bodyLimit / 1024} KiB.`);
+  if (declared > reply.bodyLimit) { tooLarge(); return null; }
   const buf = await body;
   if (buf === 'aborted') return null;
-  if (buf === 'too_large') { reply.error('payload_too_large'); return null; }
+  if (buf === 'too_large') { tooLarge(); return null; }
   if (buf.length > 0 && !isJsonContentType(req.headers)) { reply.error('bad_request', {}, 'The body must be JSON (content-type: application/json).'); return null; }
   const obj = parseJsonObject(buf);
   if (!obj) { reply.error('bad_request', {}, 'The body is not a JSON object.'); return null; }
@@ -147,7 +156,7 @@ export function route(app: uWS.TemplatedApp, method: 'get' | 'post' | 'put' | 'd
   const params = (pattern.match(/:/g) ?? []).length;
   app[method](pattern, (res, req) => {
     const r = copyRequest(res, req, params);
-    const reply = new Reply(res);
+    const reply = new Reply(res, bodyLimitOf(pattern));
     const body = method === 'post' || method === 'put' ? readBody(res, reply) : null;
     fn(r, reply, body).catch((err: unknown) => {
       log.error({ err, url: r.url }, 'request failed');

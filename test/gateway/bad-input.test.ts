@@ -70,7 +70,7 @@ t.test('bad input on every route', async (t) => {
   }
   const put = (body: string) => call('PUT', '/admin/rooms/r', body, auth);
   await expect('PUT malformed JSON', put('{"maxActive":'), 400, 'bad_request');
-  await expect('PUT over 4 KiB', put(JSON.stringify({ allow: Array.from({ length: 400 }, () => '10.0.0.0/8') })), 413, 'payload_too_large');
+  await expect('PUT over 64 KiB', put(JSON.stringify({ allow: Array.from({ length: 6000 }, () => '10.0.0.0/8') })), 413, 'payload_too_large');
   await expect('PUT unknown field', put('{"maxActiv":5}'), 400, 'bad_request', { field: 'maxActiv' });
   await expect('PUT unknown nested field', put('{"limits":{"ip":{"capacity":5,"burst":2}}}'), 400, 'bad_request', { field: 'limits.ip.burst' });
   await expect('PUT wrong type', put('{"admitRatePerMin":"600"}'), 400, 'bad_request', { field: 'admitRatePerMin' });
@@ -91,4 +91,26 @@ t.test('bad input on every route', async (t) => {
   const audit = (await getJson(`${gw.url}/admin/rooms/r/audit`, adminHeaders())).body.entries as unknown[];
   t.equal(audit.length, 1, 'no rejected change reached the audit log');
   t.equal((await join(gw, 'r')).body.ticket, 4, 'the next real join gets the next ticket');
+});
+
+t.test('body caps: 4 KiB on public routes, 64 KiB under /admin/ (a room PUT with 1,000 + 1,000 CIDRs fits)', async (t) => {
+  const gw = await gateway(t, testConfig());
+  await putRoom(gw, 'r', { opensAt: new Date(Date.now() - 1000).toISOString(), ...OPEN_LIMITS });
+  const send = (path: string, body: string, headers: Record<string, string> = {}) =>
+    fetch(`${gw.url}${path}`, { method: path.startsWith('/admin/') ? 'PUT' : 'POST', body, headers: { 'content-type': 'application/json', ...headers } });
+  const v6 = (i: number) => `2001:db8:${i.toString(16)}:${(i * 7).toString(16)}::/64`;
+  const lists = JSON.stringify({ allow: Array.from({ length: 1000 }, (_, i) => v6(i)), block: Array.from({ length: 1000 }, (_, i) => v6(i + 5000)) });
+  t.ok(lists.length > 32 * 1024 && lists.length < 64 * 1024, `the lists body is ${lists.length} bytes`);
+  const ok = await send('/admin/rooms/r', lists, adminHeaders());
+  t.equal(ok.status, 200, 'the admin PUT with the validator\'s largest lists is accepted');
+  const cfg = (await ok.json()) as { allow: string[]; block: string[] };
+  t.same([cfg.allow.length, cfg.block.length], [1000, 1000]);
+
+  const over = await send('/admin/rooms/r', JSON.stringify({ allow: ['x'.repeat(64 * 1024)] }), adminHeaders());
+  t.equal(over.status, 413);
+  t.match(await over.json(), { error: 'payload_too_large', message: /64 KiB/ });
+
+  const join5k = await send('/api/rooms/r/join', JSON.stringify({ captchaToken: 'x'.repeat(4100) }));
+  t.equal(join5k.status, 413, 'a public route keeps the contract\'s 4 KiB');
+  t.match(await join5k.json(), { error: 'payload_too_large', message: /4 KiB/ });
 });
