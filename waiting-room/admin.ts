@@ -37,7 +37,11 @@ export async function saveRoom(ctx: GatewayContext, room: string, patch: Patch, 
     next.version = cur.version + 1;
     next.updatedAt = new Date(ctx.clock()).toISOString();
     const entry = { at: next.updatedAt, action: raw ? action : 'create', version: next.version, changes };
-    const saved = await ctx.redis.saveRoomConfig(k.cfg, k.audit, raw ? cur.version : 0, JSON.stringify(next), JSON.stringify(entry), AUDIT_CAP);
+    const movesOpensAt = raw !== null && next.opensAt !== cur.opensAt ? '1' : '0';
+    const saved = await ctx.redis.saveRoomConfig(k.cfg, k.audit, k.q, raw ? cur.version : 0, JSON.stringify(next), JSON.stringify(entry), AUDIT_CAP, movesOpensAt);
+    if (saved === -1) {
+      return { ok: false, field: 'opensAt', message: 'opensAt cannot change once the room has opened: its pre-queue has been drawn. Use a new room for a new drop.' };
+    }
     if (saved !== 1) continue;
     await ctx.redis.sadd(roomsSetKey(ctx.prefix), room);
     await ctx.redis.publish(configChannel(ctx.prefix), room);

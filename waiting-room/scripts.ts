@@ -21,7 +21,7 @@ export const SCRIPT_FILES = {
   joinBatch: 'joinBatch-8',
   admitBatch: 'admitBatch-7',
   lookupVisitor: 'lookupVisitor-4',
-  saveRoomConfig: 'saveRoomConfig-2',
+  saveRoomConfig: 'saveRoomConfig-3',
   putSigningKey: 'putSigningKey-1',
 } as const;
 
