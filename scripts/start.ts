@@ -5,6 +5,7 @@
  */
 import { ConfigError, loadConfig, type Config } from '../shared/config.js';
 import { startGateway, type Gateway } from '../waiting-room/server.js';
+import { createRedis, dropPrefix } from '../shared/redis.js';
 import { ensureRedis, NoRedisError, type RedisHandle } from './redis.js';
 
 const DEMO_ROOM = 'demo';
@@ -25,6 +26,13 @@ async function main(): Promise<void> {
   const redis: RedisHandle = await ensureRedis(config.redisUrl, config.dataDir);
   stops.push(() => redis.stop());
 
+  // Every start gets a fresh demo: the room's queue is emptied (a room that already opened cannot
+  // be moved back to a pre-queue) and the sale is new, so nothing sold in an earlier run shows.
+  const admin = createRedis(config.redisUrl);
+  await dropPrefix(admin, `${config.redisPrefix}:{${DEMO_ROOM}}`);
+  admin.disconnect();
+  const demoSale = `demo-${new Date().toISOString().replace(/\D/g, '').slice(0, 14)}`;
+
   const gateway: Gateway = await startGateway(config, { host: process.env.GATEWAY_HOST || '127.0.0.1' });
   stops.push(() => gateway.close());
 
@@ -33,6 +41,7 @@ async function main(): Promise<void> {
   // ---- checkout starts here: Postgres (embedded if none answers), the checkout service and the
   // demo sale. A failure is reported and the gateway keeps running without it. ----
   let checkoutLine = '  checkout       not running (see the message above)';
+  let checkoutUrl = `${config.checkoutUrl}/sales/${demoSale}`;
   try {
     const { ensurePostgres } = await import('../checkout/postgres.js');
     const { startCheckout } = await import('../checkout/main.js');
@@ -41,13 +50,14 @@ async function main(): Promise<void> {
     const checkoutConfig: Config = Object.freeze({ ...config, databaseUrl: pg.databaseUrl });
     const checkout = await startCheckout(checkoutConfig);
     stops.push(() => checkout.close());
-    const sale = await fetch(`${checkout.url}/admin/sales/demo`, {
+    const sale = await fetch(`${checkout.url}/admin/sales/${demoSale}`, {
       method: 'PUT',
       headers: { authorization: `Bearer ${config.adminToken}`, 'content-type': 'application/json' },
       body: JSON.stringify({ name: 'Demo drop', priceCents: 4900, currency: 'EUR', total: 100, startsAt: opensAt, endsAt: new Date(Date.now() + 86_400_000).toISOString() }),
     });
     if (!sale.ok) console.error(`checkout: could not create the demo sale: ${sale.status} ${await sale.text()}`);
-    checkoutLine = `  checkout       ${checkout.url}/sales/demo`;
+    checkoutUrl = `${checkout.url}/sales/${demoSale}`;
+    checkoutLine = `  checkout       ${checkoutUrl}`;
   } catch (err) {
     console.error(`checkout did not start (the waiting room runs without it): ${err instanceof Error ? err.message : String(err)}`);
   }
@@ -55,7 +65,7 @@ async function main(): Promise<void> {
   const res = await fetch(`${gateway.url}/admin/rooms/${DEMO_ROOM}`, {
     method: 'PUT',
     headers: { authorization: `Bearer ${config.adminToken}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ sale: 'demo', opensAt, prequeueSeconds: 120, admitRatePerMin: 60, maxActive: 100, paused: false, closed: false }),
+    body: JSON.stringify({ sale: demoSale, checkoutUrl, opensAt, prequeueSeconds: 120, admitRatePerMin: 60, maxActive: 100, paused: false, closed: false }),
   });
   if (!res.ok) throw new Error(`could not create the demo room: ${res.status} ${await res.text()}`);
 

@@ -27,3 +27,15 @@ export async function redisAnswers(url: string, timeoutMs = 1000): Promise<boole
     r.disconnect();
   }
 }
+
+/** Delete every key under `prefix:` (SCAN + UNLINK in batches; never KEYS, never blocking Redis). */
+export async function dropPrefix(redis: Redis, prefix: string): Promise<number> {
+  let cursor = '0';
+  let dropped = 0;
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length) dropped += await redis.unlink(...keys);
+  } while (cursor !== '0');
+  return dropped;
+}
