@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { loadConfig, type Config } from '../../shared/config.js';
+import { dropPrefix } from '../../shared/redis.js';
 import { startGateway, type Gateway, type GatewayOptions } from '../../waiting-room/server.js';
 
 export const ADMIN = 'test-admin-token';
@@ -13,15 +14,10 @@ export function testConfig(extra: Record<string, string> = {}): Config {
 export interface Teardown { teardown(fn: () => unknown): void }
 
 /** Delete every key of a prefix (the test's own). */
-export async function dropPrefix(redisUrl: string, prefix: string): Promise<void> {
+export async function dropTestKeys(redisUrl: string, prefix: string): Promise<void> {
   const r = new Redis(redisUrl);
   try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await r.del(...keys);
-    } while (cursor !== '0');
+    await dropPrefix(r, prefix);
   } finally {
     r.disconnect();
   }
@@ -32,7 +28,7 @@ export async function gateway(t: Teardown, config: Config, opts: GatewayOptions 
   const gw = await startGateway(config, { port: 0, admitter: false, ...opts });
   t.teardown(async () => {
     await gw.close();
-    await dropPrefix(config.redisUrl, config.redisPrefix);
+    await dropTestKeys(config.redisUrl, config.redisPrefix);
   });
   return gw;
 }
