@@ -61,9 +61,24 @@ export class Reply {
   }
 }
 
+/**
+ * The request headers any route or the bot defence reads: only these are copied (one getHeader
+ * each instead of a callback per header; add a name here before reading it anywhere).
+ */
+export const USED_HEADERS = [
+  'authorization', 'content-type', 'content-length', 'cookie', 'x-visitor-id', 'x-forwarded-proto',
+  'user-agent', 'accept', 'accept-language', 'sec-fetch-site',
+] as const;
+
 export function copyRequest(res: uWS.HttpResponse, req: uWS.HttpRequest, paramCount = 0): Req {
   const headers: Record<string, string> = {};
-  req.forEach((k, v) => { headers[k] = v; });
+  for (const name of USED_HEADERS) {
+    const v = req.getHeader(name);
+    if (v) headers[name] = v;
+  }
+  // x-forwarded-for may come as several lines (HAProxy adds its own line after the client's):
+  // the last one is the proxy's, as before, so walk the headers only when there is one at all.
+  if (req.getHeader('x-forwarded-for')) req.forEach((k, v) => { if (k === 'x-forwarded-for') headers[k] = v; });
   const params: string[] = [];
   for (let i = 0; i < paramCount; i++) params.push(decodeURIComponent(req.getParameter(i) ?? ''));
   return {
