@@ -65,9 +65,12 @@ t.test('sign in, watch a room, change thresholds, pause and resume, read the aud
   const st = (await s.admin('GET', '/admin/rooms/launch/stats')).body;
   t.ok(Number(st.rateLimited) > 0, `some joins were rate-limited (${st.rateLimited})`);
   await page.waitForFunction((n) => Array.from(document.querySelectorAll('.fig')).some((f) => f.querySelector('.k')?.textContent === 'Rate-limited' && f.querySelector('.v')?.textContent === n.toLocaleString()), Number(st.rateLimited));
-  for (const label of ['Admitted', 'Active in checkout', 'Challenged', 'Challenge pass rate', 'Rate-limited', 'Blocked', 'Draw fairness ρ']) {
+  for (const label of ['Admitted', 'Active in checkout', 'Challenged', 'Challenge pass rate', 'Rate-limited', 'Blocked', 'Fairness after open τ', 'Pre-queue draw']) {
     t.equal(await figure(page, label).count(), 1, `figure: ${label}`);
   }
+  // the headline fairness figure is the gateway's post-open Kendall tau (or '–' before anyone is admitted)
+  const tau = (st.fairness as { kendallTau?: unknown }).kendallTau;
+  t.equal(await figure(page, 'Fairness after open τ').innerText(), typeof tau === 'number' ? new Intl.NumberFormat('en-US', { maximumFractionDigits: 2 }).format(tau) : '–');
   t.same(await page.locator('canvas').evaluateAll((cs) => cs.map((c) => c.id)), ['cv-traffic', 'cv-defence', 'cv-queue']);
   // the traffic chart drew something besides its axes: some pixel in the plot has the arrivals colour
   const drawn = await page.locator('#cv-traffic').evaluate((c: HTMLCanvasElement) => {
