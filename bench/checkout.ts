@@ -23,6 +23,7 @@ import { Pool as HttpPool } from 'undici';
 import Fastify from 'fastify';
 import { Redis } from 'ioredis';
 import { loadConfig, type Config } from '../shared/config.js';
+import { dropPrefix } from '../shared/redis.js';
 import { createSessions } from '../checkout/accounts.js';
 import { createAdmissionVerifier } from '../checkout/admission.js';
 import { ensurePostgres, createDatabaseIfMissing } from '../checkout/postgres.js';
@@ -293,8 +294,7 @@ export async function run(opts: { quick?: boolean; log?: (line: string) => void 
     await c.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
     await c.end();
     const r = new Redis(base.redisUrl);
-    const keys = await r.keys(`${prefix}:*`);
-    if (keys.length) await r.del(...keys);
+    await dropPrefix(r, prefix);
     r.disconnect();
     await pgInfo.stop();
   }

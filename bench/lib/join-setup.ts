@@ -3,7 +3,7 @@
  * the headers of a browser, and the clean-up of a run's keys.
  */
 import { loadConfig } from '../../shared/config.js';
-import { createRedis } from '../../shared/redis.js';
+import { createRedis, dropPrefix } from '../../shared/redis.js';
 
 const ADMIN = { authorization: 'Bearer dev-admin-token', 'content-type': 'application/json' };
 /** What a browser sends: the header part of the suspicion score stays 0. */
@@ -33,12 +33,7 @@ export async function putRoom(port: number, room: string, body: Record<string, u
 export async function dropKeys(env: Record<string, string>, prefix: string): Promise<void> {
   const redis = createRedis(loadConfig(env).redisUrl);
   try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await redis.unlink(...keys);
-    } while (cursor !== '0');
+    await dropPrefix(redis, prefix);
   } finally {
     redis.disconnect();
   }

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { loadConfig, type Config } from '../../shared/config.js';
+import { dropPrefix } from '../../shared/redis.js';
 
 export interface Product {
   gateway: string;
@@ -46,12 +47,7 @@ export async function deletePrefix(redisUrl: string, prefix: string): Promise<vo
   const r = new Redis(redisUrl, { lazyConnect: true });
   await r.connect();
   try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await r.unlink(...keys);
-    } while (cursor !== '0');
+    await dropPrefix(r, prefix);
   } finally {
     r.disconnect();
   }
