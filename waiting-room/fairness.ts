@@ -9,6 +9,8 @@
  * near-simultaneous arrivals on different processes as noise, not unfairness.
  */
 
+import { kendallTau } from '../shared/kendall.js';
+
 /** Entries kept in the sample (the last admitted post-open tickets). */
 export const FAIRNESS_SAMPLE = 20_000;
 
@@ -22,39 +24,12 @@ export interface OrderFairness {
 }
 
 /**
- * `arrivals` in admission order. O(n log n): discordant pairs are the strict inversions counted by
- * a merge sort; pairs that arrived in the same ms are ties (neither concordant nor discordant), and
- * tau-b divides by sqrt((n0 - tiedArrivals) * n0) (admission order has no ties).
+ * `arrivals` in admission order: Kendall tau-b against the admission rank (shared/kendall.ts, O(n log n)).
+ * Pairs that arrived in the same ms are ties; admission order has none. Each discordant pair is one
+ * overtake (a strictly later arrival admitted first).
  */
 export function orderFairness(arrivals: number[]): OrderFairness {
-  const n = arrivals.length;
-  const a = arrivals.slice();
-  const buf = new Array<number>(n);
-  let overtakes = 0;
-  for (let width = 1; width < n; width *= 2) {
-    for (let lo = 0; lo < n - width; lo += 2 * width) {
-      const mid = lo + width;
-      const hi = Math.min(lo + 2 * width, n);
-      let i = lo, j = mid, k = lo;
-      while (i < mid && j < hi) {
-        if (a[i]! <= a[j]!) buf[k++] = a[i++]!;
-        else { overtakes += mid - i; buf[k++] = a[j++]!; }
-      }
-      while (i < mid) buf[k++] = a[i++]!;
-      while (j < hi) buf[k++] = a[j++]!;
-      for (let x = lo; x < hi; x++) a[x] = buf[x]!;
-    }
-  }
-  // a is sorted now: count the pairs that arrived in the same ms.
-  let tied = 0;
-  for (let i = 0; i < n;) {
-    let j = i + 1;
-    while (j < n && a[j] === a[i]) j++;
-    tied += ((j - i) * (j - i - 1)) / 2;
-    i = j;
-  }
-  const pairs = (n * (n - 1)) / 2;
-  const concordant = pairs - tied - overtakes;
-  const denom = Math.sqrt((pairs - tied) * pairs);
-  return { kendallTau: denom > 0 ? (concordant - overtakes) / denom : null, overtakes, sample: n };
+  const rank = Array.from(arrivals, (_, i) => i);
+  const k = kendallTau(rank, arrivals);
+  return { kendallTau: k.tau, overtakes: k.discordant, sample: arrivals.length };
 }

@@ -10,7 +10,7 @@
  * ticket order). tau is Kendall's tau-b between the two; overtakes are the discordant pairs plus
  * the pairs where an earlier arrival was never admitted while a later one was.
  */
-import { kendallTau } from './kendall.js';
+import { kendallTau } from '../../shared/kendall.js';
 import type { ReplayData } from './driver.js';
 
 export interface Percentiles {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { kendallTau } from '../../load-tests/replay/kendall.js';
+import { kendallTau } from '../../shared/kendall.js';
 import { parseRecording, inferOpen, toNdjson, RecordingError, type ReplayArrival } from '../../load-tests/replay/ndjson.js';
 import { makeProfile, mulberry32, PROFILES } from '../../load-tests/replay/profiles.js';
 import { AddressMap, subnet24 } from '../../load-tests/replay/addresses.js';
