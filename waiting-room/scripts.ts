@@ -70,16 +70,6 @@ export async function lookupVisitor(redis: Redis, prefix: string, room: string, 
   return { kind: kind === 1 ? 'pre' : 'none', at, next, opened };
 }
 
-/** Counter fields of `stats` and the per-second `sec:<epochSecond>` hashes. */
-export type CounterField = 'arrivals' | 'joined' | 'rate_limited' | 'challenged' | 'blocked' | 'captcha_passed' | 'captcha_failed' | 'admitted';
-
-/** Count an outcome decided in Node (the bot defence: blocked, captcha_passed, captcha_failed). */
-export async function countOutcome(redis: Redis, prefix: string, room: string, field: CounterField, nowMs: number, by = 1): Promise<void> {
-  const k = queueKeys(prefix, room);
-  const sec = k.sec(nowMs);
-  await redis.multi().hincrby(k.stats, field, by).hincrby(sec, field, by).expire(sec, 120).exec();
-}
-
 export interface Snapshot { at: number; next: number; opened: boolean; queued: number }
 
 /** The room's queue counters (admittedThrough, last ticket, waiting count). */
