@@ -32,20 +32,24 @@ export function isHeld(stock: StockSignal | null): boolean {
 
 /** The state machine: scheduled → prequeue → open ⇄ paused → sold_out | closed. */
 export function roomState(cfg: RoomConfig, now: number, stock: StockSignal | null): RoomState {
-  const opensAt = Date.parse(cfg.opensAt);
-  if (cfg.closed || (cfg.closesAt && now >= Date.parse(cfg.closesAt)) || stock?.state === 'ended') return 'closed';
+  return stateAt(cfg, Date.parse(cfg.opensAt), cfg.closesAt ? Date.parse(cfg.closesAt) : null, now, stock);
+}
+
+/** roomState with the config's times already parsed (a view keeps them: no Date.parse per join). */
+function stateAt(cfg: RoomConfig, opensAtMs: number, closesAtMs: number | null, now: number, stock: StockSignal | null): RoomState {
+  if (cfg.closed || (closesAtMs !== null && now >= closesAtMs) || stock?.state === 'ended') return 'closed';
   if (isSoldOut(stock)) return 'sold_out';
-  if (now < opensAt - cfg.prequeueSeconds * 1000) return 'scheduled';
-  if (now < opensAt) return 'prequeue';
+  if (now < opensAtMs - cfg.prequeueSeconds * 1000) return 'scheduled';
+  if (now < opensAtMs) return 'prequeue';
   return cfg.paused ? 'paused' : 'open';
 }
 
 function view(cfg: RoomConfig, now: number, stock: StockSignal | null): RoomView {
   const opensAtMs = Date.parse(cfg.opensAt);
+  const closesAtMs = cfg.closesAt ? Date.parse(cfg.closesAt) : null;
   return {
-    cfg, opensAtMs, prequeueOpensAtMs: opensAtMs - cfg.prequeueSeconds * 1000,
-    closesAtMs: cfg.closesAt ? Date.parse(cfg.closesAt) : null,
-    stock, state: roomState(cfg, now, stock), held: isHeld(stock),
+    cfg, opensAtMs, prequeueOpensAtMs: opensAtMs - cfg.prequeueSeconds * 1000, closesAtMs,
+    stock, state: stateAt(cfg, opensAtMs, closesAtMs, now, stock), held: isHeld(stock),
   };
 }
 
@@ -87,7 +91,7 @@ export class Rooms {
   private set(cfg: RoomConfig, stock: StockSignal | null): RoomView {
     const prev = this.views.get(cfg.room);
     const now = this.clock();
-    if (prev && prev.cfg === cfg && prev.stock === stock && prev.state === roomState(cfg, now, stock)) return prev;
+    if (prev && prev.cfg === cfg && prev.stock === stock && prev.state === stateAt(cfg, prev.opensAtMs, prev.closesAtMs, now, stock)) return prev;
     const next = view(cfg, now, stock);
     this.views.set(cfg.room, next);
     if (!prev || prev.state !== next.state || prev.held !== next.held) this.onChange(cfg.room, next, prev);
