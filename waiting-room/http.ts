@@ -113,9 +113,10 @@ export function readBody(res: uWS.HttpResponse, reply: Reply): Promise<Buffer | 
 
 /** A JSON object body: {} for an empty body, null for malformed JSON or a non-object. */
 export function parseJsonObject(buf: Buffer): Record<string, unknown> | null {
-  if (buf.length === 0 || buf.toString('utf8').trim() === '') return {};
+  const text = buf.toString('utf8');
+  if (text.trim() === '') return {};
   try {
-    const v: unknown = JSON.parse(buf.toString('utf8'));
+    const v: unknown = JSON.parse(text);
     return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
   } catch {
     return null;
