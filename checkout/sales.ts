@@ -49,7 +49,7 @@ export function saleView(s: SaleRow, now: number): SaleView {
   };
 }
 
-const SALE_COLUMNS = ['id', 'name', 'price_cents', 'currency', 'total', 'available', 'reserved', 'sold', 'starts_at', 'ends_at', 'reservation_seconds'] as const;
+export const SALE_COLUMNS = ['id', 'name', 'price_cents', 'currency', 'total', 'available', 'reserved', 'sold', 'starts_at', 'ends_at', 'reservation_seconds'] as const;
 
 export async function getSale(db: Db | Tx, sale: string): Promise<SaleRow | undefined> {
   return db.selectFrom('sales').select(SALE_COLUMNS).where('id', '=', sale).executeTakeFirst();

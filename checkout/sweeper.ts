@@ -10,7 +10,7 @@
  */
 import type { Db } from './db.js';
 import { expireLapsed, type Ended } from './orders.js';
-import type { SaleRow } from './sales.js';
+import { SALE_COLUMNS } from './sales.js';
 import type { StockSignal } from './stock-signal.js';
 
 export interface Sweeper {
@@ -46,22 +46,18 @@ export function startSweeper(
     const now = clock();
     if (opts.reconcile && now - lastReconcile >= reconcileEveryMs) {
       lastReconcile = now;
-      for (const e of await opts.reconcile(now)) await Promise.all([signal.publish(e.row), signal.released(e.visitors)]);
+      for (const e of await opts.reconcile(now)) await signal.ended(e);
     }
     const ended = await expireLapsed(db, now);
     let n = 0;
     for (const e of ended) {
       n += e.visitors.length;
-      await Promise.all([signal.publish(e.row), signal.released(e.visitors)]);
+      await signal.ended(e);
     }
     if (n) opts.onExpired?.(n);
     if (now - lastSignal >= signalEveryMs) {
       lastSignal = now;
-      const rows = (await db
-        .selectFrom('sales')
-        .select(['id', 'name', 'price_cents', 'currency', 'total', 'available', 'reserved', 'sold', 'starts_at', 'ends_at', 'reservation_seconds'])
-        .where('ends_at', '>', new Date(now - 3600_000))
-        .execute()) as SaleRow[];
+      const rows = await db.selectFrom('sales').select(SALE_COLUMNS).where('ends_at', '>', new Date(now - 3600_000)).execute();
       await Promise.all(rows.map((r) => signal.publish(r)));
     }
     return n;
