@@ -6,6 +6,7 @@
  */
 import type { Redis } from 'ioredis';
 import { activeKey, saleStockKey, stockChannel } from '../shared/keys.js';
+import type { Ended } from './orders.js';
 import { saleState, type SaleRow, type SaleState } from './sales.js';
 
 export interface StockSignal {
@@ -15,6 +16,8 @@ export interface StockSignal {
   publishCounters(sale: string, c: { total: number; available: number; reserved: number; sold: number }, state: SaleState): Promise<void>;
   /** The visitor's order ended (paid, failed, expired, cancelled): it no longer counts as active. */
   released(visitors: { room: string; visitor_id: string }[]): Promise<void>;
+  /** Orders ended: the sale's new counters, and their visitors leave the active set. */
+  ended(e: Ended): Promise<void>;
 }
 
 export function createStockSignal(redis: Redis, prefix: string, clock: () => number, onError: (e: unknown) => void): StockSignal {
@@ -30,16 +33,21 @@ export function createStockSignal(redis: Redis, prefix: string, clock: () => num
       onError(e); // the sweeper rewrites it within a second
     }
   };
+  const publish: StockSignal['publish'] = (row) => publishCounters(row.id, row, saleState(row, clock()));
+  const released: StockSignal['released'] = async (visitors) => {
+    if (!visitors.length) return;
+    try {
+      await Promise.all(visitors.map((v) => redis.zrem(activeKey(prefix, v.room), v.visitor_id)));
+    } catch (e) {
+      onError(e); // the gateway also drops a visitor when its token expires
+    }
+  };
   return {
     publishCounters,
-    publish: (row) => publishCounters(row.id, row, saleState(row, clock())),
-    async released(visitors) {
-      if (!visitors.length) return;
-      try {
-        await Promise.all(visitors.map((v) => redis.zrem(activeKey(prefix, v.room), v.visitor_id)));
-      } catch (e) {
-        onError(e); // the gateway also drops a visitor when its token expires
-      }
+    publish,
+    released,
+    async ended(e) {
+      await Promise.all([publish(e.row), released(e.visitors)]);
     },
   };
 }

@@ -76,8 +76,7 @@ export function reservationRoutes(app: FastifyInstance, ctx: Ctx) {
     },
     async (req) => {
       const userId = userOf(ctx, req);
-      const ended = await cancelReservation(ctx.db, req.params.id, userId, ctx.clock());
-      await Promise.all([ctx.signal.publish(ended.row), ctx.signal.released(ended.visitors)]);
+      await ctx.signal.ended(await cancelReservation(ctx.db, req.params.id, userId, ctx.clock()));
       return { reservationId: req.params.id, status: 'cancelled' as const };
     },
   );

@@ -36,7 +36,7 @@ export function webhookRoutes(app: FastifyInstance, ctx: Ctx) {
       if (!ev) throw new CheckoutError('bad_request', {}, 'The event is not in the documented shape.');
       const { outcome, ended } = await applyPaymentEvent(ctx.db, ev, ctx.clock());
       ctx.metrics.payments.inc({ outcome });
-      if (ended) await Promise.all([ctx.signal.publish(ended.row), ctx.signal.released(ended.visitors)]);
+      if (ended) await ctx.signal.ended(ended);
       return reply.code(200).send({ received: true, outcome });
     });
   });
