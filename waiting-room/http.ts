@@ -149,18 +149,6 @@ export async function readJson(res: uWS.HttpResponse, req: Req, reply: Reply, bo
   return obj;
 }
 
-export function parseCookies(header: string | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (!header) return out;
-  for (const part of header.split(';')) {
-    const i = part.indexOf('=');
-    if (i < 0) continue;
-    const k = part.slice(0, i).trim();
-    if (k && !(k in out)) out[k] = part.slice(i + 1).trim();
-  }
-  return out;
-}
-
 export function queryParam(query: string, name: string): string | undefined {
   return new URLSearchParams(query).get(name) ?? undefined;
 }

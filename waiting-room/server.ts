@@ -14,8 +14,9 @@ import { stockChannel } from '../shared/keys.js';
 import { createRedis } from '../shared/redis.js';
 import { registerAdminRoutes } from './admin.js';
 import { Admitter, admittedChannel, ensureToken, type AdmittedNotice } from './admitter.js';
+import { readCookie } from './defence/captcha.js';
 import { createDefence, type Defence } from './defence/index.js';
-import { copyRequest, parseCookies, queryParam, readJson, Reply, route, type Handler } from './http.js';
+import { copyRequest, queryParam, readJson, Reply, route, type Handler } from './http.js';
 import { JoinBatcher } from './join.js';
 import { etaSeconds, etaSecondsPerPlace, Live, type WsData } from './live.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -77,7 +78,7 @@ export interface GatewayContext {
 const PAGES_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'pages');
 
 function visitorFrom(config: Config, headers: Record<string, string>, query?: string): string | null {
-  const candidates = [parseCookies(headers.cookie)[VISITOR_COOKIE], headers['x-visitor-id'], query ? queryParam(query, 'vid') : undefined];
+  const candidates = [readCookie(headers.cookie, VISITOR_COOKIE), headers['x-visitor-id'], query ? queryParam(query, 'vid') : undefined];
   for (const c of candidates) if (isValidVisitorId(config.visitorSecret, c)) return c;
   return null;
 }
