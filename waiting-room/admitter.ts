@@ -104,12 +104,14 @@ export class Admitter {
     const p = this.redis.pipeline();
     for (const [vid, token] of items) p.hsetnx(k.tok, vid, token);
     const stored = (await p.exec()) ?? [];
-    // A token signed on demand by /claim in between wins: send that one.
-    for (let i = 0; i < items.length; i++) {
-      if (Number(stored[i]?.[1]) === 0) {
-        const existing = await this.redis.hget(k.tok, items[i]![0]);
-        if (existing) items[i] = [items[i]![0], existing, tokenExpiry(existing)];
-      }
+    // A token signed on demand by /claim in between wins: send that one (read in one HMGET).
+    const lost = items.flatMap((_, i) => (Number(stored[i]?.[1]) === 0 ? [i] : []));
+    if (lost.length > 0) {
+      const existing = await this.redis.hmget(k.tok, ...lost.map((i) => items[i]![0]));
+      lost.forEach((i, j) => {
+        const e = existing[j];
+        if (e) items[i] = [items[i]![0], e, tokenExpiry(e)];
+      });
     }
     const notice: AdmittedNotice = { room: cfg.room, checkoutUrl: cfg.checkoutUrl, items, at, queued: Number(r[2]) };
     await this.redis.publish(admittedChannel(this.prefix), JSON.stringify(notice));
