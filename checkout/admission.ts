@@ -56,11 +56,10 @@ function b64json(part: string): Record<string, unknown> | null {
   }
 }
 
-const cooldownMsOf = (opts: JwksOptions) => opts.cooldownMs ?? 1000;
-
 export function createAdmissionVerifier(jwksUrl: string, clock: () => number, opts: JwksOptions = {}): AdmissionVerifier {
+  const cooldownMs = opts.cooldownMs ?? 1000;
   const jwks = createRemoteJWKSet(new URL(opts.url ?? jwksUrl), {
-    cooldownDuration: cooldownMsOf(opts),
+    cooldownDuration: cooldownMs,
     cacheMaxAge: opts.cacheMaxAgeMs ?? 300_000,
     timeoutDuration: opts.timeoutMs ?? 3000,
   });
@@ -81,7 +80,6 @@ export function createAdmissionVerifier(jwksUrl: string, clock: () => number, op
     return { ok: true, claims };
   }
 
-  const cooldownMs = cooldownMsOf(opts);
   const lookup = (kid: string, token: { payload: string; signature: string }) =>
     jwks({ alg: ADMISSION_ALG, kid }, { payload: token.payload, signature: token.signature }) as Promise<CryptoKey>;
 
