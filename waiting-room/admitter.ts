@@ -7,7 +7,7 @@
 import type { Redis } from 'ioredis';
 import { parseStockSignal, saleStockKey } from '../shared/keys.js';
 import type { Metrics } from './metrics.js';
-import { isHeld, isSoldOut, type Rooms, type RoomView } from './rooms.js';
+import { isHeld, stateAt, type Rooms, type RoomView } from './rooms.js';
 import { FAIRNESS_SAMPLE } from './fairness.js';
 import { queueKeys } from './scripts.js';
 import { tokenExpiry, type KeyRing } from './tokens.js';
@@ -84,8 +84,9 @@ export class Admitter {
     const now = this.clock();
     const k = queueKeys(this.prefix, cfg.room);
     const stock = parseStockSignal(await this.redis.hgetall(saleStockKey(this.prefix, cfg.sale)));
-    const closed = cfg.closed || (view.closesAtMs !== null && now >= view.closesAtMs);
-    const gate = closed || isSoldOut(stock) ? 3 : isHeld(stock) ? 2 : cfg.paused ? 1 : 0;
+    // The room's own state machine decides (closed includes a sale checkout says has ended).
+    const state = stateAt(cfg, view.opensAtMs, view.closesAtMs, now, stock);
+    const gate = state === 'closed' || state === 'sold_out' ? 3 : isHeld(stock) ? 2 : cfg.paused ? 1 : 0;
     const r = await this.redis.admitBatch(k.q, k.pre, k.preseq, k.qpost, k.active, k.stats, k.sec(now),
       now, view.opensAtMs, cfg.admitRatePerMin, cfg.maxActive, cfg.tokenTtlSeconds * 1000, MAX_ADMIT_PER_CALL, gate,
       k.fairPost, FAIRNESS_SAMPLE);

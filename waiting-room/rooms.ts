@@ -36,7 +36,7 @@ export function roomState(cfg: RoomConfig, now: number, stock: StockSignal | nul
 }
 
 /** roomState with the config's times already parsed (a view keeps them: no Date.parse per join). */
-function stateAt(cfg: RoomConfig, opensAtMs: number, closesAtMs: number | null, now: number, stock: StockSignal | null): RoomState {
+export function stateAt(cfg: RoomConfig, opensAtMs: number, closesAtMs: number | null, now: number, stock: StockSignal | null): RoomState {
   if (cfg.closed || (closesAtMs !== null && now >= closesAtMs) || stock?.state === 'ended') return 'closed';
   if (isSoldOut(stock)) return 'sold_out';
   if (now < opensAtMs - cfg.prequeueSeconds * 1000) return 'scheduled';
