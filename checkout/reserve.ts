@@ -177,15 +177,21 @@ async function decide(db: Db, sale: string, batch: ReserveRequest[], now: number
   return { answers, counters, taken };
 }
 
+/**
+ * The first answer stored under an idempotency key, as sent again: error bodies are stored by
+ * code only, so they get their message back from the error table.
+ */
+export function storedAnswer(status: number, body: Record<string, unknown>): ReserveAnswer {
+  const code = body.error as ErrorCode | undefined;
+  return { status, body: code && !body.message && code in ERRORS ? bodyOf(code) : body };
+}
+
 function answerOf(row: BatchRow): ReserveAnswer {
   switch (row.code) {
     case 'reserved':
       return { status: 201, body: { reservationId: row.reservation_id, status: 'reserved', expiresAt: row.expires_at!.toISOString() } };
-    case 'stored': {
-      const body = row.stored_body!;
-      const code = body.error as ErrorCode | undefined;
-      return { status: row.stored_status!, body: code && !body.message && code in ERRORS ? bodyOf(code) : body };
-    }
+    case 'stored':
+      return storedAnswer(row.stored_status!, row.stored_body!);
     default:
       return err(row.code in ERRORS ? (row.code as ErrorCode) : 'internal');
   }

@@ -4,6 +4,7 @@ import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { errors, IdParam, SaleParam, sendAnswer, userOf, type Ctx } from '../context.js';
 import { bodyOf, CheckoutError } from '../errors.js';
 import { cancelReservation, startPayment } from '../orders.js';
+import { storedAnswer } from '../reserve.js';
 import { TEST_METHODS } from '../payments/provider.js';
 
 const ReservedSchema = Type.Object({ reservationId: Type.String(), status: Type.Literal('reserved'), expiresAt: Type.String() });
@@ -31,7 +32,10 @@ export function reservationRoutes(app: FastifyInstance, ctx: Ctx) {
           .where('key', '=', key)
           .executeTakeFirst();
         if (hit && hit.sale_id !== sale) throw new CheckoutError('idempotency_key_reused');
-        if (hit) return sendAnswer(reply, hit.status_code, hit.body);
+        if (hit) {
+          const first = storedAnswer(hit.status_code, hit.body as Record<string, unknown>);
+          return sendAnswer(reply, first.status, first.body);
+        }
       }
       const token = req.headers['x-admission-token'];
       if (typeof token !== 'string' || token === '') {

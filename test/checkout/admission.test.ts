@@ -130,6 +130,17 @@ t.test('admission tokens', async (t) => {
     t.equal(bad.body.reason, 'unknown_kid');
     t.equal(w.keys.fetches(), before + 2, 'an unknown kid triggers exactly one refetch');
   });
+
+  await t.test('a retried key whose first answer was an error gets that error again, whole', async (t) => {
+    t.equal((await call(w.url, 'GET', '/api/sales/sale1')).body.available, 0, 'sale1 has no unit left after the tests above');
+    const [v] = await usersWithSessions(w, 1, 'idem-err');
+    const h = { 'idempotency-key': `k-${randomUUID()}` };
+    const first = await reserve(w.url, v!.token, await w.keys.sign({}), 'sale1', h);
+    t.same([first.status, first.body.error], [409, 'sold_out']);
+    const retry = await reserve(w.url, v!.token, await w.keys.sign({}), 'sale1', h);
+    t.equal(retry.status, 409);
+    t.same(retry.body, first.body, 'same code and message as the first answer');
+  });
 });
 
 t.test('a key rotated in right after a fetch is accepted; made-up kids cost one fetch per cooldown', async (t) => {
