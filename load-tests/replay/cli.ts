@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { replay } from './driver.js';
 import { parseRecording } from './ndjson.js';
 import { isProfile, makeProfile, PROFILES } from './profiles.js';
-import { buildReport } from './report.js';
+import { buildReport, DEFAULT_MAX_BOT_SHARE } from './report.js';
 import { renderText, writeReport } from './render.js';
 
 const USAGE = `usage: npm run replay -- (--file FILE | --profile ${PROFILES.join('|')} --visitors N) [options]
@@ -30,7 +30,9 @@ const USAGE = `usage: npm run replay -- (--file FILE | --profile ${PROFILES.join
   --processes N          worker processes (default: one per 15,000 visitors)
   --timeout S            give up on waiting visitors S seconds after the last arrival (default 120)
   --record               turn arrival recording on for the replay's room
-  --hold-admission       admit nobody until every attempt is sent (outcomes independent of sell-out timing)`;
+  --hold-admission       admit nobody until every attempt is sent (outcomes independent of sell-out timing)
+  --max-bot-share X      the check on who got the units fails when bots got more than this share (0..1)
+                         of the units sold (default ${DEFAULT_MAX_BOT_SHARE}; profiles with bots only)`;
 
 async function main(): Promise<number> {
   let a;
@@ -41,7 +43,8 @@ async function main(): Promise<number> {
         stock: { type: 'string' }, speed: { type: 'string' }, out: { type: 'string' }, gateway: { type: 'string' },
         checkout: { type: 'string' }, 'admin-token': { type: 'string' }, 'admit-rate': { type: 'string' },
         'max-active': { type: 'string' }, 'room-config': { type: 'string' }, ordered: { type: 'boolean' },
-        processes: { type: 'string' }, timeout: { type: 'string' }, record: { type: 'boolean' }, 'hold-admission': { type: 'boolean' }, help: { type: 'boolean' },
+        processes: { type: 'string' }, timeout: { type: 'string' }, record: { type: 'boolean' }, 'hold-admission': { type: 'boolean' },
+        'max-bot-share': { type: 'string' }, help: { type: 'boolean' },
       },
     }).values;
   } catch (e) {
@@ -58,6 +61,11 @@ async function main(): Promise<number> {
     if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number`);
     return n;
   };
+  const maxBotShare = a['max-bot-share'] === undefined ? DEFAULT_MAX_BOT_SHARE : Number(a['max-bot-share'].trim() || NaN);
+  if (!(maxBotShare >= 0 && maxBotShare <= 1)) {
+    process.stderr.write(`--max-bot-share must be a number from 0 to 1\n${USAGE}\n`);
+    return 2;
+  }
   if (!a.file === !a.profile) {
     process.stderr.write(`give exactly one of --file or --profile\n${USAGE}\n`);
     return 2;
@@ -96,10 +104,10 @@ async function main(): Promise<number> {
     record: a.record ?? false,
     holdAdmission: a['hold-admission'] ?? false,
   });
-  const report = buildReport(data);
+  const report = buildReport(data, { maxBotShare });
   const files = await writeReport(a.out ?? `load-tests/out/${data.room}`, report);
   process.stdout.write(renderText(report) + `\n\nreport: ${files.html}\n        ${files.json}\n`);
-  return report.checks.every((c) => c.ok) ? 0 : 1;
+  return report.ok ? 0 : 1;
 }
 
 main().then(

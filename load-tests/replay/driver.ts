@@ -11,6 +11,7 @@ import { AddressMap } from './addresses.js';
 import { audit, putRoom, putSale, roomState, saleState, type Targets } from './api.js';
 import { runShard, type AttemptResult, type Progress, type ShardAttempt, type ShardJob, type ShardResult, type VisitorResult } from './shard.js';
 import type { ReplayArrival } from './ndjson.js';
+import type { RoomConfig } from '../../waiting-room/room-config.js';
 import { progressBar } from './progress.js';
 
 export const VISITORS_PER_PROCESS = 15_000;
@@ -72,6 +73,8 @@ export interface ReplayData {
   attempts: AttemptResult[];
   visitors: VisitorResult[];
   samples: Sample[];
+  /** The room's bot-defence settings as the gateway stored them (the PUT's answer). */
+  roomDefence: Pick<RoomConfig, 'captcha' | 'allow'>;
   /** GET /api/sales/:sale at the end. */
   saleEnd: any;
   audit: Record<string, unknown> | { error: string };
@@ -107,7 +110,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayData> {
   const admitRatePerMin = opts.admitRatePerMin ?? 6000;
   const prequeueSeconds = Math.max(60, Math.ceil((openAt - setupAt) / 1000) + 60);
   await putSale(t, sale, { total: opts.stock, name: `Replay ${opts.source}` });
-  await putRoom(t, room, {
+  const roomCfg = await putRoom(t, room, {
     sale,
     opensAt: new Date(openAt).toISOString(),
     closesAt: null,
@@ -186,7 +189,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayData> {
     source: opts.source, room, sale, targets: { gateway: t.gateway, checkout: t.checkout }, speed, stock: opts.stock,
     processes, ordered, startedAt: startAt, openAt, endedAt, arrivals: opts.arrivals,
     attempts: results.flatMap((r) => r.attempts).sort((a, b) => a.sentAt - b.sentAt),
-    visitors: results.flatMap((r) => r.visitors), samples, saleEnd: finalSale, audit: aud,
+    visitors: results.flatMap((r) => r.visitors), samples,
+    roomDefence: { captcha: roomCfg.captcha, allow: roomCfg.allow }, saleEnd: finalSale, audit: aud,
   };
 }
 

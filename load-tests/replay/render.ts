@@ -23,6 +23,7 @@ function rows(r: Report): [string, string][] {
     out.push(['bots: attempts stopped', `${b.botAttemptsStopped} of ${b.botAttempts} (${b.botVisitorsAdmitted} of ${b.botVisitors} bot visitors admitted, ${b.botUnits} units)`]);
     out.push(['humans challenged / limited / blocked', `${b.humansChallenged} / ${b.humansLimited} / ${b.humansBlocked} of ${b.humanVisitors}`]);
     out.push(['false-positive rate', `${(b.falsePositiveRate * 100).toFixed(2)}%`]);
+    out.push(['units to bots / humans', `${b.botUnits} / ${b.humanUnits} (bots: ${share(b.botShareOfUnits)} of units, ${share(b.botShareOfVisitors)} of visitors)`]);
   }
   out.push(['units sold / stock', `${fmt(r.sales.sold)} / ${r.sales.stock} (${r.sales.purchases} purchases seen, ${r.sales.admitted} admitted)`]);
   out.push(['sold out after open (s)', fmt(r.sales.soldOutAfterSec)]);
@@ -31,12 +32,22 @@ function rows(r: Report): [string, string][] {
     out.push(['ticket order vs recording', `tau ${fmt(r.replay.orderTau)}, ${r.replay.orderDiscordant} discordant pairs among ${r.replay.orderPairs} joins`]);
   }
   out.push(['audit', r.audit.ok === true ? 'ok' : `FAILED ${JSON.stringify(r.audit)}`]);
-  for (const c of r.checks) out.push([`check: ${c.name}`, `${c.ok ? 'PASS' : 'FAIL'} (${c.detail.slice(0, 80)})`]);
+  for (const c of r.checks) {
+    out.push([`check: ${c.name}`, `${c.ok ? 'PASS' : 'FAIL'} (${c.detail.slice(0, 80)})`]);
+    if (!c.ok && c.hint) out.push(['hint', c.hint]);
+  }
   return out;
+}
+
+const share = (x: number | null) => (x === null ? '-' : `${(x * 100).toFixed(2)}%`);
+
+export function verdict(r: Report): string {
+  return r.ok ? 'All checks passed' : `Some checks FAILED: ${r.checks.filter((c) => !c.ok).map((c) => c.name).join('; ')}`;
 }
 
 export function renderText(r: Report): string {
   const rs = rows(r);
+  rs.push(['verdict', verdict(r)]);
   const w = Math.max(...rs.map(([k]) => k.length));
   return rs.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
 }
@@ -102,7 +113,7 @@ export function renderHtml(r: Report): string {
       { name: 'stock', color: '#9ca3af', points: b.map((x) => [x.t, r.sales.stock]) },
     ]),
   ];
-  const ok = r.checks.every((c) => c.ok);
+  const hints = r.checks.filter((c) => !c.ok && c.hint).map((c) => `<p class="hint"><b>${esc(c.name)}:</b> ${esc(c.hint!)}</p>`).join('\n');
   const table = rows(r).map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Drop-day replay: ${esc(r.meta.source)}</title>
@@ -116,10 +127,12 @@ table{border-collapse:collapse;width:100%;margin:8px 0 24px}th,td{text-align:lef
 th{font-weight:500;color:#374151;width:38%}figure{margin:0 0 20px}figcaption{font-weight:600;margin-bottom:4px}
 .cards{display:flex;gap:12px;flex-wrap:wrap;margin-bottom:16px}.card{border:1px solid #e5e7eb;border-radius:8px;padding:10px 14px;min-width:150px}
 .card b{display:block;font-size:20px}.card span{color:#6b7280;font-size:12px}
+.hint{background:#fef3c7;border-left:4px solid #d97706;padding:8px 12px;margin:0 0 16px}
 </style></head><body>
 <h1>Drop-day replay report</h1>
 <p class="sub">${esc(r.meta.source)} · room ${esc(r.meta.room)} · ${r.meta.speed}× speed · opened ${esc(r.meta.openAt)} · ${r.meta.durationSec} s</p>
-<div class="verdict ${ok ? 'ok' : 'bad'}">${ok ? 'All checks passed' : 'Some checks FAILED'}</div>
+<div class="verdict ${r.ok ? 'ok' : 'bad'}">${esc(verdict(r))}</div>
+${hints}
 <div class="cards">
 <div class="card"><b>${fmt(r.sales.sold)} / ${r.sales.stock}</b><span>units sold / stock</span></div>
 <div class="card"><b>${fmt(r.fairness.tau)}</b><span>Kendall tau over ${r.fairness.n} admitted after open</span></div>
@@ -127,7 +140,8 @@ th{font-weight:500;color:#374151;width:38%}figure{margin:0 0 20px}figcaption{fon
 <div class="card"><b>${fmt(r.latencyMs.p99)} ms</b><span>join p99</span></div>
 <div class="card"><b>${r.audit.ok === true ? 'ok' : 'FAILED'}</b><span>audit</span></div>
 ${r.bots ? `<div class="card"><b>${r.bots.botAttemptsStopped} / ${r.bots.botAttempts}</b><span>bot attempts stopped (${r.bots.botUnits} units to bots)</span></div>
-<div class="card"><b>${(r.bots.falsePositiveRate * 100).toFixed(2)}%</b><span>humans challenged or limited</span></div>` : ''}
+<div class="card"><b>${(r.bots.falsePositiveRate * 100).toFixed(2)}%</b><span>humans challenged or limited</span></div>
+<div class="card"><b>${r.bots.botUnits} / ${r.bots.humanUnits}</b><span>units to bots / humans (bots ${share(r.bots.botShareOfVisitors)} of visitors)</span></div>` : ''}
 </div>
 ${charts.join('\n')}
 <table>${table}</table>

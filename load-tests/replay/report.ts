@@ -9,9 +9,27 @@
  * time and admission order is the `ticket` claim of the admission token (the gateway admits in
  * ticket order). tau is Kendall's tau-b between the two; overtakes are the discordant pairs plus
  * the pairs where an earlier arrival was never admitted while a later one was.
+ *
+ * Who got the units (labelled arrivals only): the check fails when bots' share of the units
+ * sold (purchases the shoppers saw) exceeds `maxBotShare` (default 10%). Not "their share of
+ * arrivals": a room with no defence at all gives bots about that share, more when they come
+ * first, so that bar would pass a room that stops nobody. A failed check carries one hint, the
+ * room setting that would have challenged every bot that bought (see botHint).
  */
 import { kendallTau } from '../../shared/kendall.js';
+import { headerScore } from '../../waiting-room/defence/score.js';
+import type { RoomConfig } from '../../waiting-room/room-config.js';
 import type { ReplayData } from './driver.js';
+import type { UaClass } from './ndjson.js';
+import { headersFor } from './shard.js';
+
+/** Default of `--max-bot-share`: the largest share of units sold that bots may get. */
+export const DEFAULT_MAX_BOT_SHARE = 0.1;
+
+export interface ReportOptions {
+  /** The largest share (0..1) of units sold that bots may get before the check fails. */
+  maxBotShare?: number;
+}
 
 export interface Percentiles {
   n: number;
@@ -34,6 +52,10 @@ export interface Check {
   name: string;
   ok: boolean;
   detail: string;
+  /** What to change when the check fails, in words. */
+  hint?: string;
+  /** The same as a room-config patch (PUT /admin/rooms/:room, or --room-config), when there is one. */
+  fix?: Record<string, unknown>;
 }
 
 export interface Report {
@@ -49,11 +71,21 @@ export interface Report {
   bots: null | {
     botVisitors: number; botAttempts: number; botAttemptsStopped: number; botVisitorsAdmitted: number; botUnits: number;
     humanVisitors: number; humansChallenged: number; humansLimited: number; humansBlocked: number; falsePositiveRate: number;
+    /** Units (purchases seen) to humans; botUnits + humanUnits = purchases. */
+    humanUnits: number;
+    /** botUnits / purchases, null when nothing was sold. */
+    botShareOfUnits: number | null;
+    /** botVisitors / all visitors (a cookie-less join is a visitor of its own, as the gateway sees it). */
+    botShareOfVisitors: number;
+    /** The check's limit on botShareOfUnits. */
+    maxBotShare: number;
   };
   sales: { stock: number; sold: number | null; purchases: number; admitted: number; failures: Record<string, number>; soldOutAfterSec: number | null };
   audit: Record<string, unknown>;
   replay: null | { recordedOutcomes: Record<string, number>; orderTau: number | null; orderPairs: number; orderDiscordant: number };
   checks: Check[];
+  /** Every check passed. */
+  ok: boolean;
 }
 
 export function percentiles(values: number[]): Percentiles {
@@ -89,7 +121,77 @@ export function fairness(x: number[], y: (number | null)[]): Report['fairness'] 
 
 const STOPPED = new Set(['rate_limited', 'captcha_required', 'captcha_failed', 'blocked']);
 
-export function buildReport(d: ReplayData): Report {
+/** The header part of the suspicion score the gateway gives a replayed join of this class. */
+export function headerScoreOf(ua: UaClass): number {
+  const h: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headersFor(ua))) if (v !== undefined) h[k] = v;
+  return headerScore(h);
+}
+
+/**
+ * The hint of a failed bot-share check: the room setting that would have challenged every bot
+ * that got a unit (the replay never solves a CAPTCHA). `botScores` are the header scores of those
+ * bots; the join script only adds velocity to them, so `suspicious` with a threshold at or under
+ * the lowest catches each one. A bot scoring 0 looks like a browser: only `always` catches it.
+ */
+export function botHint(
+  botScores: number[], humanScoreMax: number | null, room: Pick<RoomConfig, 'captcha' | 'allow'>,
+): { hint: string; fix?: Record<string, unknown> } {
+  const lo = Math.min(...botScores);
+  const hi = Math.max(...botScores);
+  const had = `the room had captcha ${JSON.stringify(room.captcha)}`;
+  const how = `(operator console or PUT /admin/rooms/:room; for a replay, the --room-config file)`;
+  const { mode, threshold } = room.captcha;
+  if (lo === 0 && mode !== 'always') {
+    const captcha = { mode: 'always' };
+    return {
+      fix: { captcha },
+      hint: `Set the room's captcha to ${JSON.stringify(captcha)} ${how}: bots that got units sent browser-like headers (header score 0), ` +
+        `which no threshold tells from a shopper's; "always" challenges every join without a CAPTCHA pass (remembered 30 minutes per visitor). ` +
+        `A replay solves no CAPTCHA, so a replay with it sells to no one; ${had}.`,
+    };
+  }
+  if (mode === 'off' || (mode === 'suspicious' && threshold > lo)) {
+    const captcha = { mode: 'suspicious', threshold: mode === 'off' ? Math.min(threshold, lo) : lo };
+    const humans = humanScoreMax === null ? '' : humanScoreMax >= captcha.threshold
+      ? `; humans' headers score up to ${humanScoreMax}, so they would be challenged too`
+      : `; humans' headers scored at most ${humanScoreMax}`;
+    return {
+      fix: { captcha },
+      hint: `Set the room's captcha to ${JSON.stringify(captcha)} ${how}: the bots that got units sent headers scoring ` +
+        `${lo === hi ? lo : `${lo}-${hi}`} on their own (waiting-room/defence/score.ts; the join script's velocity only adds), ` +
+        `so each would have had to solve a CAPTCHA; ${had}${humans}.`,
+    };
+  }
+  return {
+    hint: `The room's captcha ${JSON.stringify(room.captcha)} challenges these bots' headers (score ${lo} or more), yet they joined without ` +
+      `solving one (a replay never does): allow-listed addresses skip buckets and CAPTCHA; check the room's "allow" list (${room.allow.length} entries).`,
+  };
+}
+
+const share = (part: number, whole: number) => (whole ? Math.round((part / whole) * 10000) / 10000 : null);
+const pct = (x: number) => `${(x * 100).toFixed(2).replace(/\.?0+$/, '')}%`;
+
+function botShareCheck(d: ReplayData, b: NonNullable<Report['bots']>, buyers: ReplayData['visitors']): Check {
+  const units = b.botUnits + b.humanUnits;
+  const check: Check = {
+    name: `bots' share of units sold <= ${pct(b.maxBotShare)}`,
+    ok: b.botShareOfUnits === null || b.botShareOfUnits <= b.maxBotShare,
+    detail: b.botShareOfUnits === null ? 'no unit sold' : `${b.botUnits} of ${units} units to bots (${pct(b.botShareOfUnits)})`,
+  };
+  if (!check.ok) {
+    const ua = new Map<string, UaClass>();
+    for (const a of d.arrivals) if (!ua.has(a.visitor)) ua.set(a.visitor, a.ua);
+    const botScores = buyers.filter((v) => v.bot).map((v) => headerScoreOf(ua.get(v.visitor) ?? 'empty'));
+    const humanScores = [...new Set(d.arrivals.filter((a) => !a.bot).map((a) => a.ua))].map(headerScoreOf);
+    Object.assign(check, botHint(botScores, humanScores.length ? Math.max(...humanScores) : null, d.roomDefence));
+  }
+  return check;
+}
+
+export function buildReport(d: ReplayData, opts: ReportOptions = {}): Report {
+  const maxBotShare = opts.maxBotShare ?? DEFAULT_MAX_BOT_SHARE;
+  if (!(maxBotShare >= 0 && maxBotShare <= 1)) throw new RangeError('maxBotShare must be between 0 and 1');
   const open = d.openAt;
   const sec = (ms: number) => (ms - open) / 1000;
   const outcomes = count(d.attempts.map((a) => a.outcome));
@@ -139,17 +241,22 @@ export function buildReport(d: ReplayData): Report {
     const limited = humans.filter((h) => h.outcomes.has('rate_limited')).length;
     const blocked = humans.filter((h) => h.outcomes.has('blocked')).length;
     const affected = humans.filter((h) => [...h.outcomes].some((o) => STOPPED.has(o))).length;
+    const botUnits = purchases.filter((v) => v.bot).length;
     bots = {
       botVisitors: byVisitor.size - humans.length,
       botAttempts,
       botAttemptsStopped: botStopped,
       botVisitorsAdmitted: admitted.filter((v) => v.bot).length,
-      botUnits: purchases.filter((v) => v.bot).length,
+      botUnits,
       humanVisitors: humans.length,
       humansChallenged: challenged,
       humansLimited: limited,
       humansBlocked: blocked,
-      falsePositiveRate: humans.length ? Math.round((affected / humans.length) * 10000) / 10000 : 0,
+      falsePositiveRate: share(affected, humans.length) ?? 0,
+      humanUnits: purchases.length - botUnits,
+      botShareOfUnits: share(botUnits, purchases.length),
+      botShareOfVisitors: share(byVisitor.size - humans.length, byVisitor.size) ?? 0,
+      maxBotShare,
     };
   }
 
@@ -199,6 +306,7 @@ export function buildReport(d: ReplayData): Report {
   if (replayCmp && d.ordered) {
     checks.push({ name: 'same ticket order as recorded', ok: replayCmp.orderDiscordant === 0, detail: `${replayCmp.orderDiscordant} discordant pairs among ${replayCmp.orderPairs} joins` });
   }
+  if (bots) checks.push(botShareCheck(d, bots, purchases));
 
   return {
     meta: {
@@ -218,5 +326,6 @@ export function buildReport(d: ReplayData): Report {
     audit: auditObj,
     replay: replayCmp,
     checks,
+    ok: checks.every((c) => c.ok),
   };
 }

@@ -81,7 +81,8 @@ const UA_STRINGS: Record<UaClass, string | undefined> = {
   empty: undefined,
 };
 
-function headersFor(ua: UaClass): Record<string, string | undefined> {
+/** The headers a replayed join sends for a user-agent class (the report scores them). */
+export function headersFor(ua: UaClass): Record<string, string | undefined> {
   const human = ua === 'browser' || ua === 'mobile';
   return {
     'user-agent': UA_STRINGS[ua],

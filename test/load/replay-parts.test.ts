@@ -3,7 +3,10 @@ import { kendallTau } from '../../shared/kendall.js';
 import { parseRecording, inferOpen, toNdjson, RecordingError, type ReplayArrival } from '../../load-tests/replay/ndjson.js';
 import { makeProfile, mulberry32, PROFILES } from '../../load-tests/replay/profiles.js';
 import { AddressMap, subnet24 } from '../../load-tests/replay/addresses.js';
-import { fairness, percentiles } from '../../load-tests/replay/report.js';
+import { botHint, buildReport, fairness, headerScoreOf, percentiles } from '../../load-tests/replay/report.js';
+import { renderHtml, renderText } from '../../load-tests/replay/render.js';
+import type { ReplayData } from '../../load-tests/replay/driver.js';
+import type { UaClass } from '../../load-tests/replay/ndjson.js';
 
 function bruteTau(x: number[], y: number[]) {
   let c = 0, d = 0, tx = 0, ty = 0;
@@ -139,4 +142,125 @@ t.test('addresses: stable per IP, same /24 per subnet, distinct /24s, all in 127
   for (let i = 0; i < 300; i++) seen.add(m.addressOf(`h${i}`, 'big'));
   t.equal(seen.size, 254, 'a /24 holds 254 hosts; more IPs share them');
   t.ok([...seen].every((s) => /^127\.(\d+)\.(\d+)\.(\d+)$/.test(s) && Number(s.split('.')[3]) >= 1 && Number(s.split('.')[3]) <= 254));
+});
+
+/**
+ * What a replay saw, made by hand: `humans` human and `bots` bot visitors (user-agent `botUa`),
+ * every one joined and admitted, the first `humanUnits` humans and `botUnits` bots bought.
+ * The audit agrees, so the only check that can fail is the one on who got the units.
+ */
+function outcome(o: {
+  humans: number; bots: number; humanUnits: number; botUnits: number; botUa?: UaClass; labelled?: boolean;
+  captcha?: { mode: 'off' | 'suspicious' | 'always'; threshold: number };
+}): ReplayData {
+  const open = 1_000_000;
+  const arrivals: ReplayArrival[] = [];
+  const visitors: ReplayData['visitors'] = [];
+  const add = (visitor: string, bot: boolean, ua: UaClass, bought: boolean) => {
+    const i = arrivals.length;
+    const a: ReplayArrival = { t: i, ip: visitor, subnet: visitor, visitor, ua, outcome: 'synthetic', ticket: null };
+    if (o.labelled !== false) a.bot = bot;
+    arrivals.push(a);
+    const v: ReplayData['visitors'][number] = {
+      visitor, joinedAt: open + i, joinTicket: i + 1, admittedAt: open + 1000 + i, admittedTicket: i + 1,
+      waitEnd: 'admitted', purchase: bought ? 'success' : 'reserve:sold_out', purchasedAt: open + 2000 + i,
+    };
+    if (o.labelled !== false) v.bot = bot;
+    visitors.push(v);
+  };
+  for (let i = 0; i < o.bots; i++) add(`b${i}`, true, o.botUa ?? 'bot', i < o.botUnits);
+  for (let i = 0; i < o.humans; i++) add(`h${i}`, false, i % 2 ? 'mobile' : 'browser', i < o.humanUnits);
+  const sold = o.humanUnits + o.botUnits;
+  return {
+    source: 'profile:test', room: 'r', sale: 'r', targets: { gateway: 'g', checkout: 'c' }, speed: 1, stock: sold, processes: 1,
+    ordered: false, startedAt: open - 1000, openAt: open, endedAt: open + 5000, arrivals,
+    attempts: arrivals.map((_, i) => ({ i, sentAt: open + i, latencyMs: 1, status: 200, outcome: 'joined', ticket: i + 1, state: 'open' })),
+    visitors, samples: [], roomDefence: { captcha: o.captcha ?? { mode: 'off', threshold: 50 }, allow: [] },
+    saleEnd: { sold }, audit: { ok: true, sold, paidCounted: sold },
+  };
+}
+
+const BOT_CHECK = /^bots' share of units sold/;
+
+t.test('who got the units: bots getting most of them fail the check and the verdict, with the CAPTCHA setting that stops them', async (t) => {
+  const r = buildReport(outcome({ humans: 30, bots: 20, humanUnits: 2, botUnits: 18 }));
+  const failed = r.checks.filter((c) => !c.ok);
+  t.equal(failed.length, 1, `only the bot check fails: ${JSON.stringify(failed)}`);
+  const c = failed[0]!;
+  t.match(c.name, BOT_CHECK);
+  t.match(c.name, /<= 10%$/, 'the rule, with the default limit, is in the check name');
+  t.equal(c.detail, '18 of 20 units to bots (90%)');
+  t.equal(r.ok, false, 'verdict failed');
+  t.same(r.bots && { b: r.bots.botUnits, h: r.bots.humanUnits, u: r.bots.botShareOfUnits, v: r.bots.botShareOfVisitors, m: r.bots.maxBotShare },
+    { b: 18, h: 2, u: 0.9, v: 0.4, m: 0.1 });
+  // The bots' user agent "ScalperBot" without accept/accept-language scores 30 + 15 + 10.
+  t.equal(headerScoreOf('bot'), 55);
+  t.same(c.fix, { captcha: { mode: 'suspicious', threshold: 50 } }, 'the room had CAPTCHA off: suspicious at its threshold catches 55');
+  t.match(c.hint!, /captcha to \{"mode":"suspicious","threshold":50\}.*scoring 55 .*the room had captcha \{"mode":"off","threshold":50\}; humans' headers scored at most 0\./);
+
+  const text = renderText(r);
+  t.match(text, /units to bots \/ humans\s+18 \/ 2 \(bots: 90\.00% of units, 40\.00% of visitors\)/);
+  t.match(text, /check: bots' share of units sold <= 10%\s+FAIL \(18 of 20 units to bots \(90%\)\)\nhint\s+Set the room's captcha/);
+  t.match(text, /\nverdict\s+Some checks FAILED: bots' share of units sold <= 10%$/);
+  t.notMatch(text, /All checks passed/);
+  const html = renderHtml(r);
+  t.match(html, /<div class="verdict bad">Some checks FAILED: bots&#39; share of units sold &#60;= 10%<\/div>/);
+  t.match(html, /<p class="hint">.*Set the room&#39;s captcha to \{&#34;mode&#34;:&#34;suspicious&#34;/);
+  t.match(html, /<b>18 \/ 2<\/b><span>units to bots \/ humans \(bots 40\.00% of visitors\)/);
+  t.notMatch(html, /All checks passed/);
+  const json = JSON.parse(JSON.stringify(r));
+  t.equal(json.ok, false);
+  t.equal(json.checks.at(-1).fix.captcha.mode, 'suspicious', 'the JSON carries the check, hint and fix');
+});
+
+t.test('who got the units: humans getting them pass; the limit is inclusive and set by maxBotShare', async (t) => {
+  const human = buildReport(outcome({ humans: 30, bots: 20, humanUnits: 20, botUnits: 0 }));
+  t.equal(human.ok, true, JSON.stringify(human.checks.filter((c) => !c.ok)));
+  const c = human.checks.find((x) => BOT_CHECK.test(x.name))!;
+  t.ok(c.ok);
+  t.equal(c.detail, '0 of 20 units to bots (0%)');
+  t.equal(c.hint, undefined, 'no hint on a passed check');
+  t.match(renderText(human), /\nverdict\s+All checks passed$/);
+  t.match(renderHtml(human), /<div class="verdict ok">All checks passed<\/div>/);
+  t.notMatch(renderHtml(human), /class="hint"/);
+
+  const twoOfTwenty = outcome({ humans: 30, bots: 20, humanUnits: 18, botUnits: 2 });
+  t.equal(buildReport(twoOfTwenty).ok, true, '10% of units to bots is within the default 10%');
+  t.equal(buildReport(outcome({ humans: 30, bots: 20, humanUnits: 17, botUnits: 3 })).ok, false, '15% is not');
+  const strict = buildReport(twoOfTwenty, { maxBotShare: 0 });
+  t.equal(strict.ok, false, 'maxBotShare 0: any unit to a bot fails');
+  t.match(strict.checks.at(-1)!.name, /<= 0%$/);
+  t.equal(buildReport(outcome({ humans: 30, bots: 20, humanUnits: 2, botUnits: 18 }), { maxBotShare: 0.9 }).ok, true);
+  t.throws(() => buildReport(twoOfTwenty, { maxBotShare: 1.5 }), RangeError);
+
+  const none = buildReport(outcome({ humans: 3, bots: 3, humanUnits: 0, botUnits: 0 }));
+  t.same(none.checks.at(-1), { name: "bots' share of units sold <= 10%", ok: true, detail: 'no unit sold' });
+
+  const unlabelled = buildReport(outcome({ humans: 30, bots: 20, humanUnits: 2, botUnits: 18, labelled: false }));
+  t.equal(unlabelled.bots, null, 'a recording does not say who is a bot');
+  t.notOk(unlabelled.checks.some((x) => BOT_CHECK.test(x.name)), 'so there is no check on it');
+});
+
+t.test('the hint names the setting the code supports for the bots that bought', async (t) => {
+  const fixOf = (o: Parameters<typeof outcome>[0]) => buildReport(outcome(o)).checks.at(-1)!;
+  const heavy = { humans: 30, bots: 20, humanUnits: 2, botUnits: 18 };
+  // A threshold above the bots' header score: lower it to that score.
+  t.same(fixOf({ ...heavy, captcha: { mode: 'suspicious', threshold: 60 } }).fix, { captcha: { mode: 'suspicious', threshold: 55 } });
+  t.equal(headerScoreOf('curl'), 55, 'the replay sends curl without accept headers');
+  t.equal(headerScoreOf('empty'), 65);
+  t.equal(headerScoreOf('browser'), 0);
+  // Bots with browser headers: no threshold separates them from shoppers, only "always".
+  const browserBots = fixOf({ ...heavy, botUa: 'browser', captcha: { mode: 'suspicious', threshold: 50 } });
+  t.same(browserBots.fix, { captcha: { mode: 'always' } });
+  t.match(browserBots.hint!, /header score 0/);
+  // Settings that already challenge them: they can only have skipped the CAPTCHA (allow list).
+  const caught = fixOf({ ...heavy, captcha: { mode: 'suspicious', threshold: 50 } });
+  t.equal(caught.fix, undefined);
+  t.match(caught.hint!, /"allow" list \(0 entries\)/);
+  // A threshold that would catch the humans too says so.
+  const h = botHint([45, 55], 45, { captcha: { mode: 'suspicious', threshold: 50 }, allow: [] });
+  t.same(h.fix, { captcha: { mode: 'suspicious', threshold: 45 } });
+  t.match(h.hint, /scoring 45-55 .*humans' headers score up to 45, so they would be challenged too\./);
+  t.same(botHint([55], 0, { captcha: { mode: 'off', threshold: 70 }, allow: [] }).fix, { captcha: { mode: 'suspicious', threshold: 55 } });
+  t.same(botHint([0], 0, { captcha: { mode: 'always', threshold: 50 }, allow: ['127.0.0.0/8'] }).fix, undefined);
 });
