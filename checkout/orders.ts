@@ -1,7 +1,8 @@
 /**
  * How an order moves after its reservation: pay, cancel, payment outcome, lapse.
- * Every change of stock takes the sale row lock first (the same order as the reservation
- * batcher), then the reservation row: serial, and free of deadlocks.
+ * Every change of stock takes the sale row lock first, then the reservation row: serial, and
+ * free of deadlocks. (The reservation batch takes the sale row lock last, but by then holds
+ * only rows it inserted itself, which nobody else can be waiting for.)
  */
 import { sql } from 'kysely';
 import type { Db, ReservationStatus, Tx } from './db.js';

@@ -1,15 +1,17 @@
 /**
  * Reservations, group-committed. One hot sale row takes ~1,500 transactions/s at most, so
  * the requests for a sale that arrive together are decided in ONE transaction of ONE
- * statement, `checkout_reserve_batch` (see its migration): lock the sale row, look up used
- * jtis and users' live orders for the whole batch, decide each request in arrival order
- * (CONTRACT.md section 3's order: jti, window, one per user, stock), insert the winners with
- * ON CONFLICT DO NOTHING, and take k units with one guarded UPDATE. Each request gets its own
- * answer; one request's error never fails the others.
+ * statement, `checkout_reserve_batch` (see its migrations, the latest 20261121T2300): decide
+ * the whole batch on a snapshot (CONTRACT.md section 3's order: jti, window, one per user,
+ * stock), insert the winners with ON CONFLICT DO NOTHING, and only then lock the sale row to
+ * take their units with one guarded UPDATE. Each request gets its own answer; one request's
+ * error never fails the others.
  *
- * Up to IN_FLIGHT batches per sale are in flight per process; requests arriving meanwhile
- * form the next. Batches (of any process) serialise on the sale row lock; the constraints
- * catch anything else.
+ * Up to RESERVE_IN_FLIGHT batches per sale are in flight per process: they decide and insert at the
+ * same time and queue only for the short stock update; requests arriving meanwhile form the
+ * next. A request whose user or jti is in a batch still in flight waits for that batch to
+ * finish, so it is decided exactly as if it had come after it. The constraints catch what
+ * other processes do at the same time.
  */
 import { sql } from 'kysely';
 import type { AdmissionClaims } from '../shared/admission.js';
@@ -34,17 +36,20 @@ interface Pending extends ReserveRequest {
 
 const MAX_BATCH = 256;
 /**
- * Batches of one sale in flight at once. The second waits on the sale row lock inside
- * Postgres and starts the moment the first commits, instead of a client round trip later;
- * it still decides on a snapshot taken after the first committed.
+ * Batches of one sale in flight at once (per process), by default. They overlap in Postgres
+ * except for the stock update, so more in flight means shorter waits until Postgres runs out
+ * of cores; fewer means bigger batches, and a commit costs far more than a row. Chosen with
+ * bench/checkout.ts on 2 cores (`BENCH_RESERVE_IN_FLIGHT`).
  */
-const IN_FLIGHT = 2;
+export const RESERVE_IN_FLIGHT = 3;
 
 export interface StockCounters {
   total: number;
   available: number;
   reserved: number;
   sold: number;
+  /** When Postgres wrote these counters (ms since the epoch): the larger, the newer. */
+  version: number;
 }
 
 function err(code: ErrorCode, fields: Record<string, unknown> = {}): ReserveAnswer {
@@ -53,31 +58,41 @@ function err(code: ErrorCode, fields: Record<string, unknown> = {}): ReserveAnsw
 
 /**
  * The next batch: up to MAX_BATCH waiting requests, in arrival order, at most one per jti and
- * per user (a repeat waits for the next batch, which then sees the first one's outcome in the
- * database — exactly as if they had come one after the other). A repeat of the same
- * idempotency key rides along and gets its first request's answer.
+ * per user, and none whose jti or user is in a batch still in flight (a repeat waits for a
+ * later batch, which then sees the first one's outcome in the database — exactly as if they
+ * had come one after the other). A repeat of the same idempotency key rides along and gets
+ * its first request's answer.
  */
-function takeBatch(q: { waiting: Pending[] }): Pending[] {
+function takeBatch(q: Queue): Pending[] {
   const batch: Pending[] = [];
   const rest: Pending[] = [];
-  const jtis = new Set<string>();
-  const users = new Set<string>();
   const keys = new Set<string>();
   for (const p of q.waiting) {
     const key = p.idempotencyKey === undefined ? null : `${p.userId} ${p.idempotencyKey}`;
     if (batch.length >= MAX_BATCH) rest.push(p);
     else if (key !== null && keys.has(key)) batch.push(p);
-    else if (jtis.has(p.claims.jti) || users.has(p.userId)) rest.push(p);
+    else if (q.busyJtis.has(p.claims.jti) || q.busyUsers.has(p.userId)) rest.push(p);
     else {
       batch.push(p);
-      jtis.add(p.claims.jti);
-      users.add(p.userId);
+      q.busyJtis.add(p.claims.jti);
+      q.busyUsers.add(p.userId);
       if (key !== null) keys.add(key);
     }
   }
   q.waiting = rest;
   return batch;
 }
+
+interface Queue {
+  waiting: Pending[];
+  running: Set<Promise<void>>;
+  /** Jtis and users of the batches in flight. */
+  busyJtis: Set<string>;
+  busyUsers: Set<string>;
+}
+
+/** Could a batch be taken now: anyone waiting whose jti and user are not in flight? */
+const takeable = (q: Queue) => q.waiting.some((p) => !q.busyJtis.has(p.claims.jti) && !q.busyUsers.has(p.userId));
 
 export interface Reserver {
   reserve(sale: string, req: ReserveRequest): Promise<ReserveAnswer>;
@@ -89,12 +104,13 @@ export function createReserver(
   db: Db,
   clock: () => number,
   committed: (sale: string, counters: StockCounters, batchSize: number, taken: number) => void,
+  inFlight = RESERVE_IN_FLIGHT,
 ): Reserver {
-  const queues = new Map<string, { waiting: Pending[]; running: Set<Promise<void>> }>();
+  const queues = new Map<string, Queue>();
 
   function kick(sale: string) {
     const q = queues.get(sale)!;
-    while (q.running.size < IN_FLIGHT && q.waiting.length) {
+    while (q.running.size < inFlight && takeable(q)) {
       const run: Promise<void> = (async () => {
         await new Promise<void>((r) => setImmediate(r)); // gather what arrives in this turn
         const batch = takeBatch(q);
@@ -104,6 +120,11 @@ export function createReserver(
           batch.forEach((p, i) => p.resolve(answers[i]!));
         } catch (e) {
           batch.forEach((p) => p.reject(e));
+        } finally {
+          for (const p of batch) {
+            q.busyJtis.delete(p.claims.jti);
+            q.busyUsers.delete(p.userId);
+          }
         }
       })().finally(() => {
         q.running.delete(run);
@@ -124,7 +145,7 @@ export function createReserver(
     reserve(sale, req) {
       return new Promise<ReserveAnswer>((resolve, reject) => {
         let q = queues.get(sale);
-        if (!q) queues.set(sale, (q = { waiting: [], running: new Set() }));
+        if (!q) queues.set(sale, (q = { waiting: [], running: new Set(), busyJtis: new Set(), busyUsers: new Set() }));
         q.waiting.push({ ...req, resolve, reject });
         kick(sale);
       });
@@ -146,6 +167,7 @@ interface BatchRow {
   available: number | null;
   reserved: number | null;
   sold: number | null;
+  stock_version: Date | null;
 }
 
 async function decide(db: Db, sale: string, batch: ReserveRequest[], now: number) {
@@ -173,7 +195,10 @@ async function decide(db: Db, sale: string, batch: ReserveRequest[], now: number
   for (const [i, first] of repeatOf) answers[i] = answers[first]!;
   const r0 = rows[0];
   const taken = rows.filter((r) => r.code === 'reserved').length;
-  const counters = r0 && r0.total !== null ? { total: r0.total, available: r0.available!, reserved: r0.reserved!, sold: r0.sold! } : null;
+  const counters =
+    r0 && r0.total !== null
+      ? { total: r0.total, available: r0.available!, reserved: r0.reserved!, sold: r0.sold!, version: r0.stock_version!.getTime() }
+      : null;
   return { answers, counters, taken };
 }
 

@@ -55,7 +55,7 @@ export async function getSale(db: Db | Tx, sale: string): Promise<SaleRow | unde
   return db.selectFrom('sales').select(SALE_COLUMNS).where('id', '=', sale).executeTakeFirst();
 }
 
-/** Locks the sale row: every change of stock holds this lock, taken first, so stock moves are serial and deadlock-free. */
+/** Locks the sale row: every change of stock holds this lock, so stock moves are serial (see orders.ts on deadlocks). */
 export async function lockSale(trx: Tx, sale: string): Promise<SaleRow | undefined> {
   return trx.selectFrom('sales').select(SALE_COLUMNS).where('id', '=', sale).forUpdate().executeTakeFirst();
 }
