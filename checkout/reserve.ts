@@ -13,9 +13,8 @@
  * finish, so it is decided exactly as if it had come after it. The constraints catch what
  * other processes do at the same time.
  */
-import { sql } from 'kysely';
 import type { AdmissionClaims } from '../shared/admission.js';
-import type { Db } from './db.js';
+import { poolOf, type Db } from './db.js';
 import { bodyOf, ERRORS, type ErrorCode } from './errors.js';
 
 export interface ReserveRequest {
@@ -185,11 +184,11 @@ async function decide(db: Db, sale: string, batch: ReserveRequest[], now: number
     sent.push(i);
   });
   const col = <T>(f: (r: ReserveRequest) => T) => sent.map((i) => f(batch[i]!));
-  const { rows } = await sql<BatchRow>`
-    SELECT * FROM checkout_reserve_batch(${sale}, ${new Date(now)},
-      ${col((r) => r.userId)}::uuid[], ${col((r) => r.claims.jti)}::text[], ${col((r) => r.claims.room)}::text[],
-      ${col((r) => r.claims.sub)}::text[], ${col((r) => r.idempotencyKey ?? null)}::text[])
-  `.execute(db);
+  const { rows } = await poolOf(db).query<BatchRow>({
+    name: 'checkout_reserve_batch',
+    text: `SELECT * FROM checkout_reserve_batch($1, $2, $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[])`,
+    values: [sale, new Date(now), col((r) => r.userId), col((r) => r.claims.jti), col((r) => r.claims.room), col((r) => r.claims.sub), col((r) => r.idempotencyKey ?? null)],
+  });
   const answers: ReserveAnswer[] = new Array(batch.length);
   for (const row of rows) answers[sent[row.idx - 1]!] = answerOf(row);
   for (const [i, first] of repeatOf) answers[i] = answers[first]!;

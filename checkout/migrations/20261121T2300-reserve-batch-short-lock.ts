@@ -86,7 +86,12 @@ export async function up(db: Kysely<any>): Promise<void> {
                     AND x.status IN ('reserved', 'payment_pending', 'paid') LIMIT 1) THEN 'already_purchased'
             ELSE 'candidate'
           END AS c
-        FROM req LEFT JOIN idempotency_keys ik ON ik.user_id = req.u AND ik.key = req.k
+        -- An index probe per request however many keys are stored (a plain join let the
+        -- cached generic plan hash a sequential scan of the whole table).
+        FROM req LEFT JOIN LATERAL (
+          SELECT x.user_id, x.sale_id, x.status_code, x.body FROM idempotency_keys x
+          WHERE x.user_id = req.u AND x.key = req.k LIMIT 1
+        ) ik ON true
       ), ins AS (
         INSERT INTO reservations (sale_id, user_id, jti, room, visitor_id, status, expires_at)
         SELECT p_sale, pre.u, pre.j, pre.r, pre.v, 'reserved', exp
@@ -137,6 +142,7 @@ export async function up(db: Kysely<any>): Promise<void> {
       END IF;
 
       -- 3. The first answer of every keyed request, kept for its retries.
+      IF array_remove(p_keys, NULL) <> '{}' THEN
       INSERT INTO idempotency_keys (user_id, key, sale_id, status_code, body)
       SELECT p_users[g], p_keys[g], p_sale,
              CASE codes[g] WHEN 'reserved' THEN 201 WHEN 'admission_used' THEN 403 WHEN 'sale_not_started' THEN 425
@@ -148,6 +154,7 @@ export async function up(db: Kysely<any>): Promise<void> {
       FROM generate_series(1, n) AS g
       WHERE p_keys[g] IS NOT NULL AND codes[g] NOT IN ('stored', 'idempotency_key_reused', 'unauthenticated')
       ON CONFLICT DO NOTHING;
+      END IF;
 
       RETURN QUERY SELECT g, codes[g], ids[g], CASE WHEN codes[g] = 'reserved' THEN exp END, st_status[g], st_body[g],
                           s.total, s.available, s.reserved, s.sold, version
