@@ -26,6 +26,8 @@ export interface ReserveRequest {
 export interface ReserveAnswer {
   status: number;
   body: Record<string, unknown>;
+  /** The first answer of this idempotency key, given again. */
+  stored?: boolean;
 }
 
 interface Pending extends ReserveRequest {
@@ -223,7 +225,7 @@ function answerOf(row: BatchRow): ReserveAnswer {
     case 'reserved':
       return { status: 201, body: { reservationId: row.reservation_id, status: 'reserved', expiresAt: row.expires_at!.toISOString() } };
     case 'stored':
-      return storedAnswer(row.stored_status!, row.stored_body!);
+      return { ...storedAnswer(row.stored_status!, row.stored_body!), stored: true };
     default:
       return err(row.code in ERRORS ? (row.code as ErrorCode) : 'internal');
   }

@@ -4,6 +4,7 @@ import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { errors, IdParam, SaleParam, sendAnswer, userOf, type Ctx } from '../context.js';
 import { bodyOf, CheckoutError } from '../errors.js';
 import { cancelReservation, startPayment } from '../orders.js';
+import type { AdmissionFailure, AdmissionResult } from '../admission.js';
 import { storedAnswer } from '../reserve.js';
 import { TEST_METHODS } from '../payments/provider.js';
 
@@ -23,8 +24,11 @@ export function reservationRoutes(app: FastifyInstance, ctx: Ctx) {
       if (key !== undefined && (typeof key !== 'string' || !IDEMPOTENCY_KEY.test(key))) {
         throw new CheckoutError('bad_request', {}, 'idempotency-key must be 1-200 visible ASCII characters.');
       }
-      if (key !== undefined) {
-        // A retry answers what the first request answered, even if its token is now used up.
+      // A retry answers what the first request answered, even if its token is now used up,
+      // expired or missing. With a token that verifies, the batch finds the stored answer
+      // itself (its first check); only a request the batch will not see looks it up here.
+      const stored = async () => {
+        if (key === undefined) return null;
         const hit = await ctx.db
           .selectFrom('idempotency_keys')
           .select(['sale_id', 'status_code', 'body'])
@@ -32,23 +36,27 @@ export function reservationRoutes(app: FastifyInstance, ctx: Ctx) {
           .where('key', '=', key)
           .executeTakeFirst();
         if (hit && hit.sale_id !== sale) throw new CheckoutError('idempotency_key_reused');
-        if (hit) {
-          const first = storedAnswer(hit.status_code, hit.body as Record<string, unknown>);
-          return sendAnswer(reply, first.status, first.body);
-        }
-      }
+        return hit ? storedAnswer(hit.status_code, hit.body as Record<string, unknown>) : null;
+      };
+      const refuse = async (code: AdmissionFailure['code'], reason: string) => {
+        const first = await stored();
+        if (first) return sendAnswer(reply, first.status, first.body);
+        ctx.metrics.reservations.inc({ result: code });
+        return sendAnswer(reply, 403, bodyOf(code, { reason }));
+      };
       const token = req.headers['x-admission-token'];
-      if (typeof token !== 'string' || token === '') {
-        ctx.metrics.reservations.inc({ result: 'admission_invalid' });
-        return sendAnswer(reply, 403, bodyOf('admission_invalid', { reason: 'missing' }));
+      if (typeof token !== 'string' || token === '') return refuse('admission_invalid', 'missing');
+      let v: AdmissionResult;
+      try {
+        v = await ctx.admission.verify(token, sale);
+      } catch (e) {
+        const first = await stored(); // the keys are unreachable, the stored answer is not
+        if (first) return sendAnswer(reply, first.status, first.body);
+        throw e;
       }
-      const v = await ctx.admission.verify(token, sale);
-      if (!v.ok) {
-        ctx.metrics.reservations.inc({ result: v.code });
-        return sendAnswer(reply, 403, bodyOf(v.code, { reason: v.reason }));
-      }
+      if (!v.ok) return refuse(v.code, v.reason);
       const answer = await ctx.reserver.reserve(sale, { userId, claims: v.claims, idempotencyKey: key });
-      ctx.metrics.reservations.inc({ result: answer.status === 201 ? 'reserved' : String(answer.body.error) });
+      if (!answer.stored) ctx.metrics.reservations.inc({ result: answer.status === 201 ? 'reserved' : String(answer.body.error) });
       return sendAnswer(reply, answer.status, answer.body);
     },
   );

@@ -95,6 +95,26 @@ t.test('admission tokens', async (t) => {
     t.same([other.status, other.body.error], [409, 'idempotency_key_reused']);
   });
 
+  await t.test('a retried key gets its first answer even with its token missing, expired or forged', async (t) => {
+    await createSale(w.url, 'retry', { total: 1 });
+    const [v] = await usersWithSessions(w, 1, 'idem-notoken');
+    const h = { 'idempotency-key': `k-${randomUUID()}` };
+    const first = await reserve(w.url, v!.token, await w.keys.sign({ sale: 'retry' }), 'retry', h);
+    t.equal(first.status, 201);
+    const now = Math.floor(Date.now() / 1000);
+    const retries = [
+      ['missing', ''],
+      ['expired', await w.keys.sign({ sale: 'retry', exp: now - 31, iat: now - 700 })],
+      ['forged', await w.keys.sign({ sale: 'retry' }, { key: w.keys.stranger })],
+    ] as const;
+    for (const [what, token] of retries) {
+      const r = await reserve(w.url, v!.token, token, 'retry', h);
+      t.same([r.status, r.body], [201, first.body], `token ${what}: the first answer`);
+    }
+    const noKey = await reserve(w.url, v!.token, '', 'retry');
+    t.same([noKey.status, noKey.body.error], [403, 'admission_invalid'], 'without the key, a missing token is refused');
+  });
+
   await t.test('sold out leaves a token usable; a used token says admission_used even when sold out', async (t) => {
     const before = await call(w.url, 'GET', '/api/sales/sale1');
     t.equal(before.body.reserved, 4, '4 units reserved above');
