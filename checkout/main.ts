@@ -66,25 +66,26 @@ export async function startCheckout(config: Config, opts: CheckoutOptions = {}):
     // Under load a sale commits a batch every few ms: its stock signal is written at most every
     // 50 ms (the newest counters win), far inside the gateway's 2 s budget.
     const latest = new Map<string, StockCounters>();
-    /** Version of the counters last written per sale: a batch answering later with older ones is not written. */
-    const written = new Map<string, number>();
+    /**
+     * Version of the newest counters seen per sale, pending or written: batches in flight
+     * together may answer out of order, and an older answer is never written over a newer one.
+     */
+    const newest = new Map<string, number>();
     const reserver = createReserver(db, clock, (sale, counters, size, taken) => {
       metrics.batchSize.observe(size);
-      if (!taken || counters.version < (written.get(sale) ?? 0)) return;
+      if (!taken || counters.version < (newest.get(sale) ?? 0)) return;
+      newest.set(sale, counters.version);
       if (!latest.has(sale)) {
         const t = setTimeout(() => {
           timers.delete(t);
           const c = latest.get(sale)!;
           latest.delete(sale);
-          written.set(sale, c.version);
           // Units were just reserved, so the window is open and some are held: the sale is active.
           void signal.publishCounters(sale, c, 'active');
         }, 50);
         timers.add(t);
       }
-      // Batches in flight together may answer out of order: the newest counters win.
-      const prev = latest.get(sale);
-      if (!prev || counters.version >= prev.version) latest.set(sale, counters);
+      latest.set(sale, counters);
     }, opts.reserveInFlight);
     const ctx: Ctx = {
       config,
