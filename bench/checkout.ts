@@ -32,6 +32,7 @@ import { createSessions } from '../checkout/accounts.js';
 import { createAdmissionVerifier } from '../checkout/admission.js';
 import { ensurePostgres, createDatabaseIfMissing } from '../checkout/postgres.js';
 import { startCheckout } from '../checkout/main.js';
+import { median } from './lib/table.js';
 import type { BenchRow } from './types.js';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -293,10 +294,6 @@ export async function run(opts: { quick?: boolean; log?: (line: string) => void 
           (o.ranOut ? `   (ours used all ${PER_PHASE} prepared buyers in ${o.seconds.toFixed(1)} s)` : ''));
       }
     }
-    const median = (xs: number[]) => {
-      const v = [...xs].sort((a, b) => a - b);
-      return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
-    };
     for (const c of CONCURRENCY) {
       const { b, o } = runs.get(c)!;
       const ratio = median(o.map((x, i) => x.perSecond / b[i]!.perSecond));
