@@ -28,7 +28,22 @@ t.test('admission tokens', async (t) => {
     const hsInput = `${b64({ alg: 'HS256', kid: w.keys.kid })}.${b64(payload)}`;
     const hs256 = `${hsInput}.${createHmac('sha256', JSON.stringify(pub)).update(hsInput).digest('base64url')}`;
     const hs256x = `${hsInput}.${createHmac('sha256', Buffer.from(pub.x, 'base64url')).update(hsInput).digest('base64url')}`;
+    // A real signature moved onto other claims; an all-zero signature (R is the identity, a
+    // small-order point); the real signature with S + L (the same point, non-canonical: a
+    // malleated copy of a good signature must not pass either).
+    const good = await w.keys.sign({});
+    const [gh, , gs] = good.split('.') as [string, string, string];
+    const swapped = `${gh}.${b64({ ...payload, sub: 'someone-else' })}.${gs}`;
+    const zeros = `${gh}.${b64(payload)}.${Buffer.alloc(64).toString('base64url')}`;
+    const sig = Buffer.from(gs, 'base64url');
+    const L = 2n ** 252n + 27742317777372353535851937790883648493n;
+    const S = BigInt(`0x${Buffer.from(sig.subarray(32)).reverse().toString('hex')}`) + L;
+    const sPlusL = Buffer.concat([sig.subarray(0, 32), Buffer.from(S.toString(16).padStart(64, '0'), 'hex').reverse()]);
+    const malleated = `${good.slice(0, good.lastIndexOf('.'))}.${sPlusL.toString('base64url')}`;
     const cases: [string, string, number, string, string][] = [
+      ['signature of other claims', swapped, 403, 'admission_invalid', 'signature_invalid'],
+      ['all-zero signature', zeros, 403, 'admission_invalid', 'signature_invalid'],
+      ['signature with S + L', malleated, 403, 'admission_invalid', 'signature_invalid'],
       ['forged signature', await w.keys.sign({}, { key: w.keys.stranger }), 403, 'admission_invalid', 'signature_invalid'],
       ['alg none', algNone, 403, 'admission_invalid', 'alg_not_allowed'],
       ['HS256 with the public JWK', hs256, 403, 'admission_invalid', 'alg_not_allowed'],
