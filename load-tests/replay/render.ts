@@ -9,7 +9,28 @@ import type { Report } from './report.js';
 const fmt = (v: unknown): string =>
   v === null || v === undefined ? '-' : typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(v < 1 ? 4 : 2)) : String(v);
 
-function rows(r: Report): [string, string][] {
+/** Longest check detail the terminal shows whole; the HTML and report.json always show all of it. */
+export const TEXT_DETAIL_MAX = 200;
+
+/**
+ * `s` whole when it is at most `max` characters; else cut after the last comma or space in its
+ * first `max` (so a JSON detail ends between two fields, not inside a value) and followed by an
+ * ellipsis that says how much is left out and where it is.
+ */
+export function clip(s: string, max = TEXT_DETAIL_MAX): string {
+  if (s.length <= max) return s;
+  const head = s.slice(0, max);
+  const at = Math.max(head.lastIndexOf(','), head.lastIndexOf(' '));
+  const kept = (at >= max / 2 ? head.slice(0, at + 1) : head).trimEnd();
+  return `${kept}… (${s.length - kept.length} more characters in report.json)`;
+}
+
+/**
+ * The report as [label, value] rows. `detail` shapes a check's detail (the terminal clips it,
+ * the HTML wraps it whole); `hints` adds a row under each failed check with its hint (the HTML
+ * shows hints in a box under the verdict instead).
+ */
+function rows(r: Report, detail: (s: string) => string, hints: boolean): [string, string][] {
   const out: [string, string][] = [
     ['source', r.meta.source],
     ['attempts / visitors', `${r.meta.attempts} / ${r.meta.visitors} joined`],
@@ -33,8 +54,8 @@ function rows(r: Report): [string, string][] {
   }
   out.push(['audit', r.audit.ok === true ? 'ok' : `FAILED ${JSON.stringify(r.audit)}`]);
   for (const c of r.checks) {
-    out.push([`check: ${c.name}`, `${c.ok ? 'PASS' : 'FAIL'} (${c.detail.slice(0, 80)})`]);
-    if (!c.ok && c.hint) out.push(['hint', c.hint]);
+    out.push([`check: ${c.name}`, `${c.ok ? 'PASS' : 'FAIL'} (${detail(c.detail)})`]);
+    if (hints && !c.ok && c.hint) out.push(['hint', c.hint]);
   }
   return out;
 }
@@ -46,7 +67,7 @@ export function verdict(r: Report): string {
 }
 
 export function renderText(r: Report): string {
-  const rs = rows(r);
+  const rs = rows(r, clip, true);
   rs.push(['verdict', verdict(r)]);
   const w = Math.max(...rs.map(([k]) => k.length));
   return rs.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
@@ -114,7 +135,7 @@ export function renderHtml(r: Report): string {
     ]),
   ];
   const hints = r.checks.filter((c) => !c.ok && c.hint).map((c) => `<p class="hint"><b>${esc(c.name)}:</b> ${esc(c.hint!)}</p>`).join('\n');
-  const table = rows(r).map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join('\n');
+  const table = rows(r, (d) => d, false).map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Drop-day replay: ${esc(r.meta.source)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -123,7 +144,7 @@ body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px au
 h1{font-size:22px;margin:0 0 4px}.sub{color:#6b7280;margin:0 0 16px}
 .verdict{display:inline-block;padding:4px 10px;border-radius:6px;font-weight:600;margin-bottom:16px}
 .ok{background:#dcfce7;color:#166534}.bad{background:#fee2e2;color:#991b1b}
-table{border-collapse:collapse;width:100%;margin:8px 0 24px}th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #e5e7eb;vertical-align:top}
+table{border-collapse:collapse;width:100%;margin:8px 0 24px}th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #e5e7eb;vertical-align:top;overflow-wrap:anywhere}
 th{font-weight:500;color:#374151;width:38%}figure{margin:0 0 20px}figcaption{font-weight:600;margin-bottom:4px}
 .cards{display:flex;gap:12px;flex-wrap:wrap;margin-bottom:16px}.card{border:1px solid #e5e7eb;border-radius:8px;padding:10px 14px;min-width:150px}
 .card b{display:block;font-size:20px}.card span{color:#6b7280;font-size:12px}
@@ -141,7 +162,7 @@ ${hints}
 <div class="card"><b>${r.audit.ok === true ? 'ok' : 'FAILED'}</b><span>audit</span></div>
 ${r.bots ? `<div class="card"><b>${r.bots.botAttemptsStopped} / ${r.bots.botAttempts}</b><span>bot attempts stopped (${r.bots.botUnits} units to bots)</span></div>
 <div class="card"><b>${(r.bots.falsePositiveRate * 100).toFixed(2)}%</b><span>humans challenged or limited</span></div>
-<div class="card"><b>${r.bots.botUnits} / ${r.bots.humanUnits}</b><span>units to bots / humans (bots ${share(r.bots.botShareOfVisitors)} of visitors)</span></div>` : ''}
+<div class="card"><b>${r.bots.botUnits} / ${r.bots.humanUnits}</b><span>units to bots / humans (bots: ${share(r.bots.botShareOfUnits)} of units sold, ${share(r.bots.botShareOfVisitors)} of visitors)</span></div>` : ''}
 </div>
 ${charts.join('\n')}
 <table>${table}</table>

@@ -4,7 +4,7 @@ import { parseRecording, inferOpen, toNdjson, RecordingError, type ReplayArrival
 import { makeProfile, mulberry32, PROFILES } from '../../load-tests/replay/profiles.js';
 import { AddressMap, subnet24 } from '../../load-tests/replay/addresses.js';
 import { botHint, buildReport, fairness, headerScoreOf, percentiles } from '../../load-tests/replay/report.js';
-import { renderHtml, renderText } from '../../load-tests/replay/render.js';
+import { clip, renderHtml, renderText, TEXT_DETAIL_MAX } from '../../load-tests/replay/render.js';
 import type { ReplayData } from '../../load-tests/replay/driver.js';
 import type { UaClass } from '../../load-tests/replay/ndjson.js';
 
@@ -206,7 +206,7 @@ t.test('who got the units: bots getting most of them fail the check and the verd
   const html = renderHtml(r);
   t.match(html, /<div class="verdict bad">Some checks FAILED: bots&#39; share of units sold &#60;= 10%<\/div>/);
   t.match(html, /<p class="hint">.*Set the room&#39;s captcha to \{&#34;mode&#34;:&#34;suspicious&#34;/);
-  t.match(html, /<b>18 \/ 2<\/b><span>units to bots \/ humans \(bots 40\.00% of visitors\)/);
+  t.match(html, /<b>18 \/ 2<\/b><span>units to bots \/ humans \(bots: 90\.00% of units sold, 40\.00% of visitors\)/);
   t.notMatch(html, /All checks passed/);
   const json = JSON.parse(JSON.stringify(r));
   t.equal(json.ok, false);
@@ -264,3 +264,76 @@ t.test('the hint names the setting the code supports for the bots that bought', 
   t.same(botHint([55], 0, { captcha: { mode: 'off', threshold: 70 }, allow: [] }).fix, { captcha: { mode: 'suspicious', threshold: 55 } });
   t.same(botHint([0], 0, { captcha: { mode: 'always', threshold: 50 }, allow: ['127.0.0.0/8'] }).fix, undefined);
 });
+
+/** The page's escaping (render.ts esc), to find a text in the HTML. */
+const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const count = (hay: string, needle: string) => hay.split(needle).length - 1;
+
+/** The failing bots30-like outcome, with the checkout's whole audit (what a real replay's "audit ok" detail holds). */
+function failingWithFullAudit(): ReplayData {
+  const d = outcome({ humans: 30, bots: 20, humanUnits: 2, botUnits: 18 });
+  d.audit = {
+    ok: true, sale: 'replay-3f9c2a1b', total: 20, available: 0, reserved: 0, sold: 20, reservedCounted: 0, paidCounted: 20,
+    expired: 3, cancelled: 0, failed: 1, duplicateUserOrders: 0, duplicateJtis: 0, paidWithoutOnePayment: 0, successesOnUnpaid: 0, refunds: 0,
+    checks: { availableNonNegative: true, countsAddUp: true, reservedMatches: true, soldMatches: true, oneOrderPerUser: true, oneReservationPerJti: true, onePaymentPerPaidOrder: true },
+  };
+  return d;
+}
+
+t.test('check details: the HTML shows each one whole; the terminal clips only a long one, between two fields, with an ellipsis', async (t) => {
+  const r = buildReport(failingWithFullAudit());
+  const audit = r.checks.find((c) => c.name === 'audit ok')!;
+  t.ok(audit.ok, 'the audit check passes');
+  t.ok(audit.detail.length > TEXT_DETAIL_MAX, `the audit detail is long (${audit.detail.length} characters)`);
+  t.match(audit.detail, /"onePaymentPerPaidOrder":true\}\}$/, 'and ends with the audit\'s last check');
+
+  const html = renderHtml(r);
+  t.ok(html.includes(`<th>check: audit ok</th><td>PASS (${esc(audit.detail)})</td>`), 'the HTML row holds the whole audit JSON');
+  for (const c of r.checks) t.ok(html.includes(esc(c.detail)), `the HTML holds the whole detail of "${c.name}"`);
+
+  const line = renderText(r).split('\n').find((l) => l.startsWith('check: audit ok'))!;
+  const m = /PASS \((.*)… \((\d+) more characters in report\.json\)\)$/.exec(line);
+  t.ok(m, `the terminal row ends with an ellipsis saying what is left out: ${line}`);
+  if (m) {
+    const kept = m[1]!;
+    t.ok(audit.detail.startsWith(kept), 'what it shows is the start of the detail');
+    t.ok(kept.length <= TEXT_DETAIL_MAX && kept.length > TEXT_DETAIL_MAX / 2, `about ${TEXT_DETAIL_MAX} characters kept (${kept.length})`);
+    t.match(kept, /,$/, 'cut after a comma: between two fields, not inside a value');
+    t.equal(kept.length + Number(m[2]), audit.detail.length, 'the count left out is right');
+  }
+
+  // A detail longer than the old 80-character cut but not really long stays whole in the terminal.
+  const medium = 'a detail of 150 characters, ' + 'x'.repeat(150 - 28);
+  t.equal(medium.length, 150);
+  const r2 = { ...r, checks: r.checks.map((c) => (c.name === 'audit ok' ? { ...c, detail: medium } : c)) };
+  t.match(renderText(r2), `check: audit ok`);
+  t.ok(renderText(r2).split('\n').some((l) => l.startsWith('check: audit ok') && l.endsWith(`PASS (${medium})`)), 'a 150-character detail is shown whole');
+
+  t.equal(clip('short'), 'short');
+  t.equal(clip('y'.repeat(TEXT_DETAIL_MAX)), 'y'.repeat(TEXT_DETAIL_MAX), 'exactly the limit: whole');
+  t.equal(clip('z'.repeat(500)), `${'z'.repeat(TEXT_DETAIL_MAX)}… (${500 - TEXT_DETAIL_MAX} more characters in report.json)`, 'no boundary: cut at the limit, and it says so');
+  t.equal(clip('ab, '.repeat(100), 10), 'ab, ab,… (393 more characters in report.json)', 'cut after the last comma or space');
+});
+
+t.test('the hint of a failed check is in the HTML once, in the box under the verdict; the terminal keeps its hint row', async (t) => {
+  const r = buildReport(failingWithFullAudit());
+  const hint = r.checks.find((c) => !c.ok)!.hint!;
+  t.ok(hint.length > 50, 'the failed check has a hint');
+  const html = renderHtml(r);
+  t.equal(count(html, esc(hint)), 1, 'the hint text appears exactly once');
+  t.ok(html.indexOf(esc(hint)) > html.indexOf('<p class="hint">') && html.indexOf(esc(hint)) < html.indexOf('<div class="cards">'), 'in the box, before the cards');
+  t.notMatch(html, /<th>hint<\/th>/, 'no hint row in the table');
+  t.equal(count(renderText(r), hint), 1, 'the terminal shows it once, in its row');
+  t.match(renderText(r), /\nhint\s+Set the room's captcha/);
+});
+
+t.test("the units card shows bots' share of units sold (the figure the check is about) beside their share of visitors", async (t) => {
+  const card = (r: ReturnType<typeof buildReport>) => /<div class="card"><b>[^<]*<\/b><span>units to bots \/ humans[^<]*<\/span><\/div>/.exec(renderHtml(r))?.[0] ?? '';
+  const bad = buildReport(outcome({ humans: 30, bots: 20, humanUnits: 2, botUnits: 18 }));
+  t.equal(card(bad), '<div class="card"><b>18 / 2</b><span>units to bots / humans (bots: 90.00% of units sold, 40.00% of visitors)</span></div>');
+  const good = buildReport(outcome({ humans: 30, bots: 20, humanUnits: 18, botUnits: 2 }));
+  t.match(card(good), /\(bots: 10\.00% of units sold, 40\.00% of visitors\)/);
+  const none = buildReport(outcome({ humans: 3, bots: 3, humanUnits: 0, botUnits: 0 }));
+  t.match(card(none), /\(bots: - of units sold, 50\.00% of visitors\)/, 'nothing sold: no share');
+});
+
