@@ -82,7 +82,10 @@ interface Series {
   bars?: boolean;
 }
 
-/** A small line/bar chart: x is seconds from open (a dashed line marks open). */
+/**
+ * A small line/bar chart: x is seconds from open (a dashed line marks open). `width` and
+ * `height` are its viewBox: the page's CSS scales it to the column (never wider than `width`).
+ */
 export function svgChart(title: string, yLabel: string, series: Series[], width = 760, height = 240): string {
   const m = { l: 56, r: 16, t: 28, b: 36 };
   const xs = series.flatMap((s) => s.points.map((p) => p[0]));
@@ -118,7 +121,7 @@ export function svgChart(title: string, yLabel: string, series: Series[], width 
     }
   });
   const legend = series.map((s, i) => `<rect x="${m.l + i * 150}" y="8" width="10" height="10" fill="${s.color}"/><text x="${m.l + 14 + i * 150}" y="17" font-size="12">${esc(s.name)}</text>`).join('');
-  return `<figure><figcaption>${esc(title)}</figcaption><svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="${esc(title)}">${legend}${parts.join('')}<text x="12" y="${height / 2}" font-size="11" fill="#6b7280" transform="rotate(-90 12 ${height / 2})" text-anchor="middle">${esc(yLabel)}</text></svg></figure>`;
+  return `<figure><figcaption>${esc(title)}</figcaption><svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 ${width} ${height}" style="max-width:${width}px" role="img" aria-label="${esc(title)}">${legend}${parts.join('')}<text x="12" y="${height / 2}" font-size="11" fill="#6b7280" transform="rotate(-90 12 ${height / 2})" text-anchor="middle">${esc(yLabel)}</text></svg></figure>`;
 }
 
 export function renderHtml(r: Report): string {
@@ -146,6 +149,7 @@ h1{font-size:22px;margin:0 0 4px}.sub{color:#6b7280;margin:0 0 16px}
 .ok{background:#dcfce7;color:#166534}.bad{background:#fee2e2;color:#991b1b}
 table{border-collapse:collapse;width:100%;margin:8px 0 24px}th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #e5e7eb;vertical-align:top;overflow-wrap:anywhere}
 th{font-weight:500;color:#374151;width:38%}figure{margin:0 0 20px}figcaption{font-weight:600;margin-bottom:4px}
+svg.chart{display:block;width:100%;height:auto}.sub,.verdict,.hint,.card{overflow-wrap:anywhere}
 .cards{display:flex;gap:12px;flex-wrap:wrap;margin-bottom:16px}.card{border:1px solid #e5e7eb;border-radius:8px;padding:10px 14px;min-width:150px}
 .card b{display:block;font-size:20px}.card span{color:#6b7280;font-size:12px}
 .hint{background:#fef3c7;border-left:4px solid #d97706;padding:8px 12px;margin:0 0 16px}

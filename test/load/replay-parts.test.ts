@@ -1,10 +1,14 @@
 import t from 'tap';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { kendallTau } from '../../shared/kendall.js';
 import { parseRecording, inferOpen, toNdjson, RecordingError, type ReplayArrival } from '../../load-tests/replay/ndjson.js';
 import { makeProfile, mulberry32, PROFILES } from '../../load-tests/replay/profiles.js';
 import { AddressMap, subnet24 } from '../../load-tests/replay/addresses.js';
 import { botHint, buildReport, fairness, headerScoreOf, percentiles } from '../../load-tests/replay/report.js';
 import { clip, renderHtml, renderText, TEXT_DETAIL_MAX } from '../../load-tests/replay/render.js';
+import { screenshotReport } from '../../load-tests/replay/screenshot.js';
 import type { ReplayData } from '../../load-tests/replay/driver.js';
 import type { UaClass } from '../../load-tests/replay/ndjson.js';
 
@@ -335,5 +339,29 @@ t.test("the units card shows bots' share of units sold (the figure the check is 
   t.match(card(good), /\(bots: 10\.00% of units sold, 40\.00% of visitors\)/);
   const none = buildReport(outcome({ humans: 3, bots: 3, humanUnits: 0, botUnits: 0 }));
   t.match(card(none), /\(bots: - of units sold, 50\.00% of visitors\)/, 'nothing sold: no share');
+});
+
+t.test('the page fits a 420 px phone: charts scale to the column, long text wraps', async (t) => {
+  const r = buildReport(failingWithFullAudit());
+  const html = renderHtml(r);
+  const svgs = html.match(/<svg [^>]*>/g) ?? [];
+  t.equal(svgs.length, 3, 'three charts');
+  for (const s of svgs) {
+    t.match(s, /viewBox="0 0 760 240"/, 'a viewBox to scale by');
+    t.notMatch(s, /\s(width|height)="/, 'no fixed width or height attribute');
+  }
+  t.match(html, /svg\.chart\{[^}]*width:100%[^}]*height:auto/, 'CSS: a chart is as wide as the column, its height follows');
+  t.match(html, /th,td\{[^}]*overflow-wrap:anywhere/, 'CSS: table cells break long JSON anywhere');
+
+  const dir = await mkdtemp(path.join(tmpdir(), 'replay-page-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'report.html');
+  await writeFile(file, html);
+  const phone = await screenshotReport(file, path.join(dir, 'phone.png'), 420);
+  t.equal(phone.charts, 3);
+  t.ok(phone.scrollWidth <= 420, `no sideways scroll at 420 px (content ${phone.scrollWidth} px wide)`);
+  t.same(phone.requests.filter((u) => !u.startsWith('file:')), [], 'nothing fetched');
+  const desktop = await screenshotReport(file, path.join(dir, 'desktop.png'), 900);
+  t.ok(desktop.scrollWidth <= 900, `none at 900 px either (${desktop.scrollWidth} px)`);
 });
 
