@@ -105,8 +105,6 @@ export function svgChart(title: string, yLabel: string, series: Series[], width 
   for (let x = Math.ceil(x0 / step) * step; x <= x1; x += step) {
     parts.push(`<text x="${X(x)}" y="${height - m.b + 16}" text-anchor="middle" font-size="11" fill="#6b7280">${x}s</text>`);
   }
-  parts.push(`<line x1="${X(0)}" x2="${X(0)}" y1="${m.t}" y2="${height - m.b}" stroke="#111827" stroke-dasharray="4 3"/>`);
-  parts.push(`<text x="${X(0) + 4}" y="${m.t + 10}" font-size="11" fill="#111827">open</text>`);
   const bw = Math.max(1, ((width - m.l - m.r) / Math.max(1, xs.length / Math.max(1, series.length))) * 0.8);
   series.forEach((s, si) => {
     if (s.bars) {
@@ -120,6 +118,10 @@ export function svgChart(title: string, yLabel: string, series: Series[], width 
       if (pts.length) parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${pts.join(' ')}"/>`);
     }
   });
+  // The open marker after the data, so a bar at second 0 does not hide it; its label has a
+  // white halo to stay readable over a bar.
+  parts.push(`<line class="open" x1="${X(0)}" x2="${X(0)}" y1="${m.t}" y2="${height - m.b}" stroke="#111827" stroke-dasharray="4 3"/>`);
+  parts.push(`<text x="${X(0) + 4}" y="${m.t + 10}" font-size="11" fill="#111827" stroke="#fff" stroke-width="3" paint-order="stroke">open</text>`);
   const legend = series.map((s, i) => `<rect x="${m.l + i * 150}" y="8" width="10" height="10" fill="${s.color}"/><text x="${m.l + 14 + i * 150}" y="17" font-size="12">${esc(s.name)}</text>`).join('');
   return `<figure><figcaption>${esc(title)}</figcaption><svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 ${width} ${height}" style="max-width:${width}px" role="img" aria-label="${esc(title)}">${legend}${parts.join('')}<text x="12" y="${height / 2}" font-size="11" fill="#6b7280" transform="rotate(-90 12 ${height / 2})" text-anchor="middle">${esc(yLabel)}</text></svg></figure>`;
 }

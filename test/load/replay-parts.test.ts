@@ -365,3 +365,21 @@ t.test('the page fits a 420 px phone: charts scale to the column, long text wrap
   t.ok(desktop.scrollWidth <= 900, `none at 900 px either (${desktop.scrollWidth} px)`);
 });
 
+t.test('the open marker is drawn over the bars, so an arrivals bar at second 0 does not hide it', async (t) => {
+  const r = buildReport(outcome({ humans: 30, bots: 20, humanUnits: 2, botUnits: 18 }));
+  t.ok(r.timeline.bins.find((b) => b.t === 0)!.arrivals > 0, 'arrivals in the bin at second 0');
+  const svg = /<svg [^>]*aria-label="Arrivals and admissions[^"]*">.*?<\/svg>/s.exec(renderHtml(r))![0];
+  const marker = /<line [^>]*x1="([\d.]+)"[^>]*stroke-dasharray="4 3"[^>]*\/>/.exec(svg)!;
+  const label = svg.search(/>open<\/text>/);
+  const mx = Number(marker[1]);
+  const bars = [...svg.matchAll(/<rect x="([-\d.]+)" y="[-\d.]+" width="([\d.]+)" height="[\d.]+" fill="([^"]+)"/g)]
+    .map((b) => ({ at: b.index!, x: Number(b[1]), w: Number(b[2]), fill: b[3] }));
+  const arrivals = bars.filter((b) => b.fill === '#2563eb');
+  t.ok(arrivals.length > 0, 'arrival bars drawn');
+  const covering = bars.filter((b) => b.x < mx + 0.5 && b.x + b.w > mx - 0.5);
+  t.ok(covering.some((b) => b.fill === '#2563eb'), `the arrivals bar at second 0 reaches the marker at x=${mx}`);
+  for (const b of bars) {
+    t.ok(b.at < marker.index!, `the marker line comes after the ${b.fill} bar at x=${b.x} (drawn over it)`);
+    t.ok(b.at < label, 'and so does its label');
+  }
+});
