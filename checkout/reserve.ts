@@ -117,24 +117,36 @@ export function createReserver(
 ): Reserver {
   const queues = new Map<string, Queue>();
 
-  function kick(sale: string) {
+  /**
+   * Starts batches while slots and takeable requests allow. `gather`: wait one event-loop
+   * turn first so the requests arriving together form one batch; a batch started as another
+   * finishes takes at once what queued meanwhile.
+   */
+  function kick(sale: string, gather = true) {
     const q = queues.get(sale)!;
     while (q.running.size < inFlight && takeable(q, q.running.size ? SPLIT_AT : 1)) {
-      const run: Promise<void> = (async () => {
-        await new Promise<void>((r) => setImmediate(r)); // gather what arrives in this turn
+      let run!: Promise<void>;
+      run = (async () => {
+        if (gather) await new Promise<void>((r) => setImmediate(r)); // gather what arrives in this turn
         const batch = takeBatch(q);
         if (!batch.length) return;
+        let answers: ReserveAnswer[] | undefined;
+        let error: unknown;
         try {
-          const answers = await decideBatch(db, sale, batch, clock());
-          batch.forEach((p, i) => p.resolve(answers[i]!));
+          answers = await decideBatch(db, sale, batch, clock());
         } catch (e) {
-          batch.forEach((p) => p.reject(e));
-        } finally {
-          for (const p of batch) {
-            q.busyJtis.delete(p.claims.jti);
-            q.busyUsers.delete(p.userId);
-          }
+          error = e;
         }
+        for (const p of batch) {
+          q.busyJtis.delete(p.claims.jti);
+          q.busyUsers.delete(p.userId);
+        }
+        // Send the next batch to Postgres before answering this one: its round trip then
+        // overlaps the writing of these answers.
+        q.running.delete(run);
+        if (q.waiting.length) kick(sale, false);
+        if (answers) batch.forEach((p, i) => p.resolve(answers[i]!));
+        else batch.forEach((p) => p.reject(error));
       })().finally(() => {
         q.running.delete(run);
         if (q.waiting.length) kick(sale);
