@@ -19,7 +19,9 @@ export function accountRoutes(app: FastifyInstance, ctx: Ctx) {
 
   r.post(
     '/api/users',
-    { schema: { body: Credentials(8), response: { 201: Type.Object({ userId: Type.String() }), ...errors(400, 409, 413) } } },
+    // The new account is logged in at once (an extension of the contract's `{userId}`): a
+    // shopper signing up at the moment of admission pays for one scrypt, not two.
+    { schema: { body: Credentials(8), response: { 201: Type.Object({ userId: Type.String(), sessionToken: Type.String(), expiresAt: Type.String() }), ...errors(400, 409, 413) } } },
     async (req, reply) => {
       const hash = await hashPassword(req.body.password);
       const row = await ctx.db
@@ -29,7 +31,8 @@ export function accountRoutes(app: FastifyInstance, ctx: Ctx) {
         .returning('id')
         .executeTakeFirst();
       if (!row) throw new CheckoutError('email_taken');
-      return reply.code(201).send({ userId: row.id });
+      const { sessionToken, expiresAt } = await ctx.sessions.sign(row.id);
+      return reply.code(201).send({ userId: row.id, sessionToken, expiresAt: expiresAt.toISOString() });
     },
   );
 

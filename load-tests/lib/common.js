@@ -145,7 +145,7 @@ export function join(env, room, ip, headers = { 'user-agent': BROWSER_UA, 'accep
 }
 
 /**
- * A shopper after admission: sign up, log in, reserve with the admission token, pay with the
+ * A shopper after admission: sign up (or log in), reserve with the admission token, pay with the
  * simulated provider, then poll the purchase until it settles. Returns true on success.
  * @param {Env} env @param {string} sale @param {string} token @param {string} email
  */
@@ -154,9 +154,14 @@ export function buy(env, sale, token, email) {
   const password = 'k6-Passw0rd!';
   const su = countServerError(http.post(`${env.checkout}/api/users`, JSON.stringify({ email, password }), { headers: json, tags: { name: 'signup' }, responseCallback: http.expectedStatuses(201, 409) }));
   if (!check(su, { 'signed up': (r) => r.status === 201 || r.status === 409 })) return false;
-  const li = countServerError(http.post(`${env.checkout}/api/sessions`, JSON.stringify({ email, password }), { headers: json, tags: { name: 'login' } }));
-  if (!check(li, { 'logged in': (r) => r.status === 200 })) return false;
-  const auth = `Bearer ${/** @type {any} */ (li.json()).sessionToken}`;
+  // A new account comes logged in; an existing one (a repeat iteration) logs in.
+  let session = su.status === 201 ? /** @type {any} */ (su.json()).sessionToken : undefined;
+  if (!session) {
+    const li = countServerError(http.post(`${env.checkout}/api/sessions`, JSON.stringify({ email, password }), { headers: json, tags: { name: 'login' } }));
+    if (!check(li, { 'logged in': (r) => r.status === 200 })) return false;
+    session = /** @type {any} */ (li.json()).sessionToken;
+  }
+  const auth = `Bearer ${session}`;
   const rs = countServerError(http.post(`${env.checkout}/api/sales/${sale}/reservations`, '{}', {
     headers: { ...json, authorization: auth, 'x-admission-token': token, 'idempotency-key': email },
     tags: { name: 'reserve' }, responseCallback: http.expectedStatuses(201, 409),

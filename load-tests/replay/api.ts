@@ -87,9 +87,13 @@ export type PurchaseResult =
 
 const fail = (step: string, r: Reply): PurchaseResult => ({ kind: 'failed', step, code: outcomeOf(r) });
 
-/** Sign up (an existing account is fine) and log in: the session token, or why not. */
+/**
+ * Sign up, which logs the new account in; an existing account logs in instead: the session
+ * token, or why not.
+ */
 export async function signIn(checkout: string, email: string, password = 'replay-Passw0rd!'): Promise<{ session: string } | PurchaseResult> {
   const su = await request(`${checkout}/api/users`, { body: { email, password } });
+  if (su.status === 201 && typeof su.json?.sessionToken === 'string') return { session: su.json.sessionToken };
   if (su.status !== 201 && !(su.status === 409 && su.json?.error === 'email_taken')) return fail('signup', su);
   const li = await request(`${checkout}/api/sessions`, { body: { email, password } });
   if (li.status !== 200) return fail('login', li);

@@ -24,6 +24,10 @@ t.test('checkout API', async (t) => {
     const up = await call(w.url, 'POST', '/api/users', { body: { email, password: 'correct horse' } });
     t.equal(up.status, 201);
     t.match(up.body.userId, /^[0-9a-f-]{36}$/);
+    t.ok(Date.parse(up.body.expiresAt) > Date.now(), 'sign-up logs the new account in');
+    const mine = await call(w.url, 'GET', '/api/sales/x/purchase', { token: up.body.sessionToken });
+    t.same([mine.status, mine.body.status], [200, 'none'], "sign-up's session token is accepted");
+    t.equal((await call(w.url, 'GET', '/api/sales/x/purchase', { token: `${up.body.sessionToken}x` })).status, 401, 'a tampered one is not');
     const dup = await call(w.url, 'POST', '/api/users', { body: { email: email.toLowerCase(), password: 'another one' } });
     t.same([dup.status, dup.body.error], [409, 'email_taken']);
     for (const body of [{ email: 'nope', password: 'correct horse' }, { email, password: 'short' }, { email, password: 'correct horse', admin: true }, { email }]) {

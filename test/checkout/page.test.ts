@@ -71,5 +71,20 @@ t.test('sign up → buy → pay → success in a real browser', async (t) => {
   await phone.getByRole('button', { name: 'Create account' }).click();
   await phone.getByRole('heading', { name: 'Sold out' }).waitFor();
   await shot(phone, 'sold-out-phone');
+
+  // Another browser logs in to the first account: a wrong password is refused, the right one
+  // shows that account's order.
+  const again = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true });
+  again.setDefaultTimeout(20_000);
+  again.on('pageerror', (e) => errors.push(String(e)));
+  await again.goto(`${w.url}/sales/sneakers#admission=${await w.keys.sign({ sale: 'sneakers' })}`);
+  await again.getByLabel('Email').fill('mia@example.com');
+  await again.getByLabel('Password').fill('not the password');
+  await again.getByRole('button', { name: 'Log in', exact: true }).click();
+  t.match(await again.getByRole('alert').first().textContent(), /do not match/);
+  await again.getByLabel('Password').fill('a long enough password');
+  await again.getByRole('button', { name: 'Log in', exact: true }).click();
+  await again.getByRole('heading', { name: 'Already purchased' }).waitFor();
+  t.pass('logging in shows the account\'s purchase');
   t.same(errors, [], 'no script errors');
 });
