@@ -42,6 +42,9 @@ const PUSH_COUNTS_MS = 250;
 export const ROUND_CHUNK = 2000;
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+/** States announced to waiting sockets with `{type:"state"}` (CONTRACT.md section 1). */
+const ANNOUNCED_STATES: ReadonlySet<string> = new Set(['paused', 'sold_out', 'closed']);
+const stateMessage = (view: RoomView) => JSON.stringify({ type: 'state', state: view.state, held: view.held });
 
 interface LiveRoom {
   /** Every socket of the room here, with its user data (the same object uWS holds). */
@@ -121,7 +124,11 @@ export class Live {
     this.metrics.wsClients.inc();
     queueSnapshot(this.redis, this.prefix, d.room).then((snap) => {
       const view = this.roomViews.get(d.room);
-      if (view) this.sendTo(ws, d, view, snap, roundParts(view, snap));
+      if (!view || d.closed) return;
+      // A socket opened after a pause, sell-out or close was announced hears it too (a page
+      // reloaded, a client reconnecting): the same message the others got.
+      if (ANNOUNCED_STATES.has(view.state) && !(d.ticket > 0 && d.ticket <= snap.at)) ws.send(stateMessage(view));
+      this.sendTo(ws, d, view, snap, roundParts(view, snap));
     }, () => {});
   }
 
@@ -159,7 +166,7 @@ export class Live {
   stateChanged(room: string, view: RoomView): void {
     // uWS crashes (SIGSEGV) on publish before the app listens; no socket can be subscribed then anyway.
     if (!this.timer || !this.rooms.has(room)) return;
-    this.app.publish(roomTopic(room), JSON.stringify({ type: 'state', state: view.state, held: view.held }));
+    this.app.publish(roomTopic(room), stateMessage(view));
   }
 
   onAdmitted(n: AdmittedNotice): void {

@@ -216,7 +216,7 @@ export function waitForAdmission(env, room, visitorId, ip, maxWaitSeconds) {
         admitted.add(1);
         admissionWait.add(Date.now() - started);
         finish(m.token, 'admitted');
-      } else if (m.type === 'state' && (m.state === 'sold_out' || m.state === 'closed')) {
+      } else if ((m.type === 'state' || m.type === 'position') && (m.state === 'sold_out' || m.state === 'closed')) {
         finish(null, m.state);
       }
     });

@@ -149,7 +149,7 @@ export async function runShard(job: ShardJob, onProgress?: (p: Progress) => void
           v.admittedTicket = typeof t === 'number' ? t : null;
           progress.admitted++;
           finish('admitted', m.token);
-        } else if (m.type === 'state' && (m.state === 'sold_out' || m.state === 'closed')) {
+        } else if ((m.type === 'state' || m.type === 'position') && (m.state === 'sold_out' || m.state === 'closed')) {
           finish(m.state, null);
         }
       });

@@ -91,6 +91,10 @@ t.test('stock signal: held admits nobody and says so; sold out within 2 s to eve
   await until(() => waiting.every((s) => s.messages.some((m) => m.type === 'state' && m.state === 'sold_out')), 2000, 'every waiting visitor told sold_out');
   t.ok(Date.now() - started < 2000, 'within 2 s');
   t.equal((await getJson(`${gw.url}/api/rooms/r`)).body.state, 'sold_out');
+  // A waiting visitor whose socket opens after the announcement (a reload, a reconnect) is told too.
+  const late = await watch(`${gw.url.replace('http', 'ws')}/api/rooms/r/ws?vid=${visitors.find((v, i) => waiting.includes(sockets[i]!))!.visitorId}`);
+  t.teardown(() => late.ws.close());
+  await until(() => late.messages.find((m) => m.type === 'state' && m.state === 'sold_out'), 2000, 'a socket opened after the sell-out told sold_out');
   t.match(await join(gw, 'r'), { status: 409, body: { error: 'sold_out' } });
   t.equal(await gw.admitOnce!(), 0, 'sold out: nobody admitted');
 });
