@@ -7,7 +7,7 @@
  *             are decided in one transaction with one guarded UPDATE)
  *
  * Both servers run in their own child process with the same pool size, the same session
- * check and the same admission-token verification (EdDSA via node:crypto, JWKS over HTTP),
+ * check and the same admission-token verification (Ed25519 via libsodium, JWKS over HTTP),
  * against the same database. Each buyer is a distinct user with a fresh token (signed before
  * the phase, so the load generator's CPU stays out of it). Three rounds of every phase, each
  * round's two sides back to back; figures are medians (one round with --quick). A final
@@ -222,7 +222,7 @@ export async function run(opts: { quick?: boolean; log?: (line: string) => void 
     const sc = (await db.query('SHOW synchronous_commit')).rows[0].synchronous_commit;
     log(`synchronous_commit = ${sc}; phases of ${phaseMs} ms; pool ${POOL_SIZE} per server`);
     const PER_PHASE = opts.quick ? 6_000 : 12_000;
-    const ROUNDS = opts.quick ? 1 : 3;
+    const ROUNDS = Number(process.env.BENCH_ROUNDS) || (opts.quick ? 1 : 3); // BENCH_ROUNDS=5: more rounds per concurrency
     const WARM = 2000;
     const BUYERS = PER_PHASE * CONCURRENCY.length * 2 * ROUNDS + 2 * WARM;
     const { rows } = await db.query<{ id: string }>(
