@@ -14,14 +14,21 @@ const Credentials = (minPassword: number) =>
     { additionalProperties: false },
   );
 
+/** A session as sign-up and log-in answer it. */
+const Session = { sessionToken: Type.String(), expiresAt: Type.String() };
+
 export function accountRoutes(app: FastifyInstance, ctx: Ctx) {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
+  const session = async (userId: string) => {
+    const { sessionToken, expiresAt } = await ctx.sessions.sign(userId);
+    return { sessionToken, expiresAt: expiresAt.toISOString() };
+  };
 
   r.post(
     '/api/users',
     // The new account is logged in at once (an extension of the contract's `{userId}`): a
     // shopper signing up at the moment of admission pays for one scrypt, not two.
-    { schema: { body: Credentials(8), response: { 201: Type.Object({ userId: Type.String(), sessionToken: Type.String(), expiresAt: Type.String() }), ...errors(400, 409, 413) } } },
+    { schema: { body: Credentials(8), response: { 201: Type.Object({ userId: Type.String(), ...Session }), ...errors(400, 409, 413) } } },
     async (req, reply) => {
       const hash = await hashPassword(req.body.password);
       const row = await ctx.db
@@ -31,8 +38,7 @@ export function accountRoutes(app: FastifyInstance, ctx: Ctx) {
         .returning('id')
         .executeTakeFirst();
       if (!row) throw new CheckoutError('email_taken');
-      const { sessionToken, expiresAt } = await ctx.sessions.sign(row.id);
-      return reply.code(201).send({ userId: row.id, sessionToken, expiresAt: expiresAt.toISOString() });
+      return reply.code(201).send({ userId: row.id, ...(await session(row.id)) });
     },
   );
 
@@ -41,7 +47,7 @@ export function accountRoutes(app: FastifyInstance, ctx: Ctx) {
     {
       schema: {
         body: Credentials(1),
-        response: { 200: Type.Object({ sessionToken: Type.String(), expiresAt: Type.String() }), ...errors(400, 401, 413) },
+        response: { 200: Type.Object(Session), ...errors(400, 401, 413) },
       },
     },
     async (req) => {
@@ -53,8 +59,7 @@ export function accountRoutes(app: FastifyInstance, ctx: Ctx) {
       // Unknown email: still pay for one scrypt, so the answer's timing does not tell.
       const ok = await verifyPassword(req.body.password, user?.password_hash ?? (await dummyHash()));
       if (!user || !ok) throw new CheckoutError('bad_credentials');
-      const { sessionToken, expiresAt } = await ctx.sessions.sign(user.id);
-      return { sessionToken, expiresAt: expiresAt.toISOString() };
+      return session(user.id);
     },
   );
 }
