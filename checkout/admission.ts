@@ -68,7 +68,7 @@ export function createAdmissionVerifier(jwksUrl: string, clock: () => number, op
     cacheMaxAge: opts.cacheMaxAgeMs ?? 300_000,
     timeoutDuration: opts.timeoutMs ?? 3000,
   });
-  /** JWKS key → its raw 32-byte Ed25519 public key, or null when it is no Ed25519 key. */
+  /** JWKS key → its raw 32-byte Ed25519 public key, or null when it is no usable Ed25519 key. */
   const rawKeys = new WeakMap<object, Buffer | null>();
   /** Header segment → its parsed JSON: every token of one signing key has the same header. */
   const headers = new Map<string, Record<string, unknown> | null>();
@@ -113,10 +113,11 @@ export function createAdmissionVerifier(jwksUrl: string, clock: () => number, op
     let raw = rawKeys.get(key);
     if (raw === undefined) {
       const ko = crypto.KeyObject.from(key);
-      raw = ko.asymmetricKeyType === 'ed25519' ? Buffer.from(ko.export({ format: 'jwk' }).x!, 'base64url') : null;
+      const x = ko.asymmetricKeyType === 'ed25519' ? Buffer.from(ko.export({ format: 'jwk' }).x!, 'base64url') : null;
+      raw = x?.length === sodium.crypto_sign_PUBLICKEYBYTES ? x : null;
       rawKeys.set(key, raw);
     }
-    return raw && raw.length === sodium.crypto_sign_PUBLICKEYBYTES ? raw : invalid('unusable_key');
+    return raw ?? invalid('unusable_key');
   }
 
   function headerOf(h: string): Record<string, unknown> | null {
