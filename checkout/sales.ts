@@ -49,7 +49,7 @@ export function saleView(s: SaleRow, now: number): SaleView {
   };
 }
 
-export const SALE_COLUMNS = ['id', 'name', 'price_cents', 'currency', 'total', 'available', 'reserved', 'sold', 'starts_at', 'ends_at', 'reservation_seconds'] as const;
+export const SALE_COLUMNS = ['id', 'name', 'price_cents', 'currency', 'total', 'available', 'reserved', 'sold', 'starts_at', 'ends_at', 'reservation_seconds', 'stock_version'] as const;
 
 export async function getSale(db: Db | Tx, sale: string): Promise<SaleRow | undefined> {
   return db.selectFrom('sales').select(SALE_COLUMNS).where('id', '=', sale).executeTakeFirst();
@@ -68,6 +68,7 @@ export async function moveStock(trx: Tx, sale: string, d: { available?: number; 
       available: sql`available + ${d.available ?? 0}`,
       reserved: sql`reserved + ${d.reserved ?? 0}`,
       sold: sql`sold + ${d.sold ?? 0}`,
+      stock_version: sql`stock_version + 1`,
       updated_at: sql`now()`,
     })
     .where('id', '=', sale)
@@ -139,6 +140,7 @@ export async function upsertSale(db: Db, sale: string, input: SaleInput): Promis
         starts_at: s,
         ends_at: e,
         reservation_seconds: input.reservationSeconds ?? cur.reservation_seconds,
+        stock_version: sql`stock_version + 1`,
         updated_at: sql`now()`,
       })
       .where('id', '=', sale)
