@@ -8,6 +8,8 @@ import t from 'tap';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { createDb, migrate } from '../../checkout/db.js';
+import { createReserver } from '../../checkout/reserve.js';
+import type { AdmissionClaims } from '../../shared/admission.js';
 import { testDatabase } from './helpers.js';
 
 const url = await testDatabase(t, 'batch');
@@ -221,4 +223,27 @@ t.test('two batches holding the same users and tokens in opposite order, at once
     t.equal(won, UNITS, `round ${round}: every unit taken once`);
     t.same(c, { total: UNITS, available: 0, reserved: UNITS, sold: 0, rows: UNITS });
   }
+});
+
+t.test('a request Postgres cannot take fails alone: the rest of its batch is decided', async (t) => {
+  const s = await sale(10);
+  const us = await users(4);
+  const db = createDb(url, 2);
+  t.teardown(() => db.destroy());
+  const reserver = createReserver(db, Date.now, () => {});
+  const claims = (over: Record<string, string> = {}) =>
+    ({ iss: 'waiting-room', aud: 'checkout', sub: `v-${randomUUID()}`, room: s, sale: s, ticket: 1, jti: randomUUID(), iat: 0, exp: 0, ...over }) as AdmissionClaims;
+  // Sent in one event-loop turn: one batch. A NUL byte is refused before the call; a user id
+  // that is no uuid makes Postgres refuse the whole call (22P02), so the batch is split.
+  const answers = await Promise.all([
+    reserver.reserve(s, { userId: us[0]!, claims: claims() }),
+    reserver.reserve(s, { userId: us[1]!, claims: claims({ sub: 'v\u0000' }) }),
+    reserver.reserve(s, { userId: us[2]!, claims: claims() }),
+    reserver.reserve(s, { userId: 'not-a-uuid', claims: claims() }),
+    reserver.reserve(s, { userId: us[3]!, claims: claims() }),
+  ]);
+  t.same(answers.map((a) => a.status), [201, 400, 201, 400, 201]);
+  t.same([answers[1]!.body.error, answers[1]!.body.field], ['bad_request', 'claims.sub']);
+  t.equal(answers[3]!.body.error, 'bad_request');
+  t.same(await counters(s), { total: 10, available: 7, reserved: 3, sold: 0, rows: 3 });
 });
