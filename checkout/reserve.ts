@@ -14,6 +14,7 @@
  * it. The constraints catch what other processes do at the same time.
  */
 import type { AdmissionClaims } from '../shared/admission.js';
+import type { StockCounters } from '../shared/stock.js';
 import { poolOf, type Db } from './db.js';
 import { bodyOf, ERRORS, type ErrorCode } from './errors.js';
 
@@ -48,14 +49,6 @@ const MAX_BATCH = 256;
 export const RESERVE_IN_FLIGHT = 3;
 const SPLIT_AT = 16;
 
-export interface StockCounters {
-  total: number;
-  available: number;
-  reserved: number;
-  sold: number;
-  /** When Postgres wrote these counters (ms since the epoch): the larger, the newer. */
-  version: number;
-}
 
 function err(code: ErrorCode, fields: Record<string, unknown> = {}, message?: string): ReserveAnswer {
   const body = bodyOf(code, fields);

@@ -4,6 +4,7 @@
  */
 import { sql, type Selectable } from 'kysely';
 import type { Database, Db, Tx } from './db.js';
+import { isSoldOut } from '../shared/stock.js';
 import { CheckoutError } from './errors.js';
 
 export type SaleState = 'upcoming' | 'active' | 'ended' | 'sold_out';
@@ -28,7 +29,7 @@ export interface SaleView {
 export function saleState(s: Pick<SaleRow, 'starts_at' | 'ends_at' | 'available' | 'reserved'>, now: number): SaleState {
   if (now < s.starts_at.getTime()) return 'upcoming';
   if (now >= s.ends_at.getTime()) return 'ended';
-  if (s.available === 0 && s.reserved === 0) return 'sold_out';
+  if (isSoldOut(s)) return 'sold_out';
   return 'active';
 }
 
