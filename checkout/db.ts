@@ -70,9 +70,24 @@ export interface Database {
 export type Db = Kysely<Database>;
 export type Tx = Transaction<Database>;
 
-export function createDb(databaseUrl: string, poolSize = 10): Db {
+/**
+ * How long a request may wait on Postgres (CONTRACT.md section 6: 503 within 2 s, never a
+ * hang): for a connection (a new one, or a free one of the pool), for a statement on the
+ * server (statement_timeout, lock waits included), and for an answer on the client (a server
+ * that vanished without closing the socket).
+ */
+export const DB_TIMEOUTS = { connectMs: 1500, statementMs: 1500, answerMs: 1900 };
+
+export function createDb(databaseUrl: string, poolSize = 10, timeouts = DB_TIMEOUTS): Db {
   pg.types.setTypeParser(20, Number); // count(*) and other int8 as numbers: our counts are small
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: poolSize, idleTimeoutMillis: 10_000 });
+  const pool = new pg.Pool({
+    connectionString: databaseUrl,
+    max: poolSize,
+    idleTimeoutMillis: 10_000,
+    connectionTimeoutMillis: timeouts.connectMs,
+    statement_timeout: timeouts.statementMs,
+    query_timeout: timeouts.answerMs,
+  });
   pool.on('error', () => {}); // an idle client lost (e.g. Postgres restarted): the pool replaces it
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   pools.set(db, pool);
@@ -80,6 +95,22 @@ export function createDb(databaseUrl: string, poolSize = 10): Db {
 }
 
 const pools = new WeakMap<Db, pg.Pool>();
+
+/**
+ * Is this error Postgres being away (down, restarting, unreachable, too slow) rather than a
+ * fault of the request or of our code? Such a request is answered 503 `unavailable`; the pool
+ * drops broken connections and makes new ones, so service comes back by itself.
+ */
+export function isDatabaseUnavailable(e: unknown): boolean {
+  const err = e as { code?: unknown; message?: unknown } | null;
+  const code = typeof err?.code === 'string' ? err.code : '';
+  // 08: connection exception; 57P01-57P03: shutdown, crash recovery, cannot connect now;
+  // 57014: statement_timeout; 53300: too many connections.
+  if (/^08|^57P0[1-3]$|^57014$|^53300$/.test(code)) return true;
+  if (['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN'].includes(code)) return true;
+  const msg = typeof err?.message === 'string' ? err.message : '';
+  return /Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|Connection ended unexpectedly/i.test(msg);
+}
 
 /**
  * The pg pool under a Db made by createDb, for the one hot query that wants what Kysely does

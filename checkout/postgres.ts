@@ -23,7 +23,8 @@ function split(url: string): { adminUrl: string; database: string } {
   return { adminUrl: u.toString(), database };
 }
 
-async function answers(adminUrl: string): Promise<boolean> {
+/** Does a Postgres answer at this URL (within 1.5 s)? */
+export async function answers(adminUrl: string): Promise<boolean> {
   const c = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 1500 });
   c.on('error', () => {});
   try {
@@ -62,7 +63,8 @@ function portIsFree(port: number): Promise<boolean> {
   });
 }
 
-function freePort(): Promise<number> {
+/** A port free on 127.0.0.1 right now. */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once('error', reject);

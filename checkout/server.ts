@@ -5,6 +5,7 @@
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
 import { JwksUnavailable } from './admission.js';
+import { isDatabaseUnavailable } from './db.js';
 import type { Ctx } from './context.js';
 import { bodyOf, CheckoutError } from './errors.js';
 import { accountRoutes } from './routes/accounts.js';
@@ -29,6 +30,10 @@ export function buildServer(ctx: Ctx): FastifyInstance {
     if (e instanceof JwksUnavailable) {
       req.log.warn({ err: e }, 'admission keys unavailable');
       return reply.code(503).send(bodyOf('unavailable', { detail: 'admission keys could not be fetched' }));
+    }
+    if (isDatabaseUnavailable(e)) {
+      req.log.warn({ err: e }, 'postgres unavailable');
+      return reply.code(503).header('retry-after', '1').send(bodyOf('unavailable', { detail: 'the database does not answer' }));
     }
     switch (e.code) {
       case 'FST_ERR_CTP_BODY_TOO_LARGE':

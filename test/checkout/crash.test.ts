@@ -90,12 +90,30 @@ t.test('SIGKILL between reservation and payment', async (t) => {
   await call(first.url, 'POST', `/api/reservations/${paidOne.body.reservationId}/payment`, { token: signups[0]!, body: { method: 'test_ok' } });
   await until(async () => (await call(first.url, 'GET', '/api/sales/k/purchase', { token: signups[0]! })).body.status === 'success', 10_000, 'payment');
 
-  // A burst in flight when the process dies.
-  const burst = signups.slice(2).map((s) => reserve(first.url, s));
-  await until(async () => (await call(first.url, 'GET', '/api/sales/k')).body.reserved > 2 || null, 10_000, 'some of the burst to land').catch(() => null);
-  lap('burst landing');
-  await kill9(first.proc);
+  // A burst in flight when the process dies: requests start 10 ms apart, and the kill comes
+  // once some of them have reserved while others are sent and not yet answered.
+  let started = 0;
+  let settled = 0;
+  const burst = signups.slice(2).map(async (s, i) => {
+    await new Promise((r) => setTimeout(r, i * 10));
+    started++;
+    try {
+      return await reserve(first.url, s);
+    } finally {
+      settled++;
+    }
+  });
+  const landed = await until(async () => {
+    const r = await call(first.url, 'GET', '/api/sales/k');
+    return r.body.reserved > 2 && started - settled > 0 && r.body.reserved;
+  }, 10_000, 'some of the burst to land while the rest is in flight');
+  const inFlightAtKill = started - settled;
+  const killing = kill9(first.proc);
+  lap(`killed with ${inFlightAtKill} requests in flight, ${landed - 2} of the burst reserved`);
+  await killing;
   const answers = await Promise.all(burst);
+  t.ok(inFlightAtKill >= 1, `${inFlightAtKill} requests of the burst were in flight at the kill`);
+  t.ok(answers.some((a) => a.status === 0), 'some requests never got an answer: the process died under them');
   const answered = answers.filter((a) => a.status === 201).map((a) => a.body.reservationId as string);
 
   const db = new pg.Client({ connectionString: databaseUrl });
@@ -106,7 +124,7 @@ t.test('SIGKILL between reservation and payment', async (t) => {
   t.ok(answered.every((id) => byId.has(id)), `every answered reservation (${answered.length}) is stored`);
   t.equal(new Set(rows.map((r) => r.id)).size, rows.length, 'no duplicates');
   const live = rows.filter((r) => r.status === 'reserved').length;
-  t.ok(live >= 1, `${live} reserved units held across the crash`);
+  t.ok(live >= 2, `${live} reserved units held across the crash: the unpaid one and at least one of the burst`);
 
   // Restart two processes at once, their clocks past the reservations' expiry: both sweep.
   const [a, b] = await Promise.all([startChild(env, 61_000), startChild(env, 61_000)]);
