@@ -4,6 +4,7 @@
  * one round trip, which matters under the join and admission load.
  */
 import { Redis, type RedisOptions } from 'ioredis';
+import { keyPattern } from './keys.js';
 
 export function createRedis(url: string, opts: RedisOptions = {}): Redis {
   return new Redis(url, {
@@ -33,9 +34,21 @@ export async function dropPrefix(redis: Redis, prefix: string): Promise<number> 
   let cursor = '0';
   let dropped = 0;
   do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    const [next, keys] = await redis.scan(cursor, 'MATCH', keyPattern(prefix), 'COUNT', 1000);
     cursor = next;
     if (keys.length) dropped += await redis.unlink(...keys);
   } while (cursor !== '0');
   return dropped;
+}
+
+/** Every key matching `pattern` (SCAN, never KEYS): for tests and tools, never a hot path. */
+export async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
+  const found: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    found.push(...keys);
+  } while (cursor !== '0');
+  return [...new Set(found)];
 }

@@ -8,9 +8,9 @@ import type uWS from 'uWebSockets.js';
 import { readJson, route, type Handler, type Reply, type Req } from './http.js';
 import { defaultRoomConfig, ROOM_NAME, type RoomConfig } from './room-config.js';
 import { applyPatch, validateRoomPatch, type Patch } from './room-validate.js';
-import { configChannel, roomsSetKey } from './rooms.js';
+import { configChannel, roomKeys, roomsSetKey } from '../shared/keys.js';
 import { orderFairness } from './fairness.js';
-import { queueKeys, queueSnapshot } from './scripts.js';
+import { queueSnapshot, SaveConfigReply, saveRoomConfig } from './scripts.js';
 import type { GatewayContext } from './server.js';
 
 const AUDIT_CAP = 1000;
@@ -25,7 +25,7 @@ export type SaveResult = { ok: true; cfg: RoomConfig; created: boolean } | { ok:
 
 /** Create or update a room: merge, compare-and-set (retrying on a concurrent writer), audit, nudge. */
 export async function saveRoom(ctx: GatewayContext, room: string, patch: Patch, action: string): Promise<SaveResult> {
-  const k = queueKeys(ctx.prefix, room);
+  const k = roomKeys(ctx.prefix, room);
   for (let attempt = 0; attempt < 10; attempt++) {
     const raw = await ctx.redis.get(k.cfg);
     const cur = raw ? (JSON.parse(raw) as RoomConfig) : defaultRoomConfig(room, ctx.config.checkoutUrl, new Date(ctx.clock()));
@@ -37,12 +37,14 @@ export async function saveRoom(ctx: GatewayContext, room: string, patch: Patch, 
     next.version = cur.version + 1;
     next.updatedAt = new Date(ctx.clock()).toISOString();
     const entry = { at: next.updatedAt, action: raw ? action : 'create', version: next.version, changes };
-    const movesOpensAt = raw !== null && next.opensAt !== cur.opensAt ? '1' : '0';
-    const saved = await ctx.redis.saveRoomConfig(k.cfg, k.audit, k.q, raw ? cur.version : 0, JSON.stringify(next), JSON.stringify(entry), AUDIT_CAP, movesOpensAt);
-    if (saved === -1) {
+    const saved = await saveRoomConfig(ctx.redis, ctx.prefix, room, {
+      expectedVersion: raw ? cur.version : 0, config: next, auditEntry: entry, auditCap: AUDIT_CAP,
+      movesOpensAt: raw !== null && next.opensAt !== cur.opensAt,
+    });
+    if (saved === SaveConfigReply.opensAtLocked) {
       return { ok: false, field: 'opensAt', message: 'opensAt cannot change once the room has opened: its pre-queue has been drawn. Use a new room for a new drop.' };
     }
-    if (saved !== 1) continue;
+    if (saved !== SaveConfigReply.saved) continue;
     await ctx.redis.sadd(roomsSetKey(ctx.prefix), room);
     await ctx.redis.publish(configChannel(ctx.prefix), room);
     ctx.rooms.put(next);
@@ -53,7 +55,7 @@ export async function saveRoom(ctx: GatewayContext, room: string, patch: Patch, 
 }
 
 export async function roomStats(ctx: GatewayContext, room: string) {
-  const k = queueKeys(ctx.prefix, room);
+  const k = roomKeys(ctx.prefix, room);
   const now = ctx.clock();
   const sec = Math.floor(now / 1000);
   const p = ctx.redis.pipeline();
@@ -138,7 +140,7 @@ export function registerAdminRoutes(app: uWS.TemplatedApp, ctx: GatewayContext):
 
   admin('get', '/admin/rooms/:room/audit', async (req, reply) => {
     if (!(await knownRoom(req, reply))) return;
-    const entries = await ctx.redis.lrange(queueKeys(ctx.prefix, req.params[0]!).audit, 0, -1);
+    const entries = await ctx.redis.lrange(roomKeys(ctx.prefix, req.params[0]!).audit, 0, -1);
     reply.json(200, { entries: entries.map((e) => JSON.parse(e) as unknown) });
   });
 

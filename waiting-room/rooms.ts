@@ -1,13 +1,12 @@
 /**
  * Room configs and states as this process sees them. Configs live in Redis (JSON at
- * `roomKey(prefix, room, 'cfg')`, names in `<prefix>:rooms`); every process reloads them every
+ * `roomKeys(prefix, room).cfg`, names in `roomsSetKey(prefix)`); every process reloads them every
  * second and on a pub/sub nudge, with the sale's stock signal, so a change applies everywhere
  * within 2 s. The state is derived from clock + config + stock, never stored.
  */
 import type { Redis } from 'ioredis';
-import { parseStockSignal, saleStockKey, type StockSignal } from '../shared/keys.js';
+import { parseStockSignal, roomKeys, roomsSetKey, saleStockKey, type StockSignal } from '../shared/keys.js';
 import type { RoomConfig } from './room-config.js';
-import { queueKeys } from './scripts.js';
 
 export type RoomState = 'scheduled' | 'prequeue' | 'open' | 'paused' | 'sold_out' | 'closed';
 
@@ -53,9 +52,6 @@ function view(cfg: RoomConfig, now: number, stock: StockSignal | null): RoomView
   };
 }
 
-export function roomsSetKey(prefix: string): string { return `${prefix}:rooms`; }
-export function configChannel(prefix: string): string { return `${prefix}:cfg-changed`; }
-
 export class Rooms {
   private readonly views = new Map<string, RoomView>();
   private timer: NodeJS.Timeout | null = null;
@@ -81,7 +77,7 @@ export class Rooms {
   async find(room: string): Promise<RoomView | undefined> {
     const v = this.get(room);
     if (v) return v;
-    const raw = await this.redis.get(queueKeys(this.prefix, room).cfg);
+    const raw = await this.redis.get(roomKeys(this.prefix, room).cfg);
     if (!raw) return undefined;
     const cfg = JSON.parse(raw) as RoomConfig;
     const stock = parseStockSignal(await this.redis.hgetall(saleStockKey(this.prefix, cfg.sale)));
@@ -110,7 +106,7 @@ export class Rooms {
   private async doRefresh(): Promise<void> {
     const names = await this.redis.smembers(roomsSetKey(this.prefix));
     if (!names.length) return;
-    const raws = await Promise.all(names.map((n) => this.redis.get(queueKeys(this.prefix, n).cfg)));
+    const raws = await Promise.all(names.map((n) => this.redis.get(roomKeys(this.prefix, n).cfg)));
     const cfgs = raws.filter((r): r is string => !!r).map((r) => JSON.parse(r) as RoomConfig);
     const stocks = await Promise.all(cfgs.map((c) => this.redis.hgetall(saleStockKey(this.prefix, c.sale))));
     cfgs.forEach((c, i) => this.set(c, parseStockSignal(stocks[i]!)));

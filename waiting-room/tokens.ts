@@ -8,7 +8,9 @@
 import { createPrivateKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { ADMISSION_ALG, ADMISSION_AUDIENCE, ADMISSION_ISSUER, type AdmissionClaims } from '../shared/admission.js';
+import { signingKeysKey } from '../shared/keys.js';
 import { randomChunk } from './random.js';
+import { putSigningKey, SigningKeyMode } from './scripts.js';
 
 /** Longest token lifetime a room may set; a retired key stays published this long plus a margin. */
 export const MAX_TOKEN_TTL_SECONDS = 3600;
@@ -30,24 +32,23 @@ export class KeyRing {
   private published: PublicJwk[] = [];
   constructor(private readonly redis: Redis, private readonly prefix: string, private readonly clock: () => number) {}
 
-  private get redisKey() { return `${this.prefix}:keys`; }
 
   /** Make sure a shared key exists (creating one if none), then load. */
   async init(): Promise<void> {
     const k = newKey(this.clock());
-    await this.redis.putSigningKey(this.redisKey, k.kid, JSON.stringify(k), 'init', this.clock());
+    await putSigningKey(this.redis, this.prefix, { kid: k.kid, keyJson: JSON.stringify(k), mode: SigningKeyMode.init, now: this.clock() });
     await this.reload();
   }
 
   async rotate(): Promise<string> {
     const k = newKey(this.clock());
-    const kid = await this.redis.putSigningKey(this.redisKey, k.kid, JSON.stringify(k), 'rotate', this.clock());
+    const kid = await putSigningKey(this.redis, this.prefix, { kid: k.kid, keyJson: JSON.stringify(k), mode: SigningKeyMode.rotate, now: this.clock() });
     await this.reload();
     return kid;
   }
 
   async reload(): Promise<void> {
-    const h = await this.redis.hgetall(this.redisKey);
+    const h = await this.redis.hgetall(signingKeysKey(this.prefix));
     const now = this.clock();
     const curKid = h.current;
     const pub: PublicJwk[] = [];
