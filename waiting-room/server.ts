@@ -61,6 +61,8 @@ export interface Gateway {
   positionsOnce?(): Promise<void>;
   /** Reload room configs and stock now (tests). */
   refreshRooms?(): Promise<void>;
+  /** Reload the signing keys now, as the once-a-second reload does (tests). */
+  reloadKeys?(): Promise<void>;
   metrics?: Metrics;
 }
 
@@ -135,6 +137,7 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
     admitOnce: () => admitter.admitOnce(),
     positionsOnce: () => live.tick(),
     refreshRooms: () => rooms.refresh(),
+    reloadKeys: () => keys.reload(),
     async close() {
       if (closed) return;
       closed = true;
