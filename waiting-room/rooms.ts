@@ -52,8 +52,16 @@ function view(cfg: RoomConfig, now: number, stock: StockSignal | null): RoomView
   };
 }
 
+
+export type RoomChangeListener = (room: string, next: RoomView, prev: RoomView | undefined) => void;
+
+/**
+ * The room registry. It calls nobody: whoever needs to hear of a change (live updates) listens
+ * with `onChange`.
+ */
 export class Rooms {
   private readonly views = new Map<string, RoomView>();
+  private readonly listeners: RoomChangeListener[] = [];
   private timer: NodeJS.Timeout | null = null;
   private refreshing: Promise<void> | null = null;
 
@@ -61,9 +69,13 @@ export class Rooms {
     private readonly redis: Redis,
     private readonly prefix: string,
     private readonly clock: () => number,
-    /** Called when a room's state or held flag changes in this process's view. */
-    private readonly onChange: (room: string, next: RoomView, prev: RoomView | undefined) => void,
-  ) {}
+    listener?: RoomChangeListener,
+  ) {
+    if (listener) this.listeners.push(listener);
+  }
+
+  /** Be told when a room's state or held flag changes in this process's view. */
+  onChange(listener: RoomChangeListener): void { this.listeners.push(listener); }
 
   /** The room as of now (its state recomputed from the clock). */
   get(room: string): RoomView | undefined {
@@ -90,7 +102,7 @@ export class Rooms {
     if (prev && prev.cfg === cfg && prev.stock === stock && prev.state === stateAt(cfg, prev.opensAtMs, prev.closesAtMs, now, stock)) return prev;
     const next = view(cfg, now, stock);
     this.views.set(cfg.room, next);
-    if (!prev || prev.state !== next.state || prev.held !== next.held) this.onChange(cfg.room, next, prev);
+    if (!prev || prev.state !== next.state || prev.held !== next.held) for (const l of this.listeners) l(cfg.room, next, prev);
     return next;
   }
 

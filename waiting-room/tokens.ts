@@ -4,6 +4,10 @@
  * Key pairs are shared by every gateway process through Redis (`<prefix>:keys`, installed by
  * lua/putSigningKey so racing processes agree); rotation keeps an old public key in the JWKS
  * until every token it signed has expired.
+ * Redis may lose the hash (a restart without persistence, failover to an empty replica) while this
+ * process keeps signing with the key in memory: each reload notices its signing key missing and
+ * puts it back (as current if no process has installed another yet, else as retired), so the JWKS
+ * always holds every key a live token was signed with.
  */
 import { createPrivateKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import type { Redis } from 'ioredis';
@@ -28,9 +32,15 @@ function newKey(now: number): StoredKey {
 const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
 
 export class KeyRing {
-  private current: { kid: string; key: KeyObject; header: string } | null = null;
+  private current: { kid: string; key: KeyObject; header: string; stored: string } | null = null;
   private published: PublicJwk[] = [];
-  constructor(private readonly redis: Redis, private readonly prefix: string, private readonly clock: () => number) {}
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly clock: () => number,
+    /** Told when the signing key had vanished from Redis and was put back. */
+    private readonly onRepublish: (kid: string) => void = () => {},
+  ) {}
 
 
   /** Make sure a shared key exists (creating one if none), then load. */
@@ -48,8 +58,19 @@ export class KeyRing {
   }
 
   async reload(): Promise<void> {
-    const h = await this.redis.hgetall(signingKeysKey(this.prefix));
+    let h = await this.redis.hgetall(signingKeysKey(this.prefix));
     const now = this.clock();
+    const mine = this.current;
+    if (mine && !h[`k:${mine.kid}`]) {
+      const cur = await putSigningKey(this.redis, this.prefix, { kid: mine.kid, keyJson: mine.stored, mode: SigningKeyMode.init, now });
+      if (cur !== mine.kid) {
+        // Another process installed its key first: ours stays published as retired.
+        await this.redis.hsetnx(signingKeysKey(this.prefix), `k:${mine.kid}`, mine.stored);
+        await this.redis.hsetnx(signingKeysKey(this.prefix), `retired:${mine.kid}`, now);
+      }
+      this.onRepublish(mine.kid);
+      h = await this.redis.hgetall(signingKeysKey(this.prefix));
+    }
     const curKid = h.current;
     const pub: PublicJwk[] = [];
     for (const [field, value] of Object.entries(h)) {
@@ -60,7 +81,7 @@ export class KeyRing {
       pub.push({ kty: 'OKP', crv: 'Ed25519', x: k.x, kid: k.kid, alg: 'EdDSA', use: 'sig' });
       if (k.kid === curKid && this.current?.kid !== curKid) {
         const key = createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d: k.d, x: k.x }, format: 'jwk' });
-        this.current = { kid: k.kid, key, header: b64({ alg: ADMISSION_ALG, kid: k.kid, typ: 'JWT' }) };
+        this.current = { kid: k.kid, key, header: b64({ alg: ADMISSION_ALG, kid: k.kid, typ: 'JWT' }), stored: value };
       }
     }
     this.published = pub;
