@@ -99,8 +99,9 @@ export function admittedChannel(prefix: string): string {
 
 /**
  * The stock signal checkout publishes for a sale: a hash
- * `{total, available, reserved, sold, state, updatedAt}` (numbers as strings, updatedAt ms).
- * Written after every change of stock and at least every second by the sweeper.
+ * `{version, total, available, reserved, sold, state, updatedAt}` (numbers as strings, updatedAt
+ * ms; shared/stock.ts). Written after every change of stock and at least every second by the
+ * sweeper, through lua/publishStock-1.lua, which keeps the newest version only.
  * No key means checkout does not know the sale: the room admits as configured.
  */
 export function saleStockKey(prefix: string, sale: string): string {
@@ -112,23 +113,5 @@ export function stockChannel(prefix: string): string {
   return `${prefix}:stock-changed`;
 }
 
-export interface StockSignal {
-  total: number;
-  available: number;
-  reserved: number;
-  sold: number;
-  state: string;
-  updatedAt: number;
-}
-
-export function parseStockSignal(h: Record<string, string>): StockSignal | null {
-  if (!h || h.total === undefined) return null;
-  return {
-    total: Number(h.total),
-    available: Number(h.available),
-    reserved: Number(h.reserved),
-    sold: Number(h.sold),
-    state: h.state ?? 'active',
-    updatedAt: Number(h.updatedAt ?? 0),
-  };
-}
+// The signal's type and parser live with its states in shared/stock.ts.
+export { parseStockSignal, type StockSignal } from './stock.js';

@@ -5,7 +5,8 @@
  * within 2 s. The state is derived from clock + config + stock, never stored.
  */
 import type { Redis } from 'ioredis';
-import { parseStockSignal, roomKeys, roomsSetKey, saleStockKey, type StockSignal } from '../shared/keys.js';
+import { roomKeys, roomsSetKey, saleStockKey } from '../shared/keys.js';
+import { isHeld as held, isSoldOut as soldOut, parseStockSignal, type StockSignal } from '../shared/stock.js';
 import type { RoomConfig } from './room-config.js';
 
 export type RoomState = 'scheduled' | 'prequeue' | 'open' | 'paused' | 'sold_out' | 'closed';
@@ -21,12 +22,14 @@ export interface RoomView {
   held: boolean;
 }
 
+/** The sale is sold out (shared/stock.ts says what that means, for both services). */
 export function isSoldOut(stock: StockSignal | null): boolean {
-  return !!stock && ((stock.total > 0 && stock.sold >= stock.total) || stock.state === 'sold_out');
+  return !!stock && (soldOut(stock) || stock.state === 'sold_out');
 }
 
+/** No unit available but some reserved: admit nobody for now (shared/stock.ts). */
 export function isHeld(stock: StockSignal | null): boolean {
-  return !!stock && !isSoldOut(stock) && stock.available <= 0 && stock.reserved > 0;
+  return !!stock && !isSoldOut(stock) && held(stock);
 }
 
 /** The state machine: scheduled → prequeue → open ⇄ paused → sold_out | closed. */

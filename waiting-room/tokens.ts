@@ -11,13 +11,14 @@
  */
 import { createPrivateKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { ADMISSION_ALG, ADMISSION_AUDIENCE, ADMISSION_ISSUER, type AdmissionClaims } from '../shared/admission.js';
+import { ADMISSION_ALG, ADMISSION_AUDIENCE, ADMISSION_ISSUER, MAX_TOKEN_TTL_SECONDS, type AdmissionClaims } from '../shared/admission.js';
 import { signingKeysKey } from '../shared/keys.js';
 import { randomChunk } from './random.js';
 import { putSigningKey, SigningKeyMode } from './scripts.js';
 
-/** Longest token lifetime a room may set; a retired key stays published this long plus a margin. */
-export const MAX_TOKEN_TTL_SECONDS = 3600;
+/** Longest token lifetime a room may set (shared with checkout, which refuses longer ones). */
+export { MAX_TOKEN_TTL_SECONDS };
+/** A retired key stays published as long as the longest token lifetime plus a margin. */
 const RETIRED_KEY_GRACE_MS = (MAX_TOKEN_TTL_SECONDS + 120) * 1000;
 
 export interface PublicJwk { kty: 'OKP'; crv: 'Ed25519'; x: string; kid: string; alg: 'EdDSA'; use: 'sig' }

@@ -5,7 +5,7 @@ import { errors, IdParam, SaleParam, sendAnswer, userOf, type Ctx } from '../con
 import { bodyOf, CheckoutError } from '../errors.js';
 import { cancelReservation, startPayment } from '../orders.js';
 import type { AdmissionFailure, AdmissionResult } from '../admission.js';
-import { storedAnswer } from '../reserve.js';
+import { storedAnswerOf, unstorableField } from '../reserve.js';
 import { TEST_METHODS } from '../payments/provider.js';
 
 const ReservedSchema = Type.Object({ reservationId: Type.String(), status: Type.Literal('reserved'), expiresAt: Type.String() });
@@ -27,17 +27,7 @@ export function reservationRoutes(app: FastifyInstance, ctx: Ctx) {
       // A retry answers what the first request answered, even if its token is now used up,
       // expired or missing. With a token that verifies, the batch finds the stored answer
       // itself (its first check); only a request the batch will not see looks it up here.
-      const stored = async () => {
-        if (key === undefined) return null;
-        const hit = await ctx.db
-          .selectFrom('idempotency_keys')
-          .select(['sale_id', 'status_code', 'body'])
-          .where('user_id', '=', userId)
-          .where('key', '=', key)
-          .executeTakeFirst();
-        if (hit && hit.sale_id !== sale) throw new CheckoutError('idempotency_key_reused');
-        return hit ? storedAnswer(hit.status_code, hit.body as Record<string, unknown>) : null;
-      };
+      const stored = () => storedAnswerOf(ctx.db, userId, sale, key);
       const refuse = async (code: AdmissionFailure['code'], reason: string) => {
         const first = await stored();
         if (first) return sendAnswer(reply, first.status, first.body);
@@ -55,7 +45,10 @@ export function reservationRoutes(app: FastifyInstance, ctx: Ctx) {
         throw e;
       }
       if (!v.ok) return refuse(v.code, v.reason);
-      const answer = await ctx.reserver.reserve(sale, { userId, claims: v.claims, idempotencyKey: key });
+      const request = { userId, claims: v.claims, idempotencyKey: key };
+      const field = unstorableField(request); // the reserver refuses it too, alone in its batch
+      if (field) throw new CheckoutError('bad_request', { field }, `${field} must not contain a NUL character.`);
+      const answer = await ctx.reserver.reserve(sale, request);
       if (!answer.stored) ctx.metrics.reservations.inc({ result: answer.status === 201 ? 'reserved' : String(answer.body.error) });
       return sendAnswer(reply, answer.status, answer.body);
     },
