@@ -3,7 +3,6 @@
  * <ADMIN_TOKEN>` compared in constant time. Room changes are compare-and-set in Redis
  * (lua/saveRoomConfig) with an audit entry, and nudge every process over pub/sub.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type uWS from 'uWebSockets.js';
 import { readJson, route, type Handler, type Reply, type Req } from './http.js';
 import { defaultRoomConfig, ROOM_NAME, type RoomConfig } from './room-config.js';
@@ -12,14 +11,11 @@ import { configChannel, roomsSetKey } from './rooms.js';
 import { orderFairness } from './fairness.js';
 import { queueKeys, queueSnapshot } from './scripts.js';
 import type { GatewayContext } from './server.js';
+import { isAdminAuthorization } from '../shared/admin-token.js';
 
 const AUDIT_CAP = 1000;
-const sha = (s: string) => createHash('sha256').update(s).digest();
-
-export function isAdmin(adminToken: string, header: string | undefined): boolean {
-  const given = header?.startsWith('Bearer ') ? header.slice(7) : '';
-  return timingSafeEqual(sha(given), sha(adminToken)) && given.length > 0;
-}
+/** The check both services share (shared/admin-token.ts). */
+export const isAdmin = isAdminAuthorization;
 
 export type SaveResult = { ok: true; cfg: RoomConfig; created: boolean } | { ok: false; field: string; message: string };
 
