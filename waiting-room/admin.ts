@@ -3,21 +3,17 @@
  * time), room changes as compare-and-set in Redis (lua/saveRoomConfig) with an audit entry and a
  * pub/sub nudge to every process, and a room's stats.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { defaultRoomConfig, type RoomConfig } from './room-config.js';
 import { applyPatch, type Patch } from './room-validate.js';
 import { configChannel, roomKeys, roomsSetKey } from '../shared/keys.js';
 import { orderFairness } from './fairness.js';
 import { queueSnapshot, SaveConfigReply, saveRoomConfig } from './scripts.js';
 import type { GatewayContext } from './context.js';
+import { isAdminAuthorization } from '../shared/admin-token.js';
 
 const AUDIT_CAP = 1000;
-const sha = (s: string) => createHash('sha256').update(s).digest();
-
-export function isAdmin(adminToken: string, header: string | undefined): boolean {
-  const given = header?.startsWith('Bearer ') ? header.slice(7) : '';
-  return timingSafeEqual(sha(given), sha(adminToken)) && given.length > 0;
-}
+/** The check both services share (shared/admin-token.ts). */
+export const isAdmin = isAdminAuthorization;
 
 export type SaveResult = { ok: true; cfg: RoomConfig; created: boolean } | { ok: false; field: string; message: string };
 
