@@ -17,7 +17,12 @@ export const MAX_ADMIT_PER_CALL = 250;
 /** Calls per room per tick when the credit allows more than one call's worth (high rates). */
 const MAX_CALLS_PER_TICK = 40;
 
-export function admittedChannel(prefix: string): string { return `${prefix}:admitted`; }
+/**
+ * The room's admitted-notice channel, in the room's slot: sent with SPUBLISH and read with
+ * SSUBSCRIBE (sharded pub/sub), so on a Redis Cluster a notice travels only through the master that
+ * holds the room, not the whole cluster bus; on one Redis (7+) the same commands work as they are.
+ */
+export function admittedChannel(prefix: string, room: string): string { return `${prefix}:{${room}}:admitted`; }
 
 /**
  * One admitted-message batch on the pub/sub channel: [visitor id, token, expiresAt ms], and the
@@ -115,7 +120,7 @@ export class Admitter {
       });
     }
     const notice: AdmittedNotice = { room: cfg.room, checkoutUrl: cfg.checkoutUrl, items, at, queued: Number(r[2]) };
-    await this.redis.publish(admittedChannel(this.prefix), JSON.stringify(notice));
+    await this.redis.spublish(admittedChannel(this.prefix, cfg.room), JSON.stringify(notice));
     this.metrics.admitted.inc({ room: cfg.room }, count);
     this.metrics.admissionLag.observe((performance.now() - started) / 1000);
     return count;

@@ -11,7 +11,7 @@ import type { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import type { Config } from '../shared/config.js';
 import { stockChannel } from '../shared/keys.js';
-import { createRedis } from '../shared/redis.js';
+import { createRedisClient } from '../shared/redis.js';
 import { registerAdminRoutes } from './admin.js';
 import { Admitter, admittedChannel, ensureToken, type AdmittedNotice } from './admitter.js';
 import { readCookie } from './defence/captcha.js';
@@ -90,8 +90,8 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
   const clock = opts.clock ?? Date.now;
   const prefix = config.redisPrefix;
   const log = opts.logger ?? pino({ level: config.logLevel, name: 'gateway' });
-  const redis = defineScripts(createRedis(config.redisUrl));
-  const sub = createRedis(config.redisUrl, { enableAutoPipelining: false });
+  const redis = defineScripts(createRedisClient(config));
+  const sub = createRedisClient(config, { enableAutoPipelining: false });
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
   sub.on('error', (err) => log.warn({ err: err.message }, 'redis (subscriber) error'));
   const metrics = createMetrics();
@@ -252,12 +252,30 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
     reply.error('not_found');
   });
 
-  await sub.subscribe(configChannel(prefix), stockChannel(prefix), admittedChannel(prefix));
+  // Config and stock nudges are few and concern every process: plain PUBLISH (a cluster carries it to
+  // every node). Admitted notices are per room and many: sharded, one SSUBSCRIBE per room known.
+  const shardSubscribed = new Set<string>();
+  const subscribeRooms = async () => {
+    for (const view of rooms.list()) {
+      const channel = admittedChannel(prefix, view.cfg.room);
+      if (shardSubscribed.has(channel)) continue;
+      shardSubscribed.add(channel);
+      await sub.ssubscribe(channel).catch((err: unknown) => { shardSubscribed.delete(channel); log.warn({ err, channel }, 'ssubscribe failed'); });
+    }
+  };
+  await sub.subscribe(configChannel(prefix), stockChannel(prefix));
   sub.on('message', (channel: string, message: string) => {
-    if (channel === admittedChannel(prefix)) live!.onAdmitted(JSON.parse(message) as AdmittedNotice);
-    else if (channel === stockChannel(prefix)) rooms.refreshSale(message).catch(() => {});
-    else rooms.refresh().catch(() => {});
+    if (channel === stockChannel(prefix)) rooms.refreshSale(message).catch(() => {});
+    else rooms.refresh().then(subscribeRooms).catch(() => {});
   });
+  sub.on('smessage', (_channel: string, message: string) => {
+    try {
+      live!.onAdmitted(JSON.parse(message) as AdmittedNotice);
+    } catch (err) {
+      log.warn({ err }, 'bad admitted notice');
+    }
+  });
+  await subscribeRooms();
 
   const host = opts.host ?? '127.0.0.1';
   const listenSocket = await new Promise<uWS.us_listen_socket>((resolve, reject) => {
@@ -266,6 +284,7 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
   const port = uWS.us_socket_local_port(listenSocket);
 
   rooms.start(1000);
+  const subTimer = setInterval(() => { subscribeRooms().catch(() => {}); }, 1000);
   const keyTimer = setInterval(() => { keys.reload().catch(() => {}); }, 1000);
   live.start(opts.positionIntervalMs ?? 1000, (err) => log.warn({ err }, 'position round failed'));
   const admitter = new Admitter(redis, prefix, rooms, keys, clock, metrics, (err) => log.warn({ err }, 'admission tick failed'));
@@ -286,6 +305,7 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
       uWS.us_listen_socket_close(listenSocket);
       rooms.stop();
       clearInterval(keyTimer);
+      clearInterval(subTimer);
       live!.stop();
       await admitter.stop();
       live!.endAll();
