@@ -92,9 +92,13 @@ export function configChannel(prefix: string): string {
   return `${prefix}:cfg-changed`;
 }
 
-/** Pub/sub channel of admitted-visitor batches (message = AdmittedNotice JSON). */
-export function admittedChannel(prefix: string): string {
-  return `${prefix}:admitted`;
+/**
+ * The room's admitted-notice channel (message = AdmittedNotice JSON), in the room's slot: sent with
+ * SPUBLISH and read with SSUBSCRIBE (sharded pub/sub), so on a Redis Cluster a notice travels only
+ * through the master that holds the room; on one Redis (7+) the same commands work as they are.
+ */
+export function admittedChannel(prefix: string, room: string): string {
+  return roomKey(prefix, room, 'admitted');
 }
 
 /**

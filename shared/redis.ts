@@ -13,8 +13,14 @@
  * - reconnects every 50-500 ms, without end: back within half a second of Redis answering.
  * Before the first connection commands do wait (start-up with Redis still coming up), bounded by
  * `maxRetriesPerRequest` reconnect attempts.
+ *
+ * `createRedisClient(config)` is the one constructor the services call: one Redis at REDIS_URL,
+ * or, when REDIS_CLUSTER_NODES is set, an ioredis Cluster on those seeds. Both speak the same
+ * commands, scripts (defineCommand), pipelines and MULTI; on a cluster every key of one call must
+ * share a hash tag (every room's keys carry `{room}`).
  */
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import type { Config } from './config.js';
 import { keyPattern } from './keys.js';
 
 /** The fault-handling options of every client (the cluster constructor reuses them per node). */
@@ -64,6 +70,44 @@ export function isRedisUnavailable(err: unknown): boolean {
   return /Command timed out|Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|max retries|^LOADING|^CLUSTERDOWN|^TRYAGAIN|^MASTERDOWN|None of startup nodes/i.test(err.message);
 }
 
+/**
+ * A Redis Cluster client on `nodes`. A master that dies leaves its slots without an answer
+ * until its replica is promoted (a few seconds with `cluster-node-timeout` 2000): every command
+ * times out after `commandTimeout` (1 s) instead of waiting, so a route answers 503 meanwhile, and
+ * the client refreshes the slot map every second and on every MOVED, so it finds the promoted
+ * replica by itself. Sharded subscribers (one connection per master) carry SSUBSCRIBE.
+ */
+export function createCluster(nodes: readonly { host: string; port: number }[], opts: RedisOptions = {}, clusterOpts: ClusterOptions = {}): Cluster {
+  const { enableAutoPipelining = true, ...redisOptions } = opts;
+  return new Cluster(nodes.map((n) => ({ host: n.host, port: n.port })), {
+    enableAutoPipelining,
+    shardedSubscribers: true,
+    slotsRefreshInterval: 1000,
+    slotsRefreshTimeout: 1000,
+    retryDelayOnFailover: 200,
+    retryDelayOnClusterDown: 200,
+    clusterRetryStrategy: (times) => Math.min(100 * times, 1000),
+    redisOptions: { ...REDIS_FAULT_OPTIONS, ...redisOptions },
+    ...clusterOpts,
+  });
+}
+
+/**
+ * The services' client from config: a Cluster when `redisClusterNodes` is set, else one Redis.
+ * Typed as `Redis`: ioredis's Cluster implements the same command interface (commands, custom
+ * scripts, pipeline, multi, pub/sub), which is all the services use; the one difference that
+ * matters, SCAN covering one node, is handled in `dropPrefix`.
+ */
+export function createRedisClient(config: Pick<Config, 'redisUrl' | 'redisClusterNodes'>, opts: RedisOptions = {}): Redis {
+  if (config.redisClusterNodes.length > 0) return createCluster(config.redisClusterNodes, opts) as unknown as Redis;
+  return createRedis(config.redisUrl, opts);
+}
+
+/** True when `redis` is an ioredis Cluster client. */
+export function isCluster(redis: Redis | Cluster): redis is Cluster {
+  return (redis as { isCluster?: boolean }).isCluster === true;
+}
+
 /** True when Redis answers PING within `timeoutMs`. */
 export async function redisAnswers(url: string, timeoutMs = 1000): Promise<boolean> {
   const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: timeoutMs });
@@ -78,14 +122,28 @@ export async function redisAnswers(url: string, timeoutMs = 1000): Promise<boole
   }
 }
 
-/** Delete every key under `prefix:` (SCAN + UNLINK in batches; never KEYS, never blocking Redis). */
-export async function dropPrefix(redis: Redis, prefix: string): Promise<number> {
+/**
+ * Delete every key under `prefix:` (SCAN + UNLINK in batches; never KEYS, never blocking Redis).
+ * On a cluster SCAN covers one node, so each master is scanned, and keys are unlinked one slot at a
+ * time. For tests and `npm start`'s demo reset, never a request path.
+ */
+export async function dropPrefix(redis: Redis | Cluster, prefix: string): Promise<number> {
+  if (isCluster(redis)) {
+    let dropped = 0;
+    for (const node of redis.nodes('master')) dropped += await dropPrefix(node, prefix);
+    return dropped;
+  }
   let cursor = '0';
   let dropped = 0;
   do {
     const [next, keys] = await redis.scan(cursor, 'MATCH', keyPattern(prefix), 'COUNT', 1000);
     cursor = next;
-    if (keys.length) dropped += await redis.unlink(...keys);
+    // One UNLINK per key: on a cluster node the keys of one batch span many slots (CROSSSLOT).
+    if (keys.length) {
+      const p = redis.pipeline();
+      for (const k of keys) p.unlink(k);
+      for (const [, n] of (await p.exec()) ?? []) dropped += Number(n ?? 0);
+    }
   } while (cursor !== '0');
   return dropped;
 }

@@ -113,7 +113,7 @@ export class Admitter {
       });
     }
     const notice: AdmittedNotice = { room: cfg.room, checkoutUrl: cfg.checkoutUrl, items, at, queued: r.waiting };
-    await this.redis.publish(admittedChannel(this.prefix), JSON.stringify(notice));
+    await this.redis.spublish(admittedChannel(this.prefix, cfg.room), JSON.stringify(notice));
     this.metrics.admitted.inc({ room: cfg.room }, count);
     this.metrics.admissionLag.observe((performance.now() - started) / 1000);
     return count;

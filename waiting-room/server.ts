@@ -10,7 +10,7 @@ import type { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import type { Config } from '../shared/config.js';
 import { admittedChannel, configChannel, stockChannel } from '../shared/keys.js';
-import { createRedis } from '../shared/redis.js';
+import { createRedisClient } from '../shared/redis.js';
 import { Admitter, type AdmittedNotice } from './admitter.js';
 import type { GatewayContext } from './context.js';
 import { createDefence, type Defence } from './defence/index.js';
@@ -73,8 +73,8 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
   const clock = opts.clock ?? Date.now;
   const prefix = config.redisPrefix;
   const log = opts.logger ?? pino({ level: config.logLevel, name: 'gateway' });
-  const redis = defineScripts(createRedis(config.redisUrl));
-  const sub = createRedis(config.redisUrl, { enableAutoPipelining: false });
+  const redis = defineScripts(createRedisClient(config));
+  const sub = createRedisClient(config, { enableAutoPipelining: false });
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
   sub.on('error', (err) => log.warn({ err: err.message }, 'redis (subscriber) error'));
   const metrics = createMetrics();
@@ -103,18 +103,36 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
     }
   });
 
-  await sub.subscribe(configChannel(prefix), stockChannel(prefix), admittedChannel(prefix));
+  // Config and stock nudges are few and concern every process: plain PUBLISH (a cluster carries it to
+  // every node). Admitted notices are per room and many: sharded, one SSUBSCRIBE per room known.
+  const shardSubscribed = new Set<string>();
+  const subscribeRooms = async () => {
+    for (const view of rooms.list()) {
+      const channel = admittedChannel(prefix, view.cfg.room);
+      if (shardSubscribed.has(channel)) continue;
+      shardSubscribed.add(channel);
+      await sub.ssubscribe(channel).catch((err: unknown) => { shardSubscribed.delete(channel); log.warn({ err, channel }, 'ssubscribe failed'); });
+    }
+  };
+  await sub.subscribe(configChannel(prefix), stockChannel(prefix));
   sub.on('message', (channel: string, message: string) => {
     // A malformed message (another version, a stray PUBLISH) is logged and dropped: a throw here
     // would surface inside ioredis's reply parser.
     try {
-      if (channel === admittedChannel(prefix)) live.onAdmitted(JSON.parse(message) as AdmittedNotice);
-      else if (channel === stockChannel(prefix)) rooms.refreshSale(message).catch(() => {});
-      else rooms.refresh().catch(() => {});
+      if (channel === stockChannel(prefix)) rooms.refreshSale(message).catch(() => {});
+      else rooms.refresh().then(subscribeRooms).catch(() => {});
     } catch (err) {
       log.warn({ err, channel }, 'pub/sub message dropped');
     }
   });
+  sub.on('smessage', (_channel: string, message: string) => {
+    try {
+      live.onAdmitted(JSON.parse(message) as AdmittedNotice);
+    } catch (err) {
+      log.warn({ err }, 'bad admitted notice');
+    }
+  });
+  await subscribeRooms();
 
   const host = opts.host ?? '127.0.0.1';
   const listenSocket = await new Promise<uWS.us_listen_socket>((resolve, reject) => {
@@ -123,6 +141,7 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
   const port = uWS.us_socket_local_port(listenSocket);
 
   rooms.start(1000);
+  const subTimer = setInterval(() => { subscribeRooms().catch(() => {}); }, 1000);
   const keyTimer = setInterval(() => { keys.reload().catch(() => {}); }, 1000);
   live.start(opts.positionIntervalMs ?? 1000, (err) => log.warn({ err }, 'position round failed'));
   const admitter = new Admitter(redis, prefix, rooms, keys, clock, metrics, (err) => log.warn({ err }, 'admission tick failed'));

@@ -54,9 +54,9 @@ t.test('malformed pub/sub messages are dropped; the gateway goes on serving', as
   await new Promise((r) => ws.once('open', r));
   const p = config.redisPrefix;
   for (const [channel, message] of [
-    [admittedChannel(p), 'not json'], [admittedChannel(p), '{"room":"r","items":5}'], [admittedChannel(p), '{"room":"r","items":[[1,2,3]],"at":"x"}'],
-    [admittedChannel(p), 'null'], [admittedChannel(p), '[]'], [stockChannel(p), '\u0000'], [configChannel(p), '{'],
-  ] as const) await gw.redis.publish(channel, message);
+    [admittedChannel(p, 'r'), 'not json'], [admittedChannel(p, 'r'), '{"room":"r","items":5}'], [admittedChannel(p, 'r'), '{"room":"r","items":[[1,2,3]],"at":"x"}'],
+    [admittedChannel(p, 'r'), 'null'], [admittedChannel(p, 'r'), '[]'], [stockChannel(p), '\u0000'], [configChannel(p), '{'],
+  ] as const) await (channel.endsWith(':admitted') ? gw.redis.spublish(channel, message) : gw.redis.publish(channel, message));
   await new Promise((r) => setTimeout(r, 100)); // the messages' round trip through Redis
   t.same(await getJson(`${gw.url}/healthz`), { status: 200, body: { ok: true, redis: 'up' } }, 'still serving');
   t.equal((await getJson(`${gw.url}/api/rooms/r`)).status, 200);
