@@ -163,6 +163,7 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
       uWS.us_listen_socket_close(listenSocket);
       rooms.stop();
       clearInterval(keyTimer);
+      clearInterval(subTimer);
       live.stop();
       await admitter.stop();
       live.endAll();
