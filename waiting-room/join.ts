@@ -7,7 +7,7 @@
 import type { Redis } from 'ioredis';
 import type { Metrics } from './metrics.js';
 import type { RoomState, RoomView } from './rooms.js';
-import { randomChunk } from './random.js';
+import { preMember, type Draws } from './draw.js';
 import { queueKeys } from './scripts.js';
 
 export const MAX_JOIN_BATCH = 500;
@@ -49,6 +49,7 @@ export class JoinBatcher {
     private readonly prefix: string,
     private readonly clock: () => number,
     private readonly metrics: Metrics,
+    private readonly draws: Draws,
   ) {}
 
   join(view: RoomView, entry: JoinEntry): Promise<JoinResult> {
@@ -73,19 +74,23 @@ export class JoinBatcher {
     }
   }
 
+  /** The room's seed first (cached after the first call), for each visitor's pre-queue member. */
   private run(view: RoomView, entries: JoinEntry[], waiters: Pending['waiters']): void {
+    this.draws.secret(view.cfg.room).then(({ seed }) => this.call(view, entries, waiters, seed), (err: unknown) => { for (const w of waiters) w.reject(err); });
+  }
+
+  private call(view: RoomView, entries: JoinEntry[], waiters: Pending['waiters'], seed: Buffer): void {
     const { cfg } = view;
     const now = this.clock();
     const k = queueKeys(this.prefix, cfg.room);
-    const rand = randomChunk(6 * entries.length);
     const args: (string | number)[] = [
       k.q, k.tix, k.pre, k.preseq, k.stats, k.sec(now), k.tbRoom, k.qpost,
       now, view.opensAtMs, GATE[view.state] ?? 0, k.base,
       cfg.limits.room.capacity, cfg.limits.room.refillPerSec, cfg.limits.subnet.capacity, cfg.limits.subnet.refillPerSec,
       cfg.limits.ip.capacity, cfg.limits.ip.refillPerSec, CAPTCHA_MODE[cfg.captcha.mode], cfg.captcha.threshold, entries.length,
     ];
-    entries.forEach((e, i) => {
-      args.push(e.vid, e.ip, e.subnet, e.allowListed ? 1 : 0, e.headerScore, e.captchaPassed ? 1 : 0, rand.readUIntBE(i * 6, 6), e.arrivedAt ?? now);
+    entries.forEach((e) => {
+      args.push(e.vid, e.ip, e.subnet, e.allowListed ? 1 : 0, e.headerScore, e.captchaPassed ? 1 : 0, preMember(seed, e.vid), e.arrivedAt ?? now);
     });
     this.metrics.joinBatch.observe(entries.length);
     this.redis.joinBatch(...args).then((r) => {

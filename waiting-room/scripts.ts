@@ -62,9 +62,10 @@ export type VisitorPlace =
   | { kind: 'pre'; at: number; next: number; opened: boolean }
   | { kind: 'ticket'; ticket: number; at: number; next: number; opened: boolean; token: string | null };
 
-export async function lookupVisitor(redis: Redis, prefix: string, room: string, vid: string): Promise<VisitorPlace> {
+/** `member`: the visitor's pre-queue member (draw.ts preMember). */
+export async function lookupVisitor(redis: Redis, prefix: string, room: string, vid: string, member: string): Promise<VisitorPlace> {
   const k = queueKeys(prefix, room);
-  const r = await redis.lookupVisitor(k.q, k.tix, k.pre, k.tok, vid);
+  const r = await redis.lookupVisitor(k.q, k.tix, k.pre, k.tok, vid, member);
   const [kind, ticket, at, next, opened, token] = [Number(r[0]), Number(r[1]), Number(r[2]), Number(r[3]), r[4] === 1 || r[4] === '1', String(r[5] ?? '')];
   if (kind === 2) return { kind: 'ticket', ticket, at, next, opened, token: token || null };
   return { kind: kind === 1 ? 'pre' : 'none', at, next, opened };

@@ -15,15 +15,18 @@ import { createRedis } from '../shared/redis.js';
 import { registerAdminRoutes } from './admin.js';
 import { Admitter, admittedChannel, ensureToken, type AdmittedNotice } from './admitter.js';
 import { readCookie } from './defence/captcha.js';
+import { Draws, entrantId } from './draw.js';
 import { createDefence, type Defence } from './defence/index.js';
 import { copyRequest, queryParam, readJson, Reply, route, type Handler } from './http.js';
 import { JoinBatcher } from './join.js';
 import { etaSeconds, etaSecondsPerPlace, Live, type WsData } from './live.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { createRecorder, type Recorder } from './recorder.js';
+import { noteJoinOutcome, noteStateChange } from './report.js';
+import { registerDrawRoutes } from './routes/draw.js';
 import { ROOM_NAME } from './room-config.js';
 import { configChannel, Rooms, type RoomView } from './rooms.js';
-import { defineScripts, lookupVisitor, queueSnapshot } from './scripts.js';
+import { defineScripts, lookupVisitor, queueKeys, queueSnapshot } from './scripts.js';
 import { KeyRing, tokenExpiry } from './tokens.js';
 import { isValidVisitorId, mintVisitorId, VISITOR_COOKIE, visitorCookie } from './visitor.js';
 
@@ -73,6 +76,7 @@ export interface GatewayContext {
   recorder: Recorder;
   log: Logger;
   metrics: Metrics;
+  draws: Draws;
 }
 
 const PAGES_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'pages');
@@ -100,10 +104,11 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
   const keys = new KeyRing(redis, prefix, clock);
   const app = uWS.App();
   let live: Live | null = null;
-  const rooms = new Rooms(redis, prefix, clock, (room, view) => live?.stateChanged(room, view));
-  live = new Live(app, redis, prefix, rooms, keys, metrics);
-  const batcher = new JoinBatcher(redis, prefix, clock, metrics);
-  const ctx: GatewayContext = { config, redis, prefix, clock, rooms, keys, defence, recorder, log, metrics };
+  const rooms = new Rooms(redis, prefix, clock, (room, view) => { live?.stateChanged(room, view); noteStateChange(redis, prefix, view, clock()); });
+  const draws = new Draws(redis, prefix);
+  live = new Live(app, redis, prefix, rooms, keys, metrics, draws);
+  const batcher = new JoinBatcher(redis, prefix, clock, metrics, draws);
+  const ctx: GatewayContext = { config, redis, prefix, clock, rooms, keys, defence, recorder, log, metrics, draws };
 
   await keys.init();
   await rooms.refresh();
@@ -140,12 +145,12 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
   route(app, 'get', '/api/rooms/:room', log, async (req, reply) => {
     const view = await findRoom(req.params[0], reply);
     if (!view) return;
-    const snap = await queueSnapshot(redis, prefix, view.cfg.room);
+    const [snap, draw] = await Promise.all([queueSnapshot(redis, prefix, view.cfg.room), draws.publicView(view.cfg.room, queueKeys(prefix, view.cfg.room).q)]);
     reply.json(200, {
       room: view.cfg.room, sale: view.cfg.sale, state: view.state, opensAt: view.cfg.opensAt,
       prequeueOpensAt: new Date(view.prequeueOpensAtMs).toISOString(), closesAt: view.cfg.closesAt,
       queued: snap.queued, admittedThrough: snap.at, admitRatePerMin: view.cfg.admitRatePerMin,
-      etaSecondsPerPlace: etaSecondsPerPlace(view), held: view.held,
+      etaSecondsPerPlace: etaSecondsPerPlace(view), held: view.held, draw,
     });
   });
 
@@ -169,6 +174,7 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
     });
     const record = (outcome: string, ip: string, subnet: string, ticket: number | null) => {
       metrics.joins.inc({ room: view.cfg.room, outcome });
+      noteJoinOutcome(redis, prefix, view.cfg.room, vid, outcome);
       if (view.cfg.record) recorder.record({ room: view.cfg.room, at: now, ip, subnet, visitorId: vid, userAgent: req.headers['user-agent'] ?? '', outcome, ticket });
     };
     if (verdict.kind !== 'continue') {
@@ -190,7 +196,7 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
       case 'closed': case 'sold_out': return reply.error(r.code, {}, undefined, headers);
       default:
         if (r.ticket !== null) live?.setTicket(view.cfg.room, vid, r.ticket);
-        return reply.json(200, { ticket: r.ticket, position: r.position, state: view.state, visitorId: vid }, headers);
+        return reply.json(200, { ticket: r.ticket, position: r.position, state: view.state, visitorId: vid, entrantId: entrantId(vid) }, headers);
     }
   });
 
@@ -198,11 +204,11 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
     const view = await findRoom(req.params[0], reply);
     if (!view) return;
     const vid = visitorFrom(config, req.headers);
-    const place = vid ? await lookupVisitor(redis, prefix, view.cfg.room, vid) : null;
-    if (!place || place.kind === 'none') return reply.error('not_in_queue');
-    if (place.kind === 'pre') return reply.json(200, { ticket: null, position: null, admitted: false, state: view.state, etaSeconds: null });
+    const place = vid ? await lookupVisitor(redis, prefix, view.cfg.room, vid, await draws.member(view.cfg.room, vid)) : null;
+    if (!vid || !place || place.kind === 'none') return reply.error('not_in_queue');
+    if (place.kind === 'pre') return reply.json(200, { ticket: null, position: null, admitted: false, state: view.state, etaSeconds: null, entrantId: entrantId(vid) });
     const position = Math.max(0, place.ticket - place.at);
-    reply.json(200, { ticket: place.ticket, position, admitted: position === 0, state: view.state, etaSeconds: position === 0 ? 0 : etaSeconds(view, position) });
+    reply.json(200, { ticket: place.ticket, position, admitted: position === 0, state: view.state, etaSeconds: position === 0 ? 0 : etaSeconds(view, position), entrantId: entrantId(vid) });
   });
 
   route(app, 'post', '/api/rooms/:room/claim', log, async (req, reply, body) => {
@@ -211,7 +217,7 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
     const view = await findRoom(req.params[0], reply);
     if (!view) return;
     const vid = visitorFrom(config, req.headers);
-    const place = vid ? await lookupVisitor(redis, prefix, view.cfg.room, vid) : null;
+    const place = vid ? await lookupVisitor(redis, prefix, view.cfg.room, vid, await draws.member(view.cfg.room, vid)) : null;
     if (!vid || !place || place.kind === 'none') return reply.error('not_in_queue');
     if (place.kind === 'pre' || place.ticket > place.at) {
       return reply.error('not_yet', { position: place.kind === 'pre' ? null : place.ticket - place.at });
@@ -221,6 +227,7 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
   });
 
   registerAdminRoutes(app, ctx);
+  registerDrawRoutes(app, ctx);
 
   app.ws<WsData>('/api/rooms/:room/ws', {
     maxPayloadLength: 1024,
@@ -237,7 +244,7 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
         const view = await findRoom(r.params[0], reply);
         if (!view || reply.aborted) return;
         const vid = visitorFrom(config, r.headers, r.query) ?? '';
-        const place = vid ? await lookupVisitor(redis, prefix, view.cfg.room, vid) : null;
+        const place = vid ? await lookupVisitor(redis, prefix, view.cfg.room, vid, await draws.member(view.cfg.room, vid)) : null;
         if (reply.aborted) return;
         const data: WsData = { room: view.cfg.room, vid, ticket: place?.kind === 'ticket' ? place.ticket : 0, admitted: false, closed: false };
         res.cork(() => res.upgrade(data, key, protocol, extensions, context));
