@@ -5,7 +5,7 @@
  * and this write heals by itself.
  */
 import type { Redis } from 'ioredis';
-import { activeKey, saleStockKey, stockChannel } from '../shared/keys.js';
+import { activeKey, saleStockKey, soldVisitorsKey, stockChannel } from '../shared/keys.js';
 import type { Ended } from './orders.js';
 import { saleState, type SaleRow, type SaleState } from './sales.js';
 
@@ -18,6 +18,8 @@ export interface StockSignal {
   released(visitors: { room: string; visitor_id: string }[]): Promise<void>;
   /** Orders ended: the sale's new counters, and their visitors leave the active set. */
   ended(e: Ended): Promise<void>;
+  /** These visitors' orders were paid: noted for the room's fairness report (best effort). */
+  sold(visitors: { room: string; visitor_id: string }[]): Promise<void>;
 }
 
 export function createStockSignal(redis: Redis, prefix: string, clock: () => number, onError: (e: unknown) => void): StockSignal {
@@ -48,6 +50,13 @@ export function createStockSignal(redis: Redis, prefix: string, clock: () => num
     released,
     async ended(e) {
       await Promise.all([publish(e.row), released(e.visitors)]);
+    },
+    async sold(visitors) {
+      try {
+        await Promise.all(visitors.map((v) => redis.sadd(soldVisitorsKey(prefix, v.room), v.visitor_id)));
+      } catch (e) {
+        onError(e); // only the report's share of units to flagged visitors is lower
+      }
     },
   };
 }

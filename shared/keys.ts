@@ -19,6 +19,14 @@ export function activeKey(prefix: string, room: string): string {
 }
 
 /**
+ * The visitors of a room who bought (a set of visitor ids): checkout adds one when its payment
+ * succeeds; the gateway's fairness report counts how many of them the defences had flagged.
+ */
+export function soldVisitorsKey(prefix: string, room: string): string {
+  return roomKey(prefix, room, 'sold');
+}
+
+/**
  * The stock signal checkout publishes for a sale: a hash
  * `{total, available, reserved, sold, state, updatedAt}` (numbers as strings, updatedAt ms).
  * Written after every change of stock and at least every second by the sweeper.

@@ -10,7 +10,7 @@
  * writes when a payment succeeds), and when the room ended (`report` hash, first writer wins).
  */
 import type { Redis } from 'ioredis';
-import { roomKey } from '../shared/keys.js';
+import { roomKey, soldVisitorsKey } from '../shared/keys.js';
 import { orderFairness } from './fairness.js';
 import type { RoomView } from './rooms.js';
 import { queueKeys } from './scripts.js';
@@ -19,7 +19,6 @@ import type { GatewayContext } from './server.js';
 export const REPORT_JWS_TYP = 'fairness-report+jws';
 
 export const flaggedKey = (prefix: string, room: string) => roomKey(prefix, room, 'flagged');
-export const soldKey = (prefix: string, room: string) => roomKey(prefix, room, 'sold');
 const endKey = (prefix: string, room: string) => roomKey(prefix, room, 'report');
 
 /** Join outcomes that mean the defences flagged the visitor (challenged or limited). */
@@ -69,7 +68,7 @@ export async function buildReport(ctx: GatewayContext, view: RoomView): Promise<
     ctx.redis.lrange(k.fairPost, 0, -1),
     ctx.redis.hmget(endKey(ctx.prefix, room), 'endedAt', 'endState'),
     ctx.redis.scard(flaggedKey(ctx.prefix, room)),
-    ctx.redis.call('SINTERCARD', 2, soldKey(ctx.prefix, room), flaggedKey(ctx.prefix, room)) as Promise<number>,
+    ctx.redis.call('SINTERCARD', 2, soldVisitorsKey(ctx.prefix, room), flaggedKey(ctx.prefix, room)) as Promise<number>,
     ctx.draws.publicView(room, k.q),
   ]);
   const n = (f: string) => Number(stats[f] ?? 0);

@@ -37,6 +37,7 @@ export function webhookRoutes(app: FastifyInstance, ctx: Ctx) {
       const { outcome, ended } = await applyPaymentEvent(ctx.db, ev, ctx.clock());
       ctx.metrics.payments.inc({ outcome });
       if (ended) await ctx.signal.ended(ended);
+      if (ended && outcome === 'paid') await ctx.signal.sold(ended.visitors);
       return reply.code(200).send({ received: true, outcome });
     });
   });
