@@ -36,8 +36,9 @@ export function webhookRoutes(app: FastifyInstance, ctx: Ctx) {
       if (!ev) throw new CheckoutError('bad_request', {}, 'The event is not in the documented shape.');
       const { outcome, ended } = await applyPaymentEvent(ctx.db, ev, ctx.clock());
       ctx.metrics.payments.inc({ outcome });
-      if (ended) await ctx.signal.ended(ended);
+      // Who bought is noted before the stock signal can say sold out (the report reads it then).
       if (ended && outcome === 'paid') await ctx.signal.sold(ended.visitors);
+      if (ended) await ctx.signal.ended(ended);
       return reply.code(200).send({ received: true, outcome });
     });
   });
