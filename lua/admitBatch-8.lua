@@ -9,6 +9,7 @@
   Input:
     KEYS[1] q      hash (opened, N, next, at, credit, cts, fsum, fn)
     KEYS[2] pre    zset pre-queue, frozen at open: ticket t <= N is the member of rank t-1
+                   (member = 64 hex chars of draw key, then the visitor id)
     KEYS[3] preseq hash visitor id -> pre-queue join order (fairness figure; removed once admitted)
     KEYS[4] qpost  list "<vid> <arrival ms>" of tickets N+1.. not yet admitted, in ticket order
     KEYS[5] active zset admitted visitors counting against maxActive (score = token expiry ms)
@@ -64,6 +65,7 @@ if k > 0 then
   if at < N then
     local last = math.min(at + k, N)
     vids = redis.call('ZRANGE', preKey, at, last - 1)
+    for i = 1, #vids do vids[i] = string.sub(vids[i], 65) end
     local seqs = redis.call('HMGET', preseqKey, unpack(vids))
     local fsum, fn = 0, 0
     for i = 1, #seqs do

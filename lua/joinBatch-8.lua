@@ -4,8 +4,9 @@
   Input:
     KEYS[1] q       hash  {opened, N, next, at, ...} (see include/openIfDue)
     KEYS[2] tix     hash  visitor id -> ticket
-    KEYS[3] pre     zset  pre-queue: member visitor id, score a CSPRNG key drawn in Node;
-                        frozen at open, a pre-queue visitor's ticket is then ZRANK + 1
+    KEYS[3] pre     zset  pre-queue: score 0, member "<hex draw key><visitor id>" (waiting-room/draw.ts);
+                        equal scores order by member bytes, i.e. by draw key, exactly; frozen at
+                        open, a pre-queue visitor's ticket is then ZRANK + 1
     KEYS[4] preseq  hash  visitor id -> pre-queue join order (for the fairness figure)
     KEYS[5] stats   hash  room counters
     KEYS[6] sec     hash  counters of the current second (EXPIRE 120 s)
@@ -25,7 +26,8 @@
     ARGV[10] captcha mode: 0 off, 1 suspicious, 2 always      ARGV[11] threshold (score 0..100+)
     ARGV[12] entry count n; then 6 ARGV per entry:
       vid, allowListed (0/1), headerScore (0..100), captchaPassed (0/1),
-      randKey (integer < 2^48 drawn with node:crypto; the pre-queue order),
+      member (the visitor's pre-queue member: hex HMAC-SHA256(seed, entrantId) .. vid, from Node,
+              waiting-room/draw.ts; all pre-queue scores are 0, so Redis orders by these bytes),
       arrival (ms since epoch, read in Node when the request arrived at that gateway process)
   Output: { at, opened (0/1), then per entry: code, ticket, score, retryAfterSeconds }
     code "have"   already holds a place: ticket (0 = pre-queue before open), nothing spent
@@ -78,7 +80,7 @@ out[2] = opened and 1 or 0
 for i = 0, n - 1 do
   local o = 13 + i * 6
   local vid = ARGV[o]
-  local allow, headerScore, passed, randKey = ARGV[o + 1] == '1', tonumber(ARGV[o + 2]), ARGV[o + 3] == '1', ARGV[o + 4]
+  local allow, headerScore, passed, member = ARGV[o + 1] == '1', tonumber(ARGV[o + 2]), ARGV[o + 3] == '1', ARGV[o + 4]
   local ipKey, snKey, hvKey = KEYS[9 + i * 3], KEYS[10 + i * 3], KEYS[11 + i * 3]
   local code, ticket, score, retry = nil, 0, 0, 0
   counts.arrivals = counts.arrivals + 1
@@ -87,9 +89,9 @@ for i = 0, n - 1 do
   local t = redis.call('HGET', tixKey, vid)
   if t then
     code, ticket = 'have', tonumber(t)
-  elseif redis.call('ZSCORE', preKey, vid) then
+  elseif redis.call('ZSCORE', preKey, member) then
     code = 'have'
-    if opened then ticket = redis.call('ZRANK', preKey, vid) + 1 end
+    if opened then ticket = redis.call('ZRANK', preKey, member) + 1 end
   -- 2. the room refuses new places
   elseif gate == 4 then code = 'closed'
   elseif gate == 3 then code = 'sold_out'
@@ -144,7 +146,7 @@ for i = 0, n - 1 do
         redis.call('RPUSH', KEYS[8], vid .. ' ' .. ARGV[o + 5])
         code = 'new'
       else
-        redis.call('ZADD', preKey, randKey, vid)
+        redis.call('ZADD', preKey, 0, member)
         redis.call('HSET', preseqKey, vid, redis.call('HINCRBY', qKey, 'preJoined', 1))
         code = 'pre'
       end

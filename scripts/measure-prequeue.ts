@@ -1,6 +1,6 @@
 /**
  * Measure a 1,000,000-visitor pre-queue at open (by hand, not a test): fill the pre-queue exactly
- * as the join script leaves it, then time the open switch (one call), ticket lookups (ZRANK),
+ * as the join script leaves it (score 0, member = hex HMAC draw key + visitor id: waiting-room/draw.ts), then time the open switch (one call), ticket lookups (ZRANK),
  * and walking the whole pre-queue in ticket order through admitBatch in calls of 1,000, printing
  * the total and the slowest single call (timed around each EVALSHA and from Redis's SLOWLOG and CPU).
  *   npx tsx scripts/measure-prequeue.ts [N]      (REDIS_URL to use another Redis)
@@ -10,6 +10,7 @@ import { loadConfig } from '../shared/config.js';
 import { createRedis } from '../shared/redis.js';
 import { MAX_ADMIT_PER_CALL } from '../waiting-room/admitter.js';
 import { roomKeys } from '../shared/keys.js';
+import { preMember } from '../waiting-room/draw.js';
 import { admitBatch, defineScripts, Gate, lookupVisitor } from '../waiting-room/scripts.js';
 
 const n = Number(process.argv[2] ?? 1_000_000);
@@ -18,6 +19,7 @@ const prefix = `measure-${randomUUID().slice(0, 8)}`;
 const redis = defineScripts(createRedis(config.redisUrl));
 const k = roomKeys(prefix, 'big');
 const opensAt = Date.now();
+const seed = randomBytes(32);
 const sample: string[] = [];
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
 
@@ -30,13 +32,12 @@ try {
   console.log(`filling a pre-queue of ${n.toLocaleString()} (prefix ${prefix})...`);
   for (let i = 0; i < n; i += 10_000) {
     const m = Math.min(10_000, n - i);
-    const rand = randomBytes(6 * m);
     const z: (string | number)[] = [];
     const seq: (string | number)[] = [];
     for (let j = 0; j < m; j++) {
       const vid = `${randomBytes(16).toString('base64url')}.${'x'.repeat(22)}`;
       if (sample.length < 1000 && j === 0) sample.push(vid);
-      z.push(rand.readUIntBE(j * 6, 6), vid);
+      z.push(0, preMember(seed, vid));
       seq.push(vid, i + j + 1);
     }
     await redis.pipeline().zadd(k.pre, ...z).hset(k.preseq, ...seq).exec();
@@ -55,7 +56,7 @@ try {
   const look: number[] = [];
   for (const vid of sample) {
     t0 = performance.now();
-    await lookupVisitor(redis, prefix, 'big', vid);
+    await lookupVisitor(redis, prefix, 'big', vid, preMember(seed, vid));
     look.push(performance.now() - t0);
   }
   look.sort((a, b) => a - b);

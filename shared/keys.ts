@@ -102,6 +102,14 @@ export function admittedChannel(prefix: string, room: string): string {
 }
 
 /**
+ * The visitors of a room who bought (a set of visitor ids): checkout adds one when its payment
+ * succeeds; the gateway's fairness report counts how many of them the defences had flagged.
+ */
+export function soldVisitorsKey(prefix: string, room: string): string {
+  return roomKey(prefix, room, 'sold');
+}
+
+/**
  * The stock signal checkout publishes for a sale: a hash
  * `{version, total, available, reserved, sold, state, updatedAt}` (numbers as strings, updatedAt
  * ms; shared/stock.ts). Written after every change of stock and at least every second by the

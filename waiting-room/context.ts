@@ -6,6 +6,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../shared/config.js';
 import type { Defence } from './defence/index.js';
+import type { Draws } from './draw.js';
 import type { JoinBatcher } from './join.js';
 import type { Live } from './live.js';
 import type { Metrics } from './metrics.js';
@@ -26,4 +27,5 @@ export interface GatewayContext {
   recorder: Recorder;
   log: Logger;
   metrics: Metrics;
+  draws: Draws;
 }

@@ -7,13 +7,13 @@
 import type { Redis } from 'ioredis';
 import type { Metrics } from './metrics.js';
 import type { RoomView } from './rooms.js';
-import { randomChunk } from './random.js';
+import { preMember, type Draws } from './draw.js';
 import { gateOf, joinBatch, type JoinBatchEntry, type JoinCode } from './scripts.js';
 
 export const MAX_JOIN_BATCH = 500;
 
 /** One join as the handler hands it over; the batcher adds the draw key. */
-export type JoinEntry = Omit<JoinBatchEntry, 'drawKey' | 'arrivedAt'> & {
+export type JoinEntry = Omit<JoinBatchEntry, 'preMember' | 'arrivedAt'> & {
   /** ms since epoch when the request reached this gateway process (its own clock); default: the batch's now. */
   arrivedAt?: number;
 };
@@ -41,6 +41,7 @@ export class JoinBatcher {
     private readonly prefix: string,
     private readonly clock: () => number,
     private readonly metrics: Metrics,
+    private readonly draws: Draws,
   ) {}
 
   join(view: RoomView, entry: JoinEntry): Promise<JoinResult> {
@@ -65,14 +66,18 @@ export class JoinBatcher {
     }
   }
 
+  /** The room's seed first (cached after the first call), for each visitor's pre-queue member. */
   private run(view: RoomView, entries: JoinEntry[], waiters: Pending['waiters']): void {
+    this.draws.secret(view.cfg.room).then(({ seed }) => this.call(view, entries, waiters, seed), (err: unknown) => { for (const w of waiters) w.reject(err); });
+  }
+
+  private call(view: RoomView, entries: JoinEntry[], waiters: Pending['waiters'], seed: Buffer): void {
     const { cfg } = view;
     const now = this.clock();
-    const rand = randomChunk(6 * entries.length);
     this.metrics.joinBatch.observe(entries.length);
     joinBatch(this.redis, this.prefix, cfg.room, {
       now, opensAtMs: view.opensAtMs, gate: gateOf(view.state, view.held), limits: cfg.limits, captcha: cfg.captcha,
-      entries: entries.map((e, i) => ({ ...e, drawKey: rand.readUIntBE(i * 6, 6), arrivedAt: e.arrivedAt ?? now })),
+      entries: entries.map((e) => ({ ...e, preMember: preMember(seed, e.vid), arrivedAt: e.arrivedAt ?? now })),
     }).then(({ at, places }) => {
       waiters.forEach((w, i) => {
         const { code, ticket: t, score, retryAfterSeconds } = places[i]!;

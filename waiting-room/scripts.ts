@@ -150,8 +150,8 @@ export interface JoinBatchEntry {
   /** 0..100, from the request's headers. */
   headerScore: number;
   captchaPassed: boolean;
-  /** The pre-queue draw key: an integer below 2^48 from node:crypto. */
-  drawKey: number;
+  /** The visitor's pre-queue member: hex HMAC-SHA256(seed, entrantId) followed by the visitor id (draw.ts preMember). */
+  preMember: string;
   /** ms since epoch when the request reached this gateway process. */
   arrivedAt: number;
 }
@@ -195,7 +195,7 @@ export async function joinBatch(redis: Redis, prefix: string, room: string, inpu
   ];
   for (const e of entries) {
     keys.push(k.ipBucket(e.ip), k.subnetBucket(e.subnet), k.ipVisitors(e.ip));
-    argv.push(e.vid, e.allowListed ? 1 : 0, e.headerScore, e.captchaPassed ? 1 : 0, e.drawKey, e.arrivedAt);
+    argv.push(e.vid, e.allowListed ? 1 : 0, e.headerScore, e.captchaPassed ? 1 : 0, e.preMember, e.arrivedAt);
   }
   const r = await run<Arg[]>(redis, 'joinBatch', keys, argv);
   const places: JoinBatchPlace[] = new Array(entries.length);
@@ -254,10 +254,13 @@ export type VisitorPlace =
   | { kind: 'pre'; at: number; next: number; opened: boolean }
   | { kind: 'ticket'; ticket: number; at: number; next: number; opened: boolean; token: string | null };
 
-/** Where one visitor stands, read atomically (lua/lookupVisitor-4.lua). */
-export async function lookupVisitor(redis: Redis, prefix: string, room: string, vid: string): Promise<VisitorPlace> {
+/**
+ * Where one visitor stands, read atomically (lua/lookupVisitor-4.lua). `member`: the visitor's
+ * pre-queue member (draw.ts preMember).
+ */
+export async function lookupVisitor(redis: Redis, prefix: string, room: string, vid: string, member: string): Promise<VisitorPlace> {
   const k = roomKeys(prefix, room);
-  const r = await run<Arg[]>(redis, 'lookupVisitor', [k.q, k.tix, k.pre, k.tok], [vid]);
+  const r = await run<Arg[]>(redis, 'lookupVisitor', [k.q, k.tix, k.pre, k.tok], [vid, member]);
   const [kind, ticket, at, next, opened, token] = [Number(r[0]), Number(r[1]), Number(r[2]), Number(r[3]), Number(r[4]) === 1, String(r[5] ?? '')];
   if (kind === PlaceKind.ticket) return { kind: 'ticket', ticket, at, next, opened, token: token || null };
   return { kind: kind === PlaceKind.pre ? 'pre' : 'none', at, next, opened };

@@ -17,6 +17,9 @@ import { createDefence, type Defence } from './defence/index.js';
 import { Reply } from './http.js';
 import { JoinBatcher } from './join.js';
 import { Live } from './live.js';
+import { Draws } from './draw.js';
+import { noteStateChange } from './report.js';
+import { registerDrawRoutes } from './routes/draw.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { createRecorder, type Recorder } from './recorder.js';
 import { Rooms } from './rooms.js';
@@ -83,9 +86,11 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
   const keys = new KeyRing(redis, prefix, clock, (kid) => log.error({ kid }, 'the signing keys were missing from Redis (data lost?): republished'));
   const app = uWS.App();
   const rooms = new Rooms(redis, prefix, clock);
-  const live = new Live(app, redis, prefix, rooms, keys, metrics);
-  const batcher = new JoinBatcher(redis, prefix, clock, metrics);
-  const ctx: GatewayContext = { config, redis, prefix, clock, rooms, live, batcher, keys, defence, recorder, log, metrics };
+  rooms.onChange((_room, view) => noteStateChange(redis, prefix, view, clock()));
+  const draws = new Draws(redis, prefix);
+  const live = new Live(app, redis, prefix, rooms, keys, metrics, draws);
+  const batcher = new JoinBatcher(redis, prefix, clock, metrics, draws);
+  const ctx: GatewayContext = { config, redis, prefix, clock, rooms, live, batcher, keys, defence, recorder, log, metrics, draws };
 
   await keys.init();
   await rooms.refresh();
@@ -95,6 +100,7 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
   registerQueueRoutes(app, ctx);
   registerAdminRoutes(app, ctx);
   registerWsRoute(app, ctx);
+  registerDrawRoutes(app, ctx);
   app.any('/*', (res) => {
     try {
       new Reply(res).error('not_found');

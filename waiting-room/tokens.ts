@@ -92,6 +92,16 @@ export class KeyRing {
     return { keys: this.published };
   }
 
+  /**
+   * A compact JWS (EdDSA, the current kid) over any JSON payload, e.g. the fairness report:
+   * verifiable with the JWKS like an admission token. Returns it with the key that signed it.
+   */
+  signJws(payload: unknown, typ: string): { jws: string; kid: string } {
+    if (!this.current) throw new Error('KeyRing not initialised');
+    const input = `${b64({ alg: ADMISSION_ALG, kid: this.current.kid, typ })}.${b64(payload)}`;
+    return { jws: `${input}.${sign(null, Buffer.from(input), this.current.key).toString('base64url')}`, kid: this.current.kid };
+  }
+
   /** Sign an admission token; returns the token and its expiry (ms). */
   sign(c: { sub: string; room: string; sale: string; ticket: number; ttlSeconds: number }): { token: string; expiresAt: number } {
     if (!this.current) throw new Error('KeyRing not initialised');

@@ -12,9 +12,9 @@ import { createRedis } from '../../shared/redis.js';
 import { SCRIPT_FILES, scripts, type ScriptName } from '../../waiting-room/scripts.js';
 
 const PINNED: Record<ScriptName, string> = {
-  joinBatch: '6a130a28958eabbffc351390a96bf8941cdf6d8e',
-  admitBatch: 'e6c743a3b4f4ecb10c892da9dce0af408dba3aac',
-  lookupVisitor: 'd56ab4d4a9991fad0bd3b91aafedc8454125a46e',
+  joinBatch: '278a9acab7c2800d00eebb208ddf5aa57742f097',
+  admitBatch: '908c6da287e1a8c5df8f3f0bce1010dff985aeed',
+  lookupVisitor: '61461eea7e30be356c00999f5b360465d2cf1907',
   saveRoomConfig: 'b361e1bb358023676d64f8813d1c2b3ea23869e2',
   putSigningKey: '6c92d5c2fd92cb8560e95bc78d48c1d4eae63646',
 };
@@ -37,7 +37,9 @@ t.test('Redis computes the same SHA-1 for what is sent (SCRIPT LOAD)', async (t)
 
 t.test('every file in lua/ is a registered script named <verbNoun>-<fixed keys>, with its contract header', async (t) => {
   const files = readdirSync(path.join(PROJECT_ROOT, 'lua')).filter((f) => f.endsWith('.lua')).map((f) => f.slice(0, -4)).sort();
-  t.same(files, [...SCRIPT_FILES].sort(), 'no script file outside the typed layer');
+  // checkout's one script (the stock signal's versioned write) is loaded by checkout/stock-signal.ts.
+  const CHECKOUT_SCRIPTS = ['publishStock-1'];
+  t.same(files.filter((f) => !CHECKOUT_SCRIPTS.includes(f)), [...SCRIPT_FILES].sort(), 'no gateway script outside the typed layer');
   for (const s of Object.values(scripts())) {
     t.match(s.file, /^[a-z][A-Za-z]+-\d+$/, `${s.file}: <verbNoun>-<numKeys>`);
     const header = /^--\[\[([\s\S]*?)\]\]/.exec(s.lua)?.[1] ?? '';

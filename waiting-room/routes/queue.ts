@@ -7,6 +7,9 @@ import { ensureToken } from '../admitter.js';
 import type { GatewayContext } from '../context.js';
 import { readJson, route } from '../http.js';
 import { etaSeconds, etaSecondsPerPlace } from '../live.js';
+import { roomKeys } from '../../shared/keys.js';
+import { entrantId } from '../draw.js';
+import { noteJoinOutcome } from '../report.js';
 import { lookupVisitor, queueSnapshot } from '../scripts.js';
 import { tokenExpiry } from '../tokens.js';
 import { mintVisitorId, visitorCookie } from '../visitor.js';
@@ -18,12 +21,12 @@ export function registerQueueRoutes(app: uWS.TemplatedApp, ctx: GatewayContext):
   route(app, 'get', '/api/rooms/:room', log, async (req, reply) => {
     const view = await findRoom(ctx, req.params[0], reply);
     if (!view) return;
-    const snap = await queueSnapshot(redis, prefix, view.cfg.room);
+    const [snap, draw] = await Promise.all([queueSnapshot(redis, prefix, view.cfg.room), ctx.draws.publicView(view.cfg.room, roomKeys(prefix, view.cfg.room).q)]);
     reply.json(200, {
       room: view.cfg.room, sale: view.cfg.sale, state: view.state, opensAt: view.cfg.opensAt,
       prequeueOpensAt: new Date(view.prequeueOpensAtMs).toISOString(), closesAt: view.cfg.closesAt,
       queued: snap.queued, admittedThrough: snap.at, admitRatePerMin: view.cfg.admitRatePerMin,
-      etaSecondsPerPlace: etaSecondsPerPlace(view), held: view.held,
+      etaSecondsPerPlace: etaSecondsPerPlace(view), held: view.held, draw,
     });
   });
 
@@ -47,6 +50,7 @@ export function registerQueueRoutes(app: uWS.TemplatedApp, ctx: GatewayContext):
     });
     const record = (outcome: string, ip: string, subnet: string, ticket: number | null) => {
       metrics.joins.inc({ room: view.cfg.room, outcome });
+      noteJoinOutcome(redis, prefix, view.cfg.room, vid, outcome);
       if (view.cfg.record) recorder.record({ room: view.cfg.room, at: now, ip, subnet, visitorId: vid, userAgent: req.headers['user-agent'] ?? '', outcome, ticket });
     };
     if (verdict.kind !== 'continue') {
@@ -68,7 +72,7 @@ export function registerQueueRoutes(app: uWS.TemplatedApp, ctx: GatewayContext):
       case 'closed': case 'sold_out': return reply.error(r.code, {}, undefined, headers);
       default:
         if (r.ticket !== null) ctx.live.setTicket(view.cfg.room, vid, r.ticket);
-        return reply.json(200, { ticket: r.ticket, position: r.position, state: view.state, visitorId: vid }, headers);
+        return reply.json(200, { ticket: r.ticket, position: r.position, state: view.state, visitorId: vid, entrantId: entrantId(vid) }, headers);
     }
   });
 
@@ -76,11 +80,11 @@ export function registerQueueRoutes(app: uWS.TemplatedApp, ctx: GatewayContext):
     const view = await findRoom(ctx, req.params[0], reply);
     if (!view) return;
     const vid = visitorFrom(config, req.headers);
-    const place = vid ? await lookupVisitor(redis, prefix, view.cfg.room, vid) : null;
-    if (!place || place.kind === 'none') return reply.error('not_in_queue');
-    if (place.kind === 'pre') return reply.json(200, { ticket: null, position: null, admitted: false, state: view.state, etaSeconds: null });
+    const place = vid ? await lookupVisitor(redis, prefix, view.cfg.room, vid, await ctx.draws.member(view.cfg.room, vid)) : null;
+    if (!vid || !place || place.kind === 'none') return reply.error('not_in_queue');
+    if (place.kind === 'pre') return reply.json(200, { ticket: null, position: null, admitted: false, state: view.state, etaSeconds: null, entrantId: entrantId(vid) });
     const position = Math.max(0, place.ticket - place.at);
-    reply.json(200, { ticket: place.ticket, position, admitted: position === 0, state: view.state, etaSeconds: position === 0 ? 0 : etaSeconds(view, position) });
+    reply.json(200, { ticket: place.ticket, position, admitted: position === 0, state: view.state, etaSeconds: position === 0 ? 0 : etaSeconds(view, position), entrantId: entrantId(vid) });
   });
 
   route(app, 'post', '/api/rooms/:room/claim', log, async (req, reply, body) => {
@@ -89,7 +93,7 @@ export function registerQueueRoutes(app: uWS.TemplatedApp, ctx: GatewayContext):
     const view = await findRoom(ctx, req.params[0], reply);
     if (!view) return;
     const vid = visitorFrom(config, req.headers);
-    const place = vid ? await lookupVisitor(redis, prefix, view.cfg.room, vid) : null;
+    const place = vid ? await lookupVisitor(redis, prefix, view.cfg.room, vid, await ctx.draws.member(view.cfg.room, vid)) : null;
     if (!vid || !place || place.kind === 'none') return reply.error('not_in_queue');
     if (place.kind === 'pre' || place.ticket > place.at) {
       return reply.error('not_yet', { position: place.kind === 'pre' ? null : place.ticket - place.at });

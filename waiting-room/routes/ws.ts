@@ -34,7 +34,7 @@ export function registerWsRoute(app: uWS.TemplatedApp, ctx: GatewayContext): voi
           const view = await findRoom(ctx, r.params[0], reply);
           if (!view || reply.aborted) return;
           const vid = visitorFrom(config, r.headers, r.query) ?? '';
-          const place = vid ? await lookupVisitor(redis, prefix, view.cfg.room, vid) : null;
+          const place = vid ? await lookupVisitor(redis, prefix, view.cfg.room, vid, await ctx.draws.member(view.cfg.room, vid)) : null;
           if (reply.aborted || reply.done) return;
           const data: WsData = { room: view.cfg.room, vid, ticket: place?.kind === 'ticket' ? place.ticket : 0, admitted: false, closed: false };
           reply.done = true;
