@@ -3,7 +3,7 @@
  * `ensurePostgres` first and passes its URL in `config.databaseUrl`.
  */
 import type { Config } from '../shared/config.js';
-import { createRedis } from '../shared/redis.js';
+import { createRedisClient } from '../shared/redis.js';
 import { createSessions, dummyHash } from './accounts.js';
 import { createAdmissionVerifier, type JwksOptions } from './admission.js';
 import type { Ctx } from './context.js';
@@ -48,7 +48,7 @@ export interface Checkout {
 export async function startCheckout(config: Config, opts: CheckoutOptions = {}): Promise<Checkout> {
   const clock = opts.clock ?? Date.now;
   const db = createDb(config.databaseUrl, opts.poolSize ?? 10);
-  const redis = createRedis(config.redisUrl);
+  const redis = createRedisClient(config);
   redis.on('error', () => {}); // ioredis reconnects; /healthz tells
   let sweeper: Sweeper | null = null;
   let provider: ReturnType<typeof createProvider> | null = null;

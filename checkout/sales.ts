@@ -6,25 +6,11 @@ import { sql, type Selectable } from 'kysely';
 import type { Database, Db, Tx } from './db.js';
 import { isSoldOut } from '../shared/stock.js';
 import { CheckoutError } from './errors.js';
+import type { SaleInput, SaleState, SaleView } from './schemas.js';
 
-export type SaleState = 'upcoming' | 'active' | 'ended' | 'sold_out';
+export type { SaleState } from './schemas.js';
 
 export type SaleRow = Omit<Selectable<Database['sales']>, 'created_at' | 'updated_at'>;
-
-export interface SaleView {
-  sale: string;
-  name: string;
-  priceCents: number;
-  currency: string;
-  state: SaleState;
-  startsAt: string;
-  endsAt: string;
-  total: number;
-  available: number;
-  reserved: number;
-  sold: number;
-  reservationSeconds: number;
-}
 
 export function saleState(s: Pick<SaleRow, 'starts_at' | 'ends_at' | 'available' | 'reserved'>, now: number): SaleState {
   if (now < s.starts_at.getTime()) return 'upcoming';
@@ -76,16 +62,6 @@ export async function moveStock(trx: Tx, sale: string, d: { available?: number; 
     .returning(SALE_COLUMNS)
     .executeTakeFirstOrThrow();
   return row;
-}
-
-export interface SaleInput {
-  name?: string;
-  priceCents?: number;
-  currency?: string;
-  total?: number;
-  startsAt?: string;
-  endsAt?: string;
-  reservationSeconds?: number;
 }
 
 const REQUIRED_ON_CREATE = ['name', 'priceCents', 'currency', 'total', 'startsAt', 'endsAt'] as const;

@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Redis, Result } from 'ioredis';
 import { PROJECT_ROOT } from '../shared/config.js';
-import { activeKey, saleStockKey, stockChannel } from '../shared/keys.js';
+import { activeKey, saleStockKey, soldVisitorsKey, stockChannel } from '../shared/keys.js';
 import type { StockCounters } from '../shared/stock.js';
 import type { Ended } from './orders.js';
 import { saleState, type SaleRow, type SaleState } from './sales.js';
@@ -45,6 +45,8 @@ export interface StockSignal {
   ended(e: Ended): Promise<void>;
   /** Writes what is still coalescing and stops the timers. */
   flush(): Promise<void>;
+  /** These visitors' orders were paid: noted for the room's fairness report (best effort). */
+  sold(visitors: { room: string; visitor_id: string }[]): Promise<void>;
 }
 
 const RESULTS: Record<number, WriteResult> = { 1: 'written', 0: 'unchanged', [-1]: 'older' };
@@ -103,6 +105,13 @@ export function createStockSignal(redis: Redis, prefix: string, clock: () => num
     async flush() {
       for (const sale of [...pending.keys()]) writePending(sale);
       await Promise.all([...writing]);
+    },
+    async sold(visitors) {
+      try {
+        await Promise.all(visitors.map((v) => redis.sadd(soldVisitorsKey(prefix, v.room), v.visitor_id)));
+      } catch (e) {
+        onError(e); // only the report's share of units to flagged visitors is lower
+      }
     },
   };
 }

@@ -32,9 +32,13 @@ t.test('two writers racing with shuffled versions: the signal only ever moves fo
       }
     }
   })();
-  const results = await Promise.all(
-    versions.map((v, i) => (i % 2 ? a : b).write('race', { total: 1000, available: 1000 - v, reserved: v, sold: 0, version: v }, 'active')),
-  );
+  // In waves of 20 concurrent writes, so the reader's polls fall between waves as well as inside them.
+  const results: string[] = [];
+  for (let w = 0; w < versions.length; w += 20) {
+    results.push(...(await Promise.all(
+      versions.slice(w, w + 20).map((v, i) => (i % 2 ? a : b).write('race', { total: 1000, available: 1000 - v, reserved: v, sold: 0, version: v }, 'active')),
+    )).map(String));
+  }
   reading = false;
   await poll;
   t.same(errors, []);
