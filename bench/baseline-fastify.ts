@@ -12,6 +12,7 @@ import Fastify from 'fastify';
 import { loadConfig } from '../shared/config.js';
 import { createRedis } from '../shared/redis.js';
 import { createDefence } from '../waiting-room/defence/index.js';
+import { Draws } from '../waiting-room/draw.js';
 import { JoinBatcher } from '../waiting-room/join.js';
 import { createMetrics } from '../waiting-room/metrics.js';
 import { Rooms } from '../waiting-room/rooms.js';
@@ -33,6 +34,7 @@ export async function startBaseline(opts: BaselineOptions): Promise<{ port: numb
   const redis = defineScripts(createRedis(config.redisUrl));
   const defence = createDefence(config, redis);
   const metrics = createMetrics();
+  const draws = new Draws(redis, config.redisPrefix);
   const rooms = new Rooms(redis, config.redisPrefix, Date.now, () => undefined);
   await rooms.refresh();
   rooms.start(1000);
@@ -51,7 +53,7 @@ export async function startBaseline(opts: BaselineOptions): Promise<{ port: numb
     });
     reply.header('set-cookie', visitorCookie(vid, false));
     if (verdict.kind !== 'continue') return reply.code(verdict.kind === 'rate_limited' ? 429 : 403).send({ error: verdict.kind, message: verdict.kind });
-    const r = await new JoinBatcher(redis, config.redisPrefix, Date.now, metrics).join(view, {
+    const r = await new JoinBatcher(redis, config.redisPrefix, Date.now, metrics, draws).join(view, {
       vid, ip: verdict.ip, subnet: verdict.subnet, allowListed: verdict.allowListed,
       headerScore: verdict.headerScore, captchaPassed: verdict.captchaPassed,
     });

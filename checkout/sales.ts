@@ -4,6 +4,7 @@
  */
 import { sql, type Selectable } from 'kysely';
 import type { Database, Db, Tx } from './db.js';
+import { isSoldOut } from '../shared/stock.js';
 import { CheckoutError } from './errors.js';
 import type { SaleInput, SaleState, SaleView } from './schemas.js';
 
@@ -14,7 +15,7 @@ export type SaleRow = Omit<Selectable<Database['sales']>, 'created_at' | 'update
 export function saleState(s: Pick<SaleRow, 'starts_at' | 'ends_at' | 'available' | 'reserved'>, now: number): SaleState {
   if (now < s.starts_at.getTime()) return 'upcoming';
   if (now >= s.ends_at.getTime()) return 'ended';
-  if (s.available === 0 && s.reserved === 0) return 'sold_out';
+  if (isSoldOut(s)) return 'sold_out';
   return 'active';
 }
 
@@ -35,7 +36,7 @@ export function saleView(s: SaleRow, now: number): SaleView {
   };
 }
 
-export const SALE_COLUMNS = ['id', 'name', 'price_cents', 'currency', 'total', 'available', 'reserved', 'sold', 'starts_at', 'ends_at', 'reservation_seconds'] as const;
+export const SALE_COLUMNS = ['id', 'name', 'price_cents', 'currency', 'total', 'available', 'reserved', 'sold', 'starts_at', 'ends_at', 'reservation_seconds', 'stock_version'] as const;
 
 export async function getSale(db: Db | Tx, sale: string): Promise<SaleRow | undefined> {
   return db.selectFrom('sales').select(SALE_COLUMNS).where('id', '=', sale).executeTakeFirst();
@@ -54,6 +55,7 @@ export async function moveStock(trx: Tx, sale: string, d: { available?: number; 
       available: sql`available + ${d.available ?? 0}`,
       reserved: sql`reserved + ${d.reserved ?? 0}`,
       sold: sql`sold + ${d.sold ?? 0}`,
+      stock_version: sql`stock_version + 1`,
       updated_at: sql`now()`,
     })
     .where('id', '=', sale)
@@ -115,6 +117,7 @@ export async function upsertSale(db: Db, sale: string, input: SaleInput): Promis
         starts_at: s,
         ends_at: e,
         reservation_seconds: input.reservationSeconds ?? cur.reservation_seconds,
+        stock_version: sql`stock_version + 1`,
         updated_at: sql`now()`,
       })
       .where('id', '=', sale)

@@ -1,6 +1,6 @@
 /**
  * Measure a 1,000,000-visitor pre-queue at open (by hand, not a test): fill the pre-queue exactly
- * as the join script leaves it, then time the open switch (one call), ticket lookups (ZRANK),
+ * as the join script leaves it (score 0, member = hex HMAC draw key + visitor id: waiting-room/draw.ts), then time the open switch (one call), ticket lookups (ZRANK),
  * and walking the whole pre-queue in ticket order through admitBatch in calls of 1,000, printing
  * the total and the slowest single call (timed around each EVALSHA and from Redis's SLOWLOG and CPU).
  *   npx tsx scripts/measure-prequeue.ts [N]      (REDIS_URL to use another Redis)
@@ -9,14 +9,17 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { loadConfig } from '../shared/config.js';
 import { createRedis } from '../shared/redis.js';
 import { MAX_ADMIT_PER_CALL } from '../waiting-room/admitter.js';
-import { defineScripts, lookupVisitor, queueKeys } from '../waiting-room/scripts.js';
+import { roomKeys } from '../shared/keys.js';
+import { preMember } from '../waiting-room/draw.js';
+import { admitBatch, defineScripts, Gate, lookupVisitor } from '../waiting-room/scripts.js';
 
 const n = Number(process.argv[2] ?? 1_000_000);
 const config = loadConfig(process.env);
 const prefix = `measure-${randomUUID().slice(0, 8)}`;
 const redis = defineScripts(createRedis(config.redisUrl));
-const k = queueKeys(prefix, 'big');
+const k = roomKeys(prefix, 'big');
 const opensAt = Date.now();
+const seed = randomBytes(32);
 const sample: string[] = [];
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
 
@@ -29,13 +32,12 @@ try {
   console.log(`filling a pre-queue of ${n.toLocaleString()} (prefix ${prefix})...`);
   for (let i = 0; i < n; i += 10_000) {
     const m = Math.min(10_000, n - i);
-    const rand = randomBytes(6 * m);
     const z: (string | number)[] = [];
     const seq: (string | number)[] = [];
     for (let j = 0; j < m; j++) {
       const vid = `${randomBytes(16).toString('base64url')}.${'x'.repeat(22)}`;
       if (sample.length < 1000 && j === 0) sample.push(vid);
-      z.push(rand.readUIntBE(j * 6, 6), vid);
+      z.push(0, preMember(seed, vid));
       seq.push(vid, i + j + 1);
     }
     await redis.pipeline().zadd(k.pre, ...z).hset(k.preseq, ...seq).exec();
@@ -44,8 +46,9 @@ try {
   await redis.slowlog('RESET');
   const cpu0 = await cpu();
 
-  const admit = (now: number) => redis.admitBatch(k.q, k.pre, k.preseq, k.qpost, k.active, k.stats, k.sec(now),
-    now, opensAt, 6_000_000, 10_000_000, 600_000, MAX_ADMIT_PER_CALL, 0);
+  const admit = (now: number) => admitBatch(redis, prefix, 'big', {
+    now, opensAtMs: opensAt, admitRatePerMin: 6_000_000, maxActive: 10_000_000, tokenTtlMs: 600_000, most: MAX_ADMIT_PER_CALL, gate: Gate.open, fairnessSampleCap: 0,
+  });
   let t0 = performance.now();
   await admit(opensAt + 1);
   console.log(`open switch (fixes N, starts tickets ${n + 1}.. for later joiners): ${(performance.now() - t0).toFixed(2)} ms`);
@@ -53,7 +56,7 @@ try {
   const look: number[] = [];
   for (const vid of sample) {
     t0 = performance.now();
-    await lookupVisitor(redis, prefix, 'big', vid);
+    await lookupVisitor(redis, prefix, 'big', vid, preMember(seed, vid));
     look.push(performance.now() - t0);
   }
   look.sort((a, b) => a - b);
@@ -68,7 +71,7 @@ try {
     t0 = performance.now();
     const r = await admit(now);
     times.push(performance.now() - t0);
-    admitted += Number(r[1]);
+    admitted += r.admitted.length;
   }
   const total = performance.now() - start;
   const cpuUsed = (await cpu()) - cpu0;

@@ -5,19 +5,17 @@
  * the admitted messages to whichever process holds each visitor's WebSocket.
  */
 import type { Redis } from 'ioredis';
-import { parseStockSignal, saleStockKey } from '../shared/keys.js';
+import { admittedChannel, parseStockSignal, roomKeys, saleStockKey } from '../shared/keys.js';
 import type { Metrics } from './metrics.js';
 import { isHeld, stateAt, type Rooms, type RoomView } from './rooms.js';
 import { FAIRNESS_SAMPLE } from './fairness.js';
-import { queueKeys } from './scripts.js';
+import { admitBatch, gateOf } from './scripts.js';
 import { tokenExpiry, type KeyRing } from './tokens.js';
 
 /** Most visitors one admitBatch call admits (keeps each call well under 10 ms of Redis time). */
 export const MAX_ADMIT_PER_CALL = 250;
 /** Calls per room per tick when the credit allows more than one call's worth (high rates). */
 const MAX_CALLS_PER_TICK = 40;
-
-export function admittedChannel(prefix: string): string { return `${prefix}:admitted`; }
 
 /**
  * One admitted-message batch on the pub/sub channel: [visitor id, token, expiresAt ms], and the
@@ -30,7 +28,7 @@ export interface AdmittedNotice { room: string; checkoutUrl: string; items: [str
  * one signed now and stored with HSETNX so every caller ends up with the same token.
  */
 export async function ensureToken(redis: Redis, prefix: string, keys: KeyRing, view: RoomView, vid: string, ticket: number, stored?: string | null): Promise<string> {
-  const tok = queueKeys(prefix, view.cfg.room).tok;
+  const tok = roomKeys(prefix, view.cfg.room).tok;
   const have = stored ?? (await redis.hget(tok, vid));
   if (have) return have;
   const { token } = keys.sign({ sub: vid, room: view.cfg.room, sale: view.cfg.sale, ticket, ttlSeconds: view.cfg.tokenTtlSeconds });
@@ -82,24 +80,24 @@ export class Admitter {
     const started = performance.now();
     const { cfg } = view;
     const now = this.clock();
-    const k = queueKeys(this.prefix, cfg.room);
+    const k = roomKeys(this.prefix, cfg.room);
+    // The sale's stock signal lives in the sale's slot: read here, passed to the script as the gate.
     const stock = parseStockSignal(await this.redis.hgetall(saleStockKey(this.prefix, cfg.sale)));
     // The room's own state machine decides (closed includes a sale checkout says has ended).
     const state = stateAt(cfg, view.opensAtMs, view.closesAtMs, now, stock);
-    const gate = state === 'closed' || state === 'sold_out' ? 3 : isHeld(stock) ? 2 : cfg.paused ? 1 : 0;
-    const r = await this.redis.admitBatch(k.q, k.pre, k.preseq, k.qpost, k.active, k.stats, k.sec(now),
-      now, view.opensAtMs, cfg.admitRatePerMin, cfg.maxActive, cfg.tokenTtlSeconds * 1000, MAX_ADMIT_PER_CALL, gate,
-      k.fairPost, FAIRNESS_SAMPLE);
-    const at = Number(r[0]);
-    const count = Number(r[1]);
+    const r = await admitBatch(this.redis, this.prefix, cfg.room, {
+      now, opensAtMs: view.opensAtMs, admitRatePerMin: cfg.admitRatePerMin, maxActive: cfg.maxActive,
+      tokenTtlMs: cfg.tokenTtlSeconds * 1000, most: MAX_ADMIT_PER_CALL, gate: gateOf(state, isHeld(stock)), fairnessSampleCap: FAIRNESS_SAMPLE,
+    });
+    const { at } = r;
+    const count = r.admitted.length;
     this.metrics.admittedThrough.set({ room: cfg.room }, at);
-    this.metrics.queued.set({ room: cfg.room }, Number(r[2]));
-    this.metrics.active.set({ room: cfg.room }, Number(r[3]));
+    this.metrics.queued.set({ room: cfg.room }, r.waiting);
+    this.metrics.active.set({ room: cfg.room }, r.active);
     if (count === 0) return 0;
     const items: [string, string, number][] = [];
-    for (let i = 4; i < r.length; i += 2) {
-      const vid = String(r[i]);
-      const { token, expiresAt } = this.keys.sign({ sub: vid, room: cfg.room, sale: cfg.sale, ticket: Number(r[i + 1]), ttlSeconds: cfg.tokenTtlSeconds });
+    for (const { vid, ticket } of r.admitted) {
+      const { token, expiresAt } = this.keys.sign({ sub: vid, room: cfg.room, sale: cfg.sale, ticket, ttlSeconds: cfg.tokenTtlSeconds });
       items.push([vid, token, expiresAt]);
     }
     const p = this.redis.pipeline();
@@ -114,8 +112,8 @@ export class Admitter {
         if (e) items[i] = [items[i]![0], e, tokenExpiry(e)];
       });
     }
-    const notice: AdmittedNotice = { room: cfg.room, checkoutUrl: cfg.checkoutUrl, items, at, queued: Number(r[2]) };
-    await this.redis.publish(admittedChannel(this.prefix), JSON.stringify(notice));
+    const notice: AdmittedNotice = { room: cfg.room, checkoutUrl: cfg.checkoutUrl, items, at, queued: r.waiting };
+    await this.redis.spublish(admittedChannel(this.prefix, cfg.room), JSON.stringify(notice));
     this.metrics.admitted.inc({ room: cfg.room }, count);
     this.metrics.admissionLag.observe((performance.now() - started) / 1000);
     return count;

@@ -21,6 +21,7 @@ import type { Redis } from 'ioredis';
 import type { Metrics } from './metrics.js';
 import type { Rooms, RoomView } from './rooms.js';
 import { ensureToken, type AdmittedNotice } from './admitter.js';
+import type { Draws } from './draw.js';
 import { lookupVisitor, queueSnapshot, type Snapshot } from './scripts.js';
 import { tokenExpiry, type KeyRing } from './tokens.js';
 
@@ -100,7 +101,10 @@ export class Live {
     private readonly roomViews: Rooms,
     private readonly keys: KeyRing,
     private readonly metrics: Metrics,
-  ) {}
+    private readonly draws: Draws,
+  ) {
+    roomViews.onChange((room, view) => this.stateChanged(room, view));
+  }
 
   private liveRoom(room: string): LiveRoom {
     let r = this.rooms.get(room);
@@ -264,7 +268,7 @@ export class Live {
     let resolved = 0;
     await Promise.all([...r.unticketed].map(async (ws) => {
       const d = ws.getUserData();
-      const place = await lookupVisitor(this.redis, this.prefix, room, d.vid);
+      const place = await lookupVisitor(this.redis, this.prefix, room, d.vid, await this.draws.member(room, d.vid));
       if (place.kind === 'ticket' && !d.closed) {
         d.ticket = place.ticket;
         r.unticketed.delete(ws);

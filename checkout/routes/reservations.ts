@@ -4,7 +4,7 @@ import type { RoutePlugin } from '../context.js';
 import { CheckoutError, errorResponses } from '../errors.js';
 import { cancelReservation, startPayment } from '../orders.js';
 import type { AdmissionFailure, AdmissionResult } from '../admission.js';
-import { storedAnswer, type ReserveAnswer } from '../reserve.js';
+import { storedAnswerOf, unstorableField, type ReserveAnswer } from '../reserve.js';
 import { CancelledSchema, IdParam, PayBodySchema, PaymentPendingSchema, ReservedSchema, SaleParam, type Reserved } from '../schemas.js';
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
@@ -49,17 +49,7 @@ const reservations: RoutePlugin = async (app, { ctx }) => {
       // A retry answers what the first request answered, even if its token is now used up,
       // expired or missing. With a token that verifies, the batch finds the stored answer
       // itself (its first check); only a request the batch will not see looks it up here.
-      const stored = async () => {
-        if (key === undefined) return null;
-        const hit = await ctx.db
-          .selectFrom('idempotency_keys')
-          .select(['sale_id', 'status_code', 'body'])
-          .where('user_id', '=', userId)
-          .where('key', '=', key)
-          .executeTakeFirst();
-        if (hit && hit.sale_id !== sale) throw new CheckoutError('idempotency_key_reused');
-        return hit ? storedAnswer(hit.status_code, hit.body as Record<string, unknown>) : null;
-      };
+      const stored = () => storedAnswerOf(ctx.db, userId, sale, key);
       const refuse = async (code: AdmissionFailure['code'], reason: string) => {
         const first = await stored();
         if (first) return answer(first);
@@ -77,7 +67,10 @@ const reservations: RoutePlugin = async (app, { ctx }) => {
         throw e;
       }
       if (!v.ok) return refuse(v.code, v.reason);
-      const a = await ctx.reserver.reserve(sale, { userId, claims: v.claims, idempotencyKey: key });
+      const request = { userId, claims: v.claims, idempotencyKey: key };
+      const field = unstorableField(request); // the reserver refuses it too, alone in its batch
+      if (field) throw new CheckoutError('bad_request', { field }, `${field} must not contain a NUL character.`);
+      const a = await ctx.reserver.reserve(sale, request);
       if (!a.stored) ctx.metrics.reservations.inc({ result: a.status === 201 ? 'reserved' : String(a.body.error) });
       return answer(a);
     },

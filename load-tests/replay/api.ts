@@ -2,7 +2,7 @@
  * The operator and shopper calls the replay driver, the benchmarks and the tests make,
  * written once against CONTRACT.md.
  */
-import { request, outcomeOf, type Reply } from './http.js';
+import { request, outcomeOf, type Reply, type RequestOptions } from './http.js';
 
 export interface Targets {
   gateway: string;
@@ -55,12 +55,38 @@ export async function audit(t: Targets, sale: string): Promise<Record<string, un
   return must(await request(`${t.checkout}/admin/sales/${encodeURIComponent(sale)}/audit`, { headers: admin(t) }), `audit ${sale}`);
 }
 
-export async function saleState(t: Targets, sale: string): Promise<any> {
-  return must(await request(`${t.checkout}/api/sales/${encodeURIComponent(sale)}`), `sale ${sale}`);
+/** Options of a read-only call: its own agent (a sampler not queued behind shoppers), a timeout. */
+type ReadOptions = Pick<RequestOptions, 'agent' | 'timeoutMs'>;
+
+export async function saleState(t: Targets, sale: string, opts: ReadOptions = {}): Promise<any> {
+  return must(await request(`${t.checkout}/api/sales/${encodeURIComponent(sale)}`, opts), `sale ${sale}`);
 }
 
-export async function roomState(t: Targets, room: string): Promise<any> {
-  return must(await request(`${t.gateway}/api/rooms/${encodeURIComponent(room)}`), `room ${room}`);
+export async function roomState(t: Pick<Targets, 'gateway'>, room: string, opts: ReadOptions = {}): Promise<any> {
+  return must(await request(`${t.gateway}/api/rooms/${encodeURIComponent(room)}`, opts), `room ${room}`);
+}
+
+export class ProductDownError extends Error {
+  override name = 'ProductDownError';
+}
+
+/**
+ * Both services' health checks (`GET /healthz`, CONTRACT.md sections 1 and 3) must answer 200
+ * within `timeoutMs`; otherwise a ProductDownError naming the URL tried and what came back.
+ */
+export async function checkHealth(t: Pick<Targets, 'gateway' | 'checkout'>, timeoutMs = 3000): Promise<void> {
+  for (const [kind, base] of [['gateway', t.gateway], ['checkout', t.checkout]] as const) {
+    const url = `${base}/healthz`;
+    let why: string;
+    try {
+      const r = await request(url, { timeoutMs });
+      if (r.status === 200) continue;
+      why = `answered HTTP ${r.status} ${outcomeOf(r)}`;
+    } catch (e) {
+      why = `did not answer (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
+    }
+    throw new ProductDownError(`the ${kind}'s health check ${url} ${why}: start the product (npm start) or point --${kind} at a running one`);
+  }
 }
 
 export async function recording(t: Targets, room: string): Promise<string | null> {

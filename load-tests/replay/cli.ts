@@ -29,6 +29,8 @@ const USAGE = `usage: npm run replay -- (--file FILE | --profile ${PROFILES.join
   --ordered              send joins one after another (exact order; one process)
   --processes N          worker processes (default: one per 15,000 visitors)
   --timeout S            give up on waiting visitors S seconds after the last arrival (default 120)
+  --answer-grace S       a visitor still waiting S seconds after the room says sold_out or closed
+                         was never told: stop waiting for it and report it (default 10)
   --record               turn arrival recording on for the replay's room
   --hold-admission       admit nobody until every attempt is sent (outcomes independent of sell-out timing)
   --max-bot-share X      the check on who got the units fails when bots got more than this share (0..1)
@@ -43,7 +45,7 @@ async function main(): Promise<number> {
         stock: { type: 'string' }, speed: { type: 'string' }, out: { type: 'string' }, gateway: { type: 'string' },
         checkout: { type: 'string' }, 'admin-token': { type: 'string' }, 'admit-rate': { type: 'string' },
         'max-active': { type: 'string' }, 'room-config': { type: 'string' }, ordered: { type: 'boolean' },
-        processes: { type: 'string' }, timeout: { type: 'string' }, record: { type: 'boolean' }, 'hold-admission': { type: 'boolean' },
+        processes: { type: 'string' }, timeout: { type: 'string' }, 'answer-grace': { type: 'string' }, record: { type: 'boolean' }, 'hold-admission': { type: 'boolean' },
         'max-bot-share': { type: 'string' }, help: { type: 'boolean' },
       },
     }).values;
@@ -101,6 +103,7 @@ async function main(): Promise<number> {
     ordered: a.ordered ?? false,
     processes: a.processes ? num(a.processes, 1, 'processes') : undefined,
     timeoutSec: num(a.timeout, 120, 'timeout'),
+    answerGraceSec: num(a['answer-grace'], 10, 'answer-grace'),
     record: a.record ?? false,
     holdAdmission: a['hold-admission'] ?? false,
   });

@@ -5,10 +5,11 @@
  * second, and gathers everything the report needs, ending with the checkout's audit.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { AddressMap } from './addresses.js';
-import { audit, putRoom, putSale, roomState, saleState, type Targets } from './api.js';
+import { audit, checkHealth, putRoom, putSale, roomState, saleState, type Targets } from './api.js';
 import { runShard, type AttemptResult, type Progress, type ShardAttempt, type ShardJob, type ShardResult, type VisitorResult } from './shard.js';
 import type { ReplayArrival } from './ndjson.js';
 import type { RoomConfig } from '../../waiting-room/room-config.js';
@@ -36,6 +37,11 @@ export interface ReplayOptions {
   processes?: number;
   /** Give up on visitors still waiting after this many seconds of replay. */
   timeoutSec?: number;
+  /**
+   * Seconds after the room's state says sold_out or closed when a visitor still waiting counts
+   * as never told (`not_told`) and the replay stops waiting for it (default 10).
+   */
+  answerGraceSec?: number;
   /** Turn arrival recording on for the replay's room. */
   record?: boolean;
   /**
@@ -95,10 +101,14 @@ export async function replay(opts: ReplayOptions): Promise<ReplayData> {
   const room = opts.room ?? `replay-${runId}`;
   const sale = opts.sale ?? room;
   const t = opts.targets;
+  // Refuse to start against a product that is not there (naming the URL tried).
+  await checkHealth(t);
   const first = opts.arrivals[0]!.t;
   const last = opts.arrivals[opts.arrivals.length - 1]!.t;
 
+  // Visitors that keep a cookie hold a WebSocket each (processes are sized by them).
   const distinct = new Set(opts.arrivals.filter((a) => !a.noCookie).map((a) => a.visitor)).size;
+  const visitors = new Set(opts.arrivals.map((a) => a.visitor)).size;
   const ordered = opts.ordered ?? false;
   const processes = ordered ? 1 : Math.max(1, opts.processes ?? Math.ceil(distinct / VISITORS_PER_PROCESS));
 
@@ -121,7 +131,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayData> {
     record: opts.record ?? false,
     ...opts.roomConfig,
   });
-  log(`replay ${opts.source}: ${opts.arrivals.length} attempts, ${distinct} visitors, speed ${speed}x, room ${room}, sale ${sale} (stock ${opts.stock}), ${processes} process(es)${ordered ? ', ordered' : ''}`);
+  log(`replay ${opts.source}: ${opts.arrivals.length} attempts from ${visitors} visitors (${visitors - distinct} keep no cookie), speed ${speed}x, room ${room}, sale ${sale} (stock ${opts.stock}), ${processes} process(es)${ordered ? ', ordered' : ''}`);
 
   const addresses = new AddressMap();
   const shards: ShardAttempt[][] = Array.from({ length: processes }, () => []);
@@ -137,6 +147,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayData> {
   const deadline = startAt + (last - first) / speed + (opts.timeoutSec ?? 120) * 1000;
   const jobs: ShardJob[] = shards.map((attempts) => ({
     gateway: t.gateway, checkout: t.checkout, room, sale, runId, ordered, deadline, attempts,
+    answerGraceMs: (opts.answerGraceSec ?? 10) * 1000,
   }));
 
   const progress: Progress[] = jobs.map(() => ({ sent: 0, joined: 0, admitted: 0, bought: 0, settled: 0 }));
@@ -145,6 +156,10 @@ export async function replay(opts: ReplayOptions): Promise<ReplayData> {
   const samples: Sample[] = [];
   let sampling = true;
   let held = opts.holdAdmission ?? false;
+  // Its own connections, so samples are not queued behind the shoppers' checkout calls, and a
+  // short timeout: a sample that does not come back is a gap in the charts, not a stall.
+  const sampleAgent = new http.Agent({ keepAlive: true, maxSockets: 2 });
+  const sampleOpts = { agent: sampleAgent, timeoutMs: 2000 };
   const sampler = (async () => {
     while (sampling) {
       if (held && progress.reduce((n, p) => n + p.sent, 0) >= total) {
@@ -152,7 +167,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayData> {
         await putRoom(t, room, { admitRatePerMin });
         log(`every attempt sent: admission opened at ${admitRatePerMin}/min`);
       }
-      const [r, s] = await Promise.all([roomState(t, room).catch(() => null), saleState(t, sale).catch(() => null)]);
+      const [r, s] = await Promise.all([roomState(t, room, sampleOpts).catch(() => null), saleState(t, sale, sampleOpts).catch(() => null)]);
       samples.push({
         at: Date.now(), queued: r?.queued ?? null, admittedThrough: r?.admittedThrough ?? null, state: r?.state ?? null,
         held: typeof r?.held === 'boolean' ? r.held : null, sold: s?.sold ?? null, available: s?.available ?? null,
@@ -175,6 +190,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayData> {
   } finally {
     sampling = false;
     await sampler;
+    sampleAgent.destroy();
   }
   bar?.done();
   const endedAt = Date.now();

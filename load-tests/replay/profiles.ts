@@ -5,9 +5,10 @@
  *
  *  - spike:    everyone comes after open, most in the first seconds (exponential, mean 1.5 s).
  *  - prequeue: 70% wait in the 30 s pre-queue before open, then the rest spike at open.
- *  - bots30:   a spike of humans plus 30% bot visitors: 3 IPs hammering (40 cookie-less joins
- *              each, within 2 s), half the bots from many IPs of ONE /24 within 1 s, the rest
- *              clients that keep no cookie spread over 50 IPs.
+ *  - bots30:   a spike of humans plus 30% bot visitors (of N visitors, 0.7 N humans and 0.3 N
+ *              bots: 3 hammering IPs, each one visitor sending 40 cookie-less joins within 2 s;
+ *              half the rest from many IPs of ONE /24 within 1 s; the others clients that keep
+ *              no cookie, spread over 50 IPs).
  * Humans come from /24s of 20 hosts each (homes and offices behind ISPs); 10% of them join twice.
  */
 import type { ReplayArrival, UaClass } from './ndjson.js';
@@ -68,7 +69,7 @@ export function makeProfile(name: ProfileName, visitors: number, seed = 1): Prof
     const noCookie = bots - hammer - farm;
     const early = (spanMs = 2_000) => open - 200 + Math.floor(rnd() * spanMs);
     for (let i = 0; i < hammer; i++) {
-      for (let k = 0; k < 40; k++) line(early(), `bh${i}`, `bhs${i}`, `bhv${i}-${k}`, 'curl', true, true);
+      for (let k = 0; k < 40; k++) line(early(), `bh${i}`, `bhs${i}`, `bhv${i}`, 'curl', true, true);
     }
     for (let i = 0; i < farm; i++) line(early(1_000), `bf${i}`, 'bfs0', `bfv${i}`, rnd() < 0.5 ? 'bot' : 'empty', true);
     for (let i = 0; i < noCookie; i++) {

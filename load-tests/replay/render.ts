@@ -33,7 +33,7 @@ export function clip(s: string, max = TEXT_DETAIL_MAX): string {
 function rows(r: Report, detail: (s: string) => string, hints: boolean): [string, string][] {
   const out: [string, string][] = [
     ['source', r.meta.source],
-    ['attempts / visitors', `${r.meta.attempts} / ${r.meta.visitors} joined`],
+    ['attempts / visitors', `${r.meta.attempts} attempts from ${r.meta.visitors} visitors${r.bots ? ` (${r.bots.humanVisitors} humans, ${r.bots.botVisitors} bots)` : ''}; ${r.meta.joined} got a place`],
     ['outcomes', Object.entries(r.outcomes).map(([k, v]) => `${k} ${v}`).join(', ')],
     ['join latency p50 / p95 / p99 (ms)', `${fmt(r.latencyMs.p50)} / ${fmt(r.latencyMs.p95)} / ${fmt(r.latencyMs.p99)}`],
     ['fairness: Kendall tau (after open)', `${fmt(r.fairness.tau)} over ${r.fairness.n} admitted`],
@@ -48,6 +48,8 @@ function rows(r: Report, detail: (s: string) => string, hints: boolean): [string
   }
   out.push(['units sold / stock', `${fmt(r.sales.sold)} / ${r.sales.stock} (${r.sales.purchases} purchases seen, ${r.sales.admitted} admitted)`]);
   out.push(['sold out after open (s)', fmt(r.sales.soldOutAfterSec)]);
+  out.push(['final answers', `${r.answers.final} of ${r.answers.followed} visitors followed` +
+    (r.answers.waiting ? `; ${r.answers.waiting} still waiting at the end (${Object.entries(r.answers.waitingBy).map(([k, v]) => `${k} ${v}`).join(', ')})` : '')]);
   if (r.replay) {
     out.push(['outcomes recorded', Object.entries(r.replay.recordedOutcomes).map(([k, v]) => `${k} ${v}`).join(', ')]);
     out.push(['ticket order vs recording', `tau ${fmt(r.replay.orderTau)}, ${r.replay.orderDiscordant} discordant pairs among ${r.replay.orderPairs} joins`]);
@@ -80,7 +82,47 @@ interface Series {
   color: string;
   points: [number, number | null][];
   bars?: boolean;
+  /**
+   * A line series is broken wherever two neighbouring points are more than this many seconds
+   * apart (and at every null): no line is drawn through a stretch with no sample in it.
+   */
+  gapSec?: number;
 }
+
+/**
+ * Round y-axis ticks for values up to `max`: a step of 1, 2 or 5 times a power of ten, about
+ * four steps, from 0 to the first tick at or above `max`.
+ */
+export function niceTicks(max: number, steps = 4): number[] {
+  const top = max > 0 && Number.isFinite(max) ? max : 1;
+  const raw = top / steps;
+  const pow = 10 ** Math.floor(Math.log10(raw));
+  const step = ([1, 2, 5, 10].find((k) => k * pow >= raw * (1 - 1e-9)) ?? 10) * pow;
+  const n = Math.max(1, Math.ceil(top / step - 1e-9));
+  // Multiply, never add, so a tick of 0.3 is 0.3 and not 0.30000000000000004.
+  return Array.from({ length: n + 1 }, (_, k) => Number((k * step).toPrecision(12)));
+}
+
+/**
+ * The runs of a line series that may be joined: consecutive non-null points no more than
+ * `gapSec` apart. A run of one point is a lone sample (drawn as a dot).
+ */
+export function lineRuns(points: [number, number | null][], gapSec = Infinity): [number, number][][] {
+  const runs: [number, number][][] = [];
+  let cur: [number, number][] = [];
+  for (const [x, y] of points) {
+    const prev = cur[cur.length - 1];
+    if (y === null || (prev && x - prev[0] > gapSec)) {
+      if (cur.length) runs.push(cur);
+      cur = [];
+    }
+    if (y !== null) cur.push([x, y]);
+  }
+  if (cur.length) runs.push(cur);
+  return runs;
+}
+
+const label = (v: number) => (Number.isInteger(v) ? v.toLocaleString('en-US') : String(v));
 
 /**
  * A small line/bar chart: x is seconds from open (a dashed line marks open). `width` and
@@ -92,14 +134,14 @@ export function svgChart(title: string, yLabel: string, series: Series[], width 
   const ys = series.flatMap((s) => s.points.map((p) => p[1]).filter((v): v is number => v !== null));
   const x0 = Math.min(0, ...xs);
   const x1 = Math.max(x0 + 1, ...xs) + 1;
-  const y1 = Math.max(1, ...ys) * 1.1;
+  const ticks = niceTicks(Math.max(1, ...ys));
+  const y1 = ticks[ticks.length - 1]!;
   const X = (x: number) => m.l + ((x - x0) / (x1 - x0)) * (width - m.l - m.r);
   const Y = (y: number) => height - m.b - (y / y1) * (height - m.t - m.b);
   const parts: string[] = [];
-  for (let k = 0; k <= 4; k++) {
-    const v = (y1 / 4) * k;
+  for (const v of ticks) {
     parts.push(`<line x1="${m.l}" x2="${width - m.r}" y1="${Y(v)}" y2="${Y(v)}" stroke="#e5e7eb"/>`);
-    parts.push(`<text x="${m.l - 6}" y="${Y(v) + 4}" text-anchor="end" font-size="11" fill="#6b7280">${Math.round(v)}</text>`);
+    parts.push(`<text class="ytick" x="${m.l - 6}" y="${Y(v) + 4}" text-anchor="end" font-size="11" fill="#6b7280">${label(v)}</text>`);
   }
   const step = Math.max(1, Math.ceil((x1 - x0) / 10));
   for (let x = Math.ceil(x0 / step) * step; x <= x1; x += step) {
@@ -114,8 +156,13 @@ export function svgChart(title: string, yLabel: string, series: Series[], width 
         parts.push(`<rect x="${X(x) - bw / 4 + off}" y="${Y(y)}" width="${Math.max(1, bw / 2)}" height="${Y(0) - Y(y)}" fill="${s.color}" opacity="0.85"/>`);
       }
     } else {
-      const pts = s.points.filter((p): p is [number, number] => p[1] !== null).map(([x, y]) => `${X(x).toFixed(1)},${Y(y).toFixed(1)}`);
-      if (pts.length) parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${pts.join(' ')}"/>`);
+      for (const run of lineRuns(s.points, s.gapSec)) {
+        if (run.length === 1) {
+          parts.push(`<circle cx="${X(run[0]![0]).toFixed(1)}" cy="${Y(run[0]![1]).toFixed(1)}" r="2.5" fill="${s.color}"/>`);
+        } else {
+          parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${run.map(([x, y]) => `${X(x).toFixed(1)},${Y(y).toFixed(1)}`).join(' ')}"/>`);
+        }
+      }
     }
   });
   // The open marker after the data, so a bar at second 0 does not hide it; its label has a
@@ -128,15 +175,16 @@ export function svgChart(title: string, yLabel: string, series: Series[], width 
 
 export function renderHtml(r: Report): string {
   const b = r.timeline.bins;
+  const smp = r.timeline.samples;
   const charts = [
     svgChart(`Arrivals and admissions per ${r.timeline.binSec} s`, 'per bin', [
       { name: 'join attempts', color: '#2563eb', points: b.map((x) => [x.t, x.arrivals]), bars: true },
       { name: 'admissions', color: '#16a34a', points: b.map((x) => [x.t, x.admissions]), bars: true },
     ]),
-    svgChart('Queue length (gateway, sampled each second)', 'queued', [{ name: 'queued', color: '#9333ea', points: b.map((x) => [x.t, x.queued]) }]),
+    svgChart('Queue length (gateway, sampled each second)', 'queued', [{ name: 'queued', color: '#9333ea', points: smp.map((x) => [x.t, x.queued]), gapSec: r.timeline.sampleGapSec }]),
     svgChart(`Units sold (stock ${r.sales.stock})`, 'units', [
-      { name: 'sold', color: '#ea580c', points: b.map((x) => [x.t, x.sold]) },
-      { name: 'stock', color: '#9ca3af', points: b.map((x) => [x.t, r.sales.stock]) },
+      { name: 'sold', color: '#ea580c', points: smp.map((x) => [x.t, x.sold]), gapSec: r.timeline.sampleGapSec },
+      { name: 'stock', color: '#9ca3af', points: b.length ? [[b[0]!.t, r.sales.stock], [b[b.length - 1]!.t, r.sales.stock]] : [] },
     ]),
   ];
   const hints = r.checks.filter((c) => !c.ok && c.hint).map((c) => `<p class="hint"><b>${esc(c.name)}:</b> ${esc(c.hint!)}</p>`).join('\n');

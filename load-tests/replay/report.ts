@@ -48,6 +48,33 @@ export interface TimelineBin {
   sold: number | null;
 }
 
+/** One sample of the room and the sale (seconds from open); a field is null when its request failed. */
+export interface TimelineSample {
+  t: number;
+  queued: number | null;
+  sold: number | null;
+}
+
+/**
+ * The driver samples about once a second: neighbouring samples further apart than this have a
+ * stretch with no sample between them, and the charts draw no line across it.
+ */
+export const SAMPLE_GAP_SEC = 3;
+
+/** How a visitor's wait may end with an answer from the product (anything else: still waiting). */
+export const FINAL_WAIT_ENDS: ReadonlySet<string> = new Set(['admitted', 'sold_out', 'closed', 'not_in_queue']);
+
+/**
+ * A visitor the product left without a final answer: its wait did not end in one (timed out,
+ * never told the room sold out, its socket failed and claiming never answered), or it was
+ * admitted and its purchase never settled.
+ */
+export function unanswered(v: ReplayData['visitors'][number]): boolean {
+  if (!FINAL_WAIT_ENDS.has(v.waitEnd)) return true;
+  if (v.waitEnd !== 'admitted') return false;
+  return v.purchase === null || v.purchase === 'purchase:timeout' || v.purchase.startsWith('network:');
+}
+
 export interface Check {
   name: string;
   ok: boolean;
@@ -62,11 +89,21 @@ export interface Report {
   meta: {
     source: string; room: string; sale: string; gateway: string; checkout: string; speed: number;
     processes: number; ordered: boolean; startedAt: string; openAt: string; durationSec: number;
-    attempts: number; visitors: number;
+    attempts: number;
+    /** Distinct visitors of the arrivals (a profile's or a recording's), bots and humans alike. */
+    visitors: number;
+    /** Of those, visitors with at least one join answered 200 (a place in the queue). */
+    joined: number;
+    /** Visitors the driver followed to a final answer (those that keep a cookie and joined). */
+    followed: number;
   };
   outcomes: Record<string, number>;
   latencyMs: Percentiles;
-  timeline: { binSec: number; bins: TimelineBin[] };
+  /**
+   * `bins` count arrivals and admissions; `samples` are the room and sale as sampled (the
+   * queue and units-sold charts draw these, broken where two are more than `sampleGapSec` apart).
+   */
+  timeline: { binSec: number; bins: TimelineBin[]; samples: TimelineSample[]; sampleGapSec: number };
   fairness: { n: number; tau: number | null; overtakes: number; discordant: number; skipped: number };
   bots: null | {
     botVisitors: number; botAttempts: number; botAttemptsStopped: number; botVisitorsAdmitted: number; botUnits: number;
@@ -81,6 +118,8 @@ export interface Report {
     maxBotShare: number;
   };
   sales: { stock: number; sold: number | null; purchases: number; admitted: number; failures: Record<string, number>; soldOutAfterSec: number | null };
+  /** Visitors followed to the end: with a final answer, and still waiting at the end (by how their wait ended). */
+  answers: { followed: number; final: number; waiting: number; waitingBy: Record<string, number> };
   audit: Record<string, unknown>;
   replay: null | { recordedOutcomes: Record<string, number>; orderTau: number | null; orderPairs: number; orderDiscordant: number };
   checks: Check[];
@@ -198,6 +237,14 @@ export function buildReport(d: ReplayData, opts: ReportOptions = {}): Report {
   const admitted = d.visitors.filter((v) => v.admittedAt !== null);
   const purchases = d.visitors.filter((v) => v.purchase === 'success');
 
+  const visitorCount = new Set(d.arrivals.map((a) => a.visitor)).size;
+  const joinedCount = new Set(d.attempts.filter((a) => a.outcome === 'joined').map((a) => d.arrivals[a.i]!.visitor)).size;
+  const waiting = d.visitors.filter(unanswered);
+  const answers = {
+    followed: d.visitors.length, final: d.visitors.length - waiting.length, waiting: waiting.length,
+    waitingBy: count(waiting.map((v) => (v.waitEnd === 'admitted' ? `purchase:${v.purchase ?? 'none'}` : `wait:${v.waitEnd}`))),
+  };
+
   // Timeline, in bins of a whole number of seconds, at most ~120 bins.
   const lastAt = Math.max(d.endedAt, ...d.samples.map((s) => s.at));
   const firstAt = Math.min(open, d.attempts[0]?.sentAt ?? open);
@@ -214,6 +261,8 @@ export function buildReport(d: ReplayData, opts: ReportOptions = {}): Report {
     if (s.queued !== null) b.queued = s.queued;
     if (s.sold !== null) b.sold = s.sold;
   }
+  const samples: TimelineSample[] = [...d.samples].sort((a, b) => a.at - b.at)
+    .map((s) => ({ t: Math.round(sec(s.at) * 100) / 100, queued: s.queued, sold: s.sold }));
 
   // Fairness after open.
   const after = d.visitors.filter((v) => v.joinTicket !== null);
@@ -222,15 +271,15 @@ export function buildReport(d: ReplayData, opts: ReportOptions = {}): Report {
   // Bots (only when the arrivals are labelled).
   let bots: Report['bots'] = null;
   if (d.arrivals.some((a) => a.bot !== undefined)) {
+    // One entry per visitor of the arrivals (a cookie-less bot that joins 40 times is one
+    // visitor), so bots + humans = the visitors the profile or recording has.
     const byVisitor = new Map<string, { bot: boolean; outcomes: Set<string> }>();
+    for (const a of d.arrivals) if (!byVisitor.has(a.visitor)) byVisitor.set(a.visitor, { bot: a.bot === true, outcomes: new Set() });
     let botAttempts = 0;
     let botStopped = 0;
     for (const at of d.attempts) {
       const a = d.arrivals[at.i]!;
-      const key = a.noCookie ? `${a.visitor}#${at.i}` : a.visitor;
-      let e = byVisitor.get(key);
-      if (!e) byVisitor.set(key, (e = { bot: a.bot === true, outcomes: new Set() }));
-      e.outcomes.add(at.outcome);
+      byVisitor.get(a.visitor)!.outcomes.add(at.outcome);
       if (a.bot) {
         botAttempts++;
         if (at.outcome !== 'joined') botStopped++;
@@ -306,23 +355,32 @@ export function buildReport(d: ReplayData, opts: ReportOptions = {}): Report {
   if (replayCmp && d.ordered) {
     checks.push({ name: 'same ticket order as recorded', ok: replayCmp.orderDiscordant === 0, detail: `${replayCmp.orderDiscordant} discordant pairs among ${replayCmp.orderPairs} joins` });
   }
+  checks.push({
+    name: 'every visitor got a final answer',
+    ok: answers.waiting === 0,
+    detail: answers.waiting === 0
+      ? `${answers.final} of ${answers.followed} visitors followed were admitted and bought or were told the outcome`
+      : `${answers.waiting} of ${answers.followed} visitors followed still waiting at the end (${Object.entries(answers.waitingBy).map(([k, v]) => `${k} ${v}`).join(', ')})`,
+  });
   if (bots) checks.push(botShareCheck(d, bots, purchases));
 
   return {
     meta: {
       source: d.source, room: d.room, sale: d.sale, gateway: d.targets.gateway, checkout: d.targets.checkout, speed: d.speed,
       processes: d.processes, ordered: d.ordered, startedAt: new Date(d.startedAt).toISOString(), openAt: new Date(open).toISOString(),
-      durationSec: Math.round((d.endedAt - d.startedAt) / 100) / 10, attempts: d.attempts.length, visitors: d.visitors.length,
+      durationSec: Math.round((d.endedAt - d.startedAt) / 100) / 10, attempts: d.attempts.length, visitors: visitorCount,
+      joined: joinedCount, followed: d.visitors.length,
     },
     outcomes,
     latencyMs: percentiles(d.attempts.filter((a) => a.status > 0).map((a) => a.latencyMs)),
-    timeline: { binSec, bins },
+    timeline: { binSec, bins, samples, sampleGapSec: SAMPLE_GAP_SEC },
     fairness: fair,
     bots,
     sales: {
       stock: d.stock, sold, purchases: purchases.length, admitted: admitted.length, failures,
       soldOutAfterSec: soldOutSample ? Math.round(sec(soldOutSample.at) * 10) / 10 : null,
     },
+    answers,
     audit: auditObj,
     replay: replayCmp,
     checks,

@@ -4,9 +4,10 @@
  * told the room is sold out/closed), then buys. Returns what it saw; a worker process sends
  * the same thing to the parent over IPC.
  */
+import http from 'node:http';
 import { WebSocket } from 'ws';
 import { request, outcomeOf, closeAgents } from './http.js';
-import { buy, jwtPayload } from './api.js';
+import { buy, jwtPayload, roomState } from './api.js';
 import type { UaClass } from './ndjson.js';
 
 export interface ShardAttempt {
@@ -31,6 +32,11 @@ export interface ShardJob {
   ordered: boolean;
   /** Give up on everything still waiting at this time (ms since epoch). */
   deadline: number;
+  /**
+   * Once the room's public state says sold_out or closed, a visitor still waiting this many ms
+   * later was never told (the contract tells every waiter at once): its wait ends `not_told`.
+   */
+  answerGraceMs?: number;
   attempts: ShardAttempt[];
 }
 
@@ -54,7 +60,11 @@ export interface VisitorResult {
   admittedAt: number | null;
   /** The `ticket` claim of the admission token. */
   admittedTicket: number | null;
-  /** How the wait ended: admitted, sold_out, closed, timeout, ws_error. */
+  /**
+   * How the wait ended: admitted, sold_out, closed, not_in_queue (answers of the product);
+   * timeout (the deadline came first), not_told (the room was sold out or closed for the grace
+   * period and this visitor had not been told), waiting (the run ended first).
+   */
   waitEnd: string;
   purchase: 'success' | string | null;
   purchasedAt: number | null;
@@ -92,6 +102,10 @@ export function headersFor(ua: UaClass): Record<string, string | undefined> {
 }
 
 const nowMs = () => performance.timeOrigin + performance.now();
+/** A WebSocket handshake not done in this time falls back to claiming over HTTP. */
+export const WS_HANDSHAKE_MS = 10_000;
+export const ANSWER_GRACE_MS = 10_000;
+const FINAL_ROOM_STATES = new Set(['sold_out', 'closed']);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
 
 export async function runShard(job: ShardJob, onProgress?: (p: Progress) => void): Promise<ShardResult> {
@@ -101,6 +115,8 @@ export async function runShard(job: ShardJob, onProgress?: (p: Progress) => void
   const progress: Progress = { sent: 0, joined: 0, admitted: 0, bought: 0, settled: 0 };
   const following: Promise<void>[] = [];
   const sockets = new Set<WebSocket>();
+  /** Visitors waiting for their answer: calling one ends its wait with that end. */
+  const waiting = new Set<(end: string) => void>();
   const wsBase = job.gateway.replace(/^http/, 'ws');
   const tick = onProgress ? setInterval(() => onProgress({ ...progress }), 250) : null;
 
@@ -122,13 +138,16 @@ export async function runShard(job: ShardJob, onProgress?: (p: Progress) => void
     return new Promise((resolve) => {
       let done = false;
       const url = `${wsBase}/api/rooms/${encodeURIComponent(job.room)}/ws?vid=${encodeURIComponent(v.vid)}`;
-      const ws = new WebSocket(url, { localAddress: a.localAddress, headers: { 'user-agent': UA_STRINGS[a.ua] ?? '' } });
+      const ws = new WebSocket(url, { localAddress: a.localAddress, headers: { 'user-agent': UA_STRINGS[a.ua] ?? '' }, handshakeTimeout: WS_HANDSHAKE_MS });
       sockets.add(ws);
       const timer = setTimeout(() => finish('timeout', null), Math.max(0, job.deadline - Date.now()));
+      const giveUp = (end: string) => finish(end, null);
+      waiting.add(giveUp);
       const finish = (end: string, token: string | null) => {
         if (done) return;
         done = true;
         clearTimeout(timer);
+        waiting.delete(giveUp);
         v.waitEnd = end;
         sockets.delete(ws);
         ws.removeAllListeners('close');
@@ -157,7 +176,8 @@ export async function runShard(job: ShardJob, onProgress?: (p: Progress) => void
       // A dropped socket falls back to claiming over HTTP until the deadline.
       ws.on('close', () => {
         if (done) return;
-        void claimLoop(v, a).then((r) => {
+        void claimLoop(v, a, () => done).then((r) => {
+          if (done) return;
           if (r.token) {
             v.admittedAt = nowMs();
             const t = jwtPayload(r.token)?.ticket;
@@ -170,8 +190,8 @@ export async function runShard(job: ShardJob, onProgress?: (p: Progress) => void
     });
   }
 
-  async function claimLoop(v: { vid: string }, a: ShardAttempt): Promise<{ end: string; token: string | null }> {
-    while (Date.now() < job.deadline) {
+  async function claimLoop(v: { vid: string }, a: ShardAttempt, over: () => boolean): Promise<{ end: string; token: string | null }> {
+    while (Date.now() < job.deadline && !over()) {
       const r = await request(`${job.gateway}/api/rooms/${encodeURIComponent(job.room)}/claim`, {
         headers: { ...headersFor(a.ua), 'x-visitor-id': v.vid }, body: {}, localAddress: a.localAddress,
       }).catch(() => null);
@@ -214,6 +234,23 @@ export async function runShard(job: ShardJob, onProgress?: (p: Progress) => void
     attempts.push(res);
   }
 
+  // The room's public state, once a second while anyone here waits: a room sold out or closed
+  // for the grace period ends every wait still open as `not_told`, so the run always ends.
+  const grace = job.answerGraceMs ?? ANSWER_GRACE_MS;
+  const watchAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  let finalSince: number | null = null;
+  let watching = true;
+  const watch = (async () => {
+    while (watching) {
+      await sleep(1000);
+      if (!waiting.size) continue;
+      const st = await roomState(job, job.room, { agent: watchAgent, timeoutMs: 2000 }).then((r) => String(r?.state), () => null);
+      if (st !== null && FINAL_ROOM_STATES.has(st)) finalSince ??= Date.now();
+      else if (st !== null) finalSince = null;
+      if (finalSince !== null && Date.now() - finalSince >= grace) for (const giveUp of [...waiting]) giveUp('not_told');
+    }
+  })();
+
   const sorted = [...job.attempts].sort((x, y) => x.at - y.at || x.i - y.i);
   const inflight: Promise<void>[] = [];
   for (const a of sorted) {
@@ -225,6 +262,9 @@ export async function runShard(job: ShardJob, onProgress?: (p: Progress) => void
   }
   await Promise.all(inflight);
   await Promise.all(following);
+  watching = false;
+  await watch;
+  watchAgent.destroy();
   if (tick) clearInterval(tick);
   onProgress?.({ ...progress });
   for (const ws of sockets) ws.terminate();

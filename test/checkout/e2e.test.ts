@@ -9,29 +9,14 @@ import { randomUUID } from 'node:crypto';
 import { loadConfig } from '../../shared/config.js';
 import { startGateway } from '../../waiting-room/server.js';
 import { startCheckout } from '../../checkout/main.js';
-import { ADMIN, audit, call, cleanRedis, testDatabase, until, WEBHOOK_SECRET } from './helpers.js';
+import { ADMIN, audit, call, productEnv, until } from './helpers.js';
 
 t.test('a token from the real gateway buys the last unit; the room follows the stock', async (t) => {
-  const later: (() => unknown)[] = [];
-  const stops: (() => Promise<unknown>)[] = [];
-  t.teardown(async () => {
-    for (const s of stops.reverse()) await s();
-    for (const fn of later) await fn();
-  });
-  const deferred = { teardown: (fn: () => unknown) => later.push(fn) };
-  const env = {
-    DATABASE_URL: await testDatabase(deferred, 'e2e'),
-    REDIS_PREFIX: `t-${randomUUID().slice(0, 8)}`,
-    ADMIN_TOKEN: ADMIN,
-    PAYMENT_WEBHOOK_SECRET: WEBHOOK_SECRET,
-    LOG_LEVEL: 'silent',
-    GATEWAY_PORT: '0',
-  };
-  cleanRedis(deferred, loadConfig(env));
+  const { env, stop } = await productEnv(t, 'e2e');
   const gateway = await startGateway(loadConfig(env));
-  stops.push(() => gateway.close());
+  stop(() => gateway.close());
   const checkout = await startCheckout(loadConfig({ ...env, JWKS_URL: `${gateway.url}/.well-known/jwks.json` }), { port: 0, provider: { delayMs: 100 } });
-  stops.push(() => checkout.close());
+  stop(() => checkout.close());
 
   const now = Date.now();
   const sale = await call(checkout.url, 'PUT', '/admin/sales/e2e', {

@@ -239,3 +239,28 @@ export async function until<T>(check: () => Promise<T | undefined | null | false
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/**
+ * The environment of a gateway + checkout test over real sockets: its own database and Redis
+ * prefix; `stop` registers a service to close. At teardown the services close (last started
+ * first), then the database and keys go.
+ */
+export async function productEnv(t: Teardown, tag: string) {
+  const later: (() => unknown)[] = [];
+  const stops: (() => Promise<unknown>)[] = [];
+  t.teardown(async () => {
+    for (const s of stops.reverse()) await s();
+    for (const fn of later) await fn();
+  });
+  const deferred = { teardown: (fn: () => unknown) => later.push(fn) };
+  const env = {
+    DATABASE_URL: await testDatabase(deferred, tag),
+    REDIS_PREFIX: `t-${randomUUID().slice(0, 8)}`,
+    ADMIN_TOKEN: ADMIN,
+    PAYMENT_WEBHOOK_SECRET: WEBHOOK_SECRET,
+    LOG_LEVEL: 'silent',
+    GATEWAY_PORT: '0',
+  };
+  cleanRedis(deferred, loadConfig(env));
+  return { env, stop: (fn: () => Promise<unknown>) => { stops.push(fn); } };
+}

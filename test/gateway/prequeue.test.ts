@@ -1,8 +1,9 @@
 /**
  * Pre-queue fairness: everyone who joined before opensAt is drawn into a uniformly random order
  * at open, ahead of everyone who joins after (in arrival order). There is no drain step: the
- * order is fixed by the CSPRNG keys drawn at join and frozen at open; admission walks it in
- * bounded calls.
+ * order is fixed by the draw keys HMAC-SHA256(room seed, entrantId) computed at join (the seed is
+ * committed before anyone joins: test/gateway/draw.test.ts) and frozen at open; admission walks it
+ * in bounded calls. The statistics below are over those HMAC keys.
  *
  * Statistical tests (n = 5,000 pre-queue joiners, join order = the order the joins were sent):
  *  - Spearman's rank correlation between join order and drawn ticket. Under a uniform random

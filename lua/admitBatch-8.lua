@@ -3,33 +3,38 @@
   Rate: a credit of admitRatePerMin/60 per second, refilled by elapsed time and capped at one
   second's worth (at least 1), so no call admits more than one second's worth at a time.
   Bounded: at most ARGV[6] visitors per call (O(log N + k) for the pre-queue part).
+  Caller: waiting-room/scripts.ts admitBatch() (the only one). Every key is in KEYS, all in the
+  room's hash tag {room} (one cluster slot). The sale's stock signal lives in the sale's slot: the
+  caller reads it and passes what this script needs of it in ARGV (the gate).
   Input:
     KEYS[1] q      hash (opened, N, next, at, credit, cts, fsum, fn)
     KEYS[2] pre    zset pre-queue, frozen at open: ticket t <= N is the member of rank t-1
+                   (member = 64 hex chars of draw key, then the visitor id)
     KEYS[3] preseq hash visitor id -> pre-queue join order (fairness figure; removed once admitted)
     KEYS[4] qpost  list "<vid> <arrival ms>" of tickets N+1.. not yet admitted, in ticket order
     KEYS[5] active zset admitted visitors counting against maxActive (score = token expiry ms)
     KEYS[6] stats  hash          KEYS[7] sec hash of the current second (EXPIRE 120 s)
+    KEYS[8] fair:post list: the post-open fairness sample, the arrival ms of each admitted
+            post-open ticket in admission order, capped to the last ARGV[8] entries (LTRIM)
     ARGV[1] now (ms)   ARGV[2] opensAt (ms)   ARGV[3] admitRatePerMin (visitors/min)
     ARGV[4] maxActive (visitors)   ARGV[5] token TTL (ms)   ARGV[6] most to admit in this call
-    ARGV[7] gate: 0 admit, 1 paused, 2 held (no unit available, some reserved), 3 sold_out/closed
-    ARGV[8] optional: name of the post-open fairness sample, a list in this room's hash tag
-            (`<prefix>:{room}:fair:post`): the arrival ms of each admitted post-open ticket, in
-            admission order, capped to the last ARGV[9] entries (LTRIM)
-    ARGV[9] the sample's cap (entries)
+    ARGV[7] gate (Gate in scripts.ts, the same in every script): 0 open, 1 paused, 2 held (no
+            unit available, some reserved), 3 sold_out, 4 closed, 5 scheduled; admits only at 0
+    ARGV[8] the fairness sample's cap (entries; 0 = keep no sample)
   Output: { at, admitted count, waiting (tickets issued and not admitted), active count,
             then vid1, ticket1, vid2, ticket2, ... }
     admitted 0 when: not open yet, gate != 0, credit < 1, maxActive reached, nobody waiting.
+    No negative codes; every other reply is an error of Redis itself.
   Fairness figure: for every admitted pre-queue visitor, fsum += join order / N and fn += 1, so
   fsum / fn is the mean join percentile of those admitted (0.5 = joining early was worth nothing).
-  After open, the arrival ms of admitted tickets go to the sample ARGV[8] (admin.ts compares that
+  After open, the arrival ms of admitted tickets go to the sample KEYS[8] (admin.ts compares that
   order with arrival order: Kendall tau, overtakes).
 ]]
-local qKey, preKey, preseqKey, qpostKey, activeKey, statsKey, secKey =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local qKey, preKey, preseqKey, qpostKey, activeKey, statsKey, secKey, sampleKey =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local now, opensAt, rate = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local maxActive, ttl, most, gate = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local sampleKey, sampleCap = ARGV[8], tonumber(ARGV[9] or '0') or 0
+local sampleCap = tonumber(ARGV[8] or '0') or 0
 
 --@include openIfDue
 
@@ -60,6 +65,7 @@ if k > 0 then
   if at < N then
     local last = math.min(at + k, N)
     vids = redis.call('ZRANGE', preKey, at, last - 1)
+    for i = 1, #vids do vids[i] = string.sub(vids[i], 65) end
     local seqs = redis.call('HMGET', preseqKey, unpack(vids))
     local fsum, fn = 0, 0
     for i = 1, #seqs do
@@ -87,7 +93,7 @@ if k > 0 then
         vids[#vids + 1] = e
       end
     end
-    if sampleKey and sampleCap > 0 and #arrivals > 0 then
+    if sampleCap > 0 and #arrivals > 0 then
       redis.call('RPUSH', sampleKey, unpack(arrivals))
       redis.call('LTRIM', sampleKey, -sampleCap, -1)
     end
