@@ -28,11 +28,13 @@ export const ERRORS = {
   reservation_not_payable: { status: 409, message: 'This reservation can no longer be paid.' },
   reservation_not_cancellable: { status: 409, message: 'This reservation can no longer be cancelled.' },
   idempotency_key_reused: { status: 409, message: 'This idempotency key was used for another request.' },
+  request_timeout: { status: 408, message: 'The request was not sent in time.' },
   sale_ended: { status: 410, message: 'This sale has ended.' },
   payload_too_large: { status: 413, message: 'The request body is too large.' },
   unsupported_media_type: { status: 415, message: 'Send the body as application/json.' },
   sale_not_started: { status: 425, message: 'This sale has not started yet.' },
   rate_limited: { status: 429, message: 'Too many requests: slow down.' },
+  headers_too_large: { status: 431, message: 'The request headers are too large.' },
   internal: { status: 500, message: 'Something went wrong on our side.' },
   unavailable: { status: 503, message: 'A backing service does not answer.' },
 } as const satisfies Record<string, ErrorSpec>;

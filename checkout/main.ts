@@ -12,7 +12,7 @@ import { createMetrics } from './metrics.js';
 import { createProvider, type ProviderOptions } from './payments/provider.js';
 import { reconcilePayments } from './payments/reconcile.js';
 import { createReserver } from './reserve.js';
-import { buildServer } from './server.js';
+import { buildServer, type ServerTimeouts } from './server.js';
 import { createStockSignal } from './stock-signal.js';
 import { startSweeper, type Sweeper } from './sweeper.js';
 
@@ -35,6 +35,8 @@ export interface CheckoutOptions {
   poolSize?: number;
   /** Reservation batches of one sale in flight at once (default RESERVE_IN_FLIGHT). */
   reserveInFlight?: number;
+  /** How long a client may take to send a request's headers and the whole request. */
+  timeouts?: ServerTimeouts;
 }
 
 export interface Checkout {
@@ -78,7 +80,7 @@ export async function startCheckout(config: Config, opts: CheckoutOptions = {}):
       provider,
       metrics,
     };
-    var app = buildServer(ctx);
+    var app = buildServer(ctx, opts.timeouts);
     const host = opts.host ?? '127.0.0.1';
     await app.listen({ host, port: opts.port ?? config.checkoutPort });
     const port = (app.server.address() as { port: number }).port;

@@ -16,13 +16,13 @@ const EMAIL_PART = `[^\\s@${NOT_TEXT}]+`;
 export const EMAIL_PATTERN = `^${EMAIL_PART}@${EMAIL_PART}\\.${EMAIL_PART}$`;
 
 /** A string of printable text, `minLength` to `maxLength` characters. */
-export const Text = (maxLength: number, minLength = 0) => Type.String({ minLength, maxLength });
+export const Text = (maxLength: number, minLength = 0) => Type.String({ minLength, maxLength, pattern: TEXT_PATTERN });
 
 /** A string that is one of `values` (JSON Schema `enum`, which OpenAPI 3.0 and 3.1 both read). */
 export const OneOf = <const T extends readonly string[]>(values: T) => Type.Unsafe<T[number]>({ type: 'string', enum: [...values] });
 
 /** An ISO-8601 date-time with its offset (RFC 3339: `2026-12-02T09:00:00Z`); `"1"` is not one. */
-export const DateTime = () => Type.String({ minLength: 1 });
+export const DateTime = () => Type.String({ format: 'date-time', maxLength: 40 });
 
 export const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
 export const Uuid = () => Type.String({ pattern: UUID_PATTERN });
@@ -35,7 +35,7 @@ export const IdParam = Type.Object({ id: Uuid() }, { additionalProperties: false
 export const Credentials = (minPassword: number) =>
   Type.Object(
     {
-      email: Type.String({ pattern: '^[^\\s@]+@[^\\s@]+\\.[^\\s@]+$', maxLength: 254 }),
+      email: Type.String({ pattern: EMAIL_PATTERN, maxLength: 254 }),
       password: Text(200, minPassword),
     },
     { additionalProperties: false },
@@ -111,7 +111,7 @@ export const EVENT_TYPES = ['payment.processing', 'payment.succeeded', 'payment.
 export const PaymentEventSchema = Type.Object({
   id: Text(200, 1),
   type: OneOf(EVENT_TYPES),
-  created: Type.String(),
+  created: DateTime(),
   data: Type.Object({
     paymentId: Uuid(),
     reservationId: Type.Optional(Uuid()),

@@ -5,6 +5,8 @@
  * contract's `{error, message}` bodies with a code from errors.ts. `GET /openapi.json` is
  * generated from the same schemas (`@fastify/swagger`).
  */
+import http from 'node:http';
+import type net from 'node:net';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -23,17 +25,31 @@ import webhook from './routes/webhook.js';
 
 export const BODY_LIMIT = 16 * 1024;
 
+export interface ServerTimeouts {
+  /** Time a client has to send a request's headers (ms, default 10 s; Node's own is 60 s). */
+  headersMs?: number;
+  /** Time a client has to send a whole request (ms, default 30 s). */
+  requestMs?: number;
+  /** How often Node looks for connections past those limits (ms, default 1 s; Node's own is 30 s). */
+  checkEveryMs?: number;
+}
+
 /** The codes every route may answer, whatever it does: added to each route's declared responses. */
 const EVERY_ROUTE: ErrorCode[] = ['internal', 'unavailable'];
 const WITH_INPUT: ErrorCode[] = ['bad_request'];
 const WITH_BODY: ErrorCode[] = ['payload_too_large', 'unsupported_media_type'];
 
-export function buildServer(ctx: Ctx): FastifyInstance {
+export function buildServer(ctx: Ctx, timeouts: ServerTimeouts = {}): FastifyInstance {
+  const headersMs = timeouts.headersMs ?? 10_000;
   const app = Fastify({
     logger: ctx.config.logLevel === 'silent' ? false : { level: ctx.config.logLevel },
     bodyLimit: BODY_LIMIT,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
     return503OnClosing: true,
+    requestTimeout: Math.max(timeouts.requestMs ?? 30_000, headersMs),
+    http: { headersTimeout: headersMs, connectionsCheckingInterval: timeouts.checkEveryMs ?? 1000 },
+    frameworkErrors: (e, _req, reply) => void (reply as FastifyReply).code(400).send(bodyOf('bad_request', { detail: e.message })),
+    clientErrorHandler: clientError,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setErrorHandler((e: FastifyError, req, reply) => answerError(e, req, reply));
@@ -106,7 +122,7 @@ function answerError(e: FastifyError, req: FastifyRequest, reply: FastifyReply) 
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       // The limit this route enforces (the webhook's is larger than the default).
-      return reply.code(413).send(bodyOf('payload_too_large', { limitBytes: BODY_LIMIT }));
+      return reply.code(413).send(bodyOf('payload_too_large', { limitBytes: req.routeOptions.bodyLimit ?? BODY_LIMIT }));
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return reply.code(415).send(bodyOf('unsupported_media_type'));
   }
@@ -115,4 +131,16 @@ function answerError(e: FastifyError, req: FastifyRequest, reply: FastifyReply) 
   }
   req.log.error({ err: e }, 'request failed');
   return reply.code(500).send(bodyOf('internal'));
+}
+
+/** A request Node's parser refused (bad syntax, headers too large, too slow): answered in the contract's shape, then closed. */
+function clientError(this: FastifyInstance, err: NodeJS.ErrnoException, socket: net.Socket) {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const code: ErrorCode = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request_timeout' : err.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : 'bad_request';
+  const { status } = ERRORS[code];
+  const body = JSON.stringify(bodyOf(code));
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy();
 }

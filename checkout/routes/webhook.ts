@@ -16,7 +16,7 @@ export const WEBHOOK_BODY_LIMIT = 64 * 1024;
 
 const webhook: RoutePlugin = async (app, { ctx }) => {
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: WEBHOOK_BODY_LIMIT }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
   /** Signature first, then JSON: the schema then checks the parsed event. */
   async function signedJson(req: FastifyRequest) {
@@ -33,6 +33,7 @@ const webhook: RoutePlugin = async (app, { ctx }) => {
   app.post(
     '/api/payments/webhook',
     {
+      bodyLimit: WEBHOOK_BODY_LIMIT,
       preValidation: signedJson,
       schema: {
         headers: { type: 'object', properties: { 'x-signature': { type: 'string', description: 'hex HMAC-SHA256 of the raw body' } } },
