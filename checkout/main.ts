@@ -13,6 +13,7 @@ import { createProvider, type ProviderOptions } from './payments/provider.js';
 import { reconcilePayments } from './payments/reconcile.js';
 import { createReserver, type StockCounters } from './reserve.js';
 import { buildServer } from './server.js';
+import { createRoomNotice, noticingRooms } from './room-notice.js';
 import { createStockSignal } from './stock-signal.js';
 import { startSweeper, type Sweeper } from './sweeper.js';
 
@@ -71,7 +72,8 @@ export async function startCheckout(config: Config, opts: CheckoutOptions = {}):
      * together may answer out of order, and an older answer is never written over a newer one.
      */
     const newest = new Map<string, number>();
-    const reserver = createReserver(db, clock, (sale, counters, size, taken) => {
+    const notice = createRoomNotice(redis, config.redisPrefix, (e) => app?.log.warn({ err: e }, 'room not told of an admission'));
+    const reserver = noticingRooms(createReserver(db, clock, (sale, counters, size, taken) => {
       metrics.batchSize.observe(size);
       if (!taken || counters.version < (newest.get(sale) ?? 0)) return;
       newest.set(sale, counters.version);
@@ -86,7 +88,7 @@ export async function startCheckout(config: Config, opts: CheckoutOptions = {}):
         timers.add(t);
       }
       latest.set(sale, counters);
-    }, opts.reserveInFlight);
+    }, opts.reserveInFlight), notice, clock);
     const ctx: Ctx = {
       config,
       db,

@@ -28,6 +28,8 @@ export interface ReserveAnswer {
   body: Record<string, unknown>;
   /** The first answer of this idempotency key, given again. */
   stored?: boolean;
+  /** A reservation made now: the stock version (ms) of the commit that took its unit. */
+  stockVersion?: number;
 }
 
 interface Pending extends ReserveRequest {
@@ -235,7 +237,11 @@ export function storedAnswer(status: number, body: Record<string, unknown>): Res
 function answerOf(row: BatchRow): ReserveAnswer {
   switch (row.code) {
     case 'reserved':
-      return { status: 201, body: { reservationId: row.reservation_id, status: 'reserved', expiresAt: row.expires_at!.toISOString() } };
+      return {
+        status: 201,
+        body: { reservationId: row.reservation_id, status: 'reserved', expiresAt: row.expires_at!.toISOString() },
+        ...(row.stock_version ? { stockVersion: row.stock_version.getTime() } : {}),
+      };
     case 'stored':
       return { ...storedAnswer(row.stored_status!, row.stored_body!), stored: true };
     default:

@@ -8,7 +8,8 @@ import { CheckoutError } from './errors.js';
 
 export type SaleState = 'upcoming' | 'active' | 'ended' | 'sold_out';
 
-export type SaleRow = Omit<Selectable<Database['sales']>, 'created_at' | 'updated_at'>;
+/** A sale's row; `updated_at` is its stock version (when the counters were last written, under the row's lock). */
+export type SaleRow = Omit<Selectable<Database['sales']>, 'created_at'>;
 
 export interface SaleView {
   sale: string;
@@ -49,7 +50,7 @@ export function saleView(s: SaleRow, now: number): SaleView {
   };
 }
 
-export const SALE_COLUMNS = ['id', 'name', 'price_cents', 'currency', 'total', 'available', 'reserved', 'sold', 'starts_at', 'ends_at', 'reservation_seconds'] as const;
+export const SALE_COLUMNS = ['id', 'name', 'price_cents', 'currency', 'total', 'available', 'reserved', 'sold', 'starts_at', 'ends_at', 'reservation_seconds', 'updated_at'] as const;
 
 export async function getSale(db: Db | Tx, sale: string): Promise<SaleRow | undefined> {
   return db.selectFrom('sales').select(SALE_COLUMNS).where('id', '=', sale).executeTakeFirst();
@@ -68,7 +69,9 @@ export async function moveStock(trx: Tx, sale: string, d: { available?: number; 
       available: sql`available + ${d.available ?? 0}`,
       reserved: sql`reserved + ${d.reserved ?? 0}`,
       sold: sql`sold + ${d.sold ?? 0}`,
-      updated_at: sql`now()`,
+      // The stock version: the time under the lock, not the transaction's start, so a later move
+      // never carries an older version than one before it (the stock signal orders by it).
+      updated_at: sql`clock_timestamp()`,
     })
     .where('id', '=', sale)
     .returning(SALE_COLUMNS)

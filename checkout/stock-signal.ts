@@ -13,7 +13,7 @@ export interface StockSignal {
   /** Writes the sale's counters (as read inside the committing transaction) and announces them. */
   publish(row: SaleRow): Promise<void>;
   /** The same from counters alone, with the state the caller knows. */
-  publishCounters(sale: string, c: { total: number; available: number; reserved: number; sold: number }, state: SaleState): Promise<void>;
+  publishCounters(sale: string, c: { total: number; available: number; reserved: number; sold: number; version?: number }, state: SaleState): Promise<void>;
   /** The visitor's order ended (paid, failed, expired, cancelled): it no longer counts as active. */
   released(visitors: { room: string; visitor_id: string }[]): Promise<void>;
   /** Orders ended: the sale's new counters, and their visitors leave the active set. */
@@ -26,14 +26,14 @@ export function createStockSignal(redis: Redis, prefix: string, clock: () => num
     try {
       await redis
         .multi()
-        .hset(saleStockKey(prefix, sale), { total: c.total, available: c.available, reserved: c.reserved, sold: c.sold, state, updatedAt: now })
+        .hset(saleStockKey(prefix, sale), { total: c.total, available: c.available, reserved: c.reserved, sold: c.sold, state, updatedAt: now, version: c.version ?? 0 })
         .publish(stockChannel(prefix), sale)
         .exec();
     } catch (e) {
       onError(e); // the sweeper rewrites it within a second
     }
   };
-  const publish: StockSignal['publish'] = (row) => publishCounters(row.id, row, saleState(row, clock()));
+  const publish: StockSignal['publish'] = (row) => publishCounters(row.id, { ...row, version: row.updated_at.getTime() }, saleState(row, clock()));
   const released: StockSignal['released'] = async (visitors) => {
     if (!visitors.length) return;
     try {

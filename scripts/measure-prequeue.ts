@@ -45,7 +45,7 @@ try {
   const cpu0 = await cpu();
 
   const admit = (now: number) => redis.admitBatch(k.q, k.pre, k.preseq, k.qpost, k.active, k.stats, k.sec(now),
-    now, opensAt, 6_000_000, 10_000_000, 600_000, MAX_ADMIT_PER_CALL, 0);
+    k.claims, k.claimsUsed, k.claimsRefused, now, opensAt, 6_000_000, 10_000_000, 600_000, MAX_ADMIT_PER_CALL, 0);
   let t0 = performance.now();
   await admit(opensAt + 1);
   console.log(`open switch (fixes N, starts tickets ${n + 1}.. for later joiners): ${(performance.now() - t0).toFixed(2)} ms`);

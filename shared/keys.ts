@@ -19,8 +19,37 @@ export function activeKey(prefix: string, room: string): string {
 }
 
 /**
+ * Outstanding admissions (CONTRACT.md section 7), in the room's slot. `claims`: a sorted set of
+ * visitors admitted and not yet reserved, score = claim deadline (admission + claimSeconds, ms);
+ * the admitter adds them, checkout removes a visitor when it reserves or is refused `sold_out`.
+ */
+export function claimsKey(prefix: string, room: string): string {
+  return roomKey(prefix, room, 'claims');
+}
+
+/**
+ * Reservations checkout has told the room about: member visitor id, score = the stock version
+ * (ms, `version` of the stock signal) of the commit that took its unit. Until the stock signal
+ * reaches that version its unit still shows as available, so the admitter counts it as taken.
+ */
+export function claimsUsedKey(prefix: string, room: string): string {
+  return roomKey(prefix, room, 'claims:used');
+}
+
+/**
+ * Admitted visitors checkout refused `sold_out`: member visitor id, score = ms of the latest
+ * refusal. They count as outstanding for claimSeconds after it, so a unit that comes back goes to
+ * them before anyone new is admitted; they no longer count against `maxActive`.
+ */
+export function claimsRefusedKey(prefix: string, room: string): string {
+  return roomKey(prefix, room, 'claims:refused');
+}
+
+/**
  * The stock signal checkout publishes for a sale: a hash
- * `{total, available, reserved, sold, state, updatedAt}` (numbers as strings, updatedAt ms).
+ * `{total, available, reserved, sold, state, updatedAt, version}` (numbers as strings, updatedAt ms;
+ * version = when Postgres wrote these counters, ms: the counters show every reservation whose
+ * stock version is at most this, and none after it; 0 when unknown).
  * Written after every change of stock and at least every second by the sweeper.
  * No key means checkout does not know the sale: the room admits as configured.
  */
@@ -40,6 +69,8 @@ export interface StockSignal {
   sold: number;
   state: string;
   updatedAt: number;
+  /** Stock version of these counters (ms), 0 when the writer did not say. */
+  version: number;
 }
 
 export function parseStockSignal(h: Record<string, string>): StockSignal | null {
@@ -51,5 +82,6 @@ export function parseStockSignal(h: Record<string, string>): StockSignal | null 
     sold: Number(h.sold),
     state: h.state ?? 'active',
     updatedAt: Number(h.updatedAt ?? 0),
+    version: Number(h.version ?? 0) || 0,
   };
 }

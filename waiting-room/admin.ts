@@ -6,7 +6,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type uWS from 'uWebSockets.js';
 import { readJson, route, type Handler, type Reply, type Req } from './http.js';
-import { defaultRoomConfig, ROOM_NAME, type RoomConfig } from './room-config.js';
+import { defaultRoomConfig, ROOM_NAME, withNewDefaults, type RoomConfig } from './room-config.js';
 import { applyPatch, validateRoomPatch, type Patch } from './room-validate.js';
 import { configChannel, roomsSetKey } from './rooms.js';
 import { orderFairness } from './fairness.js';
@@ -28,7 +28,7 @@ export async function saveRoom(ctx: GatewayContext, room: string, patch: Patch, 
   const k = queueKeys(ctx.prefix, room);
   for (let attempt = 0; attempt < 10; attempt++) {
     const raw = await ctx.redis.get(k.cfg);
-    const cur = raw ? (JSON.parse(raw) as RoomConfig) : defaultRoomConfig(room, ctx.config.checkoutUrl, new Date(ctx.clock()));
+    const cur = raw ? withNewDefaults(JSON.parse(raw) as RoomConfig) : defaultRoomConfig(room, ctx.config.checkoutUrl, new Date(ctx.clock()));
     const { next, changes } = applyPatch(cur, patch);
     if (next.closesAt && Date.parse(next.closesAt) <= Date.parse(next.opensAt)) {
       return { ok: false, field: 'closesAt', message: 'closesAt must be after opensAt.' };

@@ -87,9 +87,13 @@ export class Admitter {
     // The room's own state machine decides (closed includes a sale checkout says has ended).
     const state = stateAt(cfg, view.opensAtMs, view.closesAtMs, now, stock);
     const gate = state === 'closed' || state === 'sold_out' ? 3 : isHeld(stock) ? 2 : cfg.paused ? 1 : 0;
+    // The stock cap (CONTRACT.md section 7): the script decides from the signal's available units
+    // and version; -1 = checkout does not know the sale, no cap.
+    const available = stock ? Math.max(0, stock.available) : -1;
     const r = await this.redis.admitBatch(k.q, k.pre, k.preseq, k.qpost, k.active, k.stats, k.sec(now),
+      k.claims, k.claimsUsed, k.claimsRefused,
       now, view.opensAtMs, cfg.admitRatePerMin, cfg.maxActive, cfg.tokenTtlSeconds * 1000, MAX_ADMIT_PER_CALL, gate,
-      k.fairPost, FAIRNESS_SAMPLE);
+      k.fairPost, FAIRNESS_SAMPLE, available, stock?.version ?? 0, cfg.overbook, cfg.claimSeconds * 1000);
     const at = Number(r[0]);
     const count = Number(r[1]);
     this.metrics.admittedThrough.set({ room: cfg.room }, at);

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Redis, Result } from 'ioredis';
 import { PROJECT_ROOT } from '../shared/config.js';
-import { roomKey } from '../shared/keys.js';
+import { claimsKey, claimsRefusedKey, claimsUsedKey, roomKey } from '../shared/keys.js';
 
 const LUA_DIR = path.join(PROJECT_ROOT, 'lua');
 
@@ -19,7 +19,7 @@ export function loadLua(file: string): string {
 /** Command name → script file (`<verbNoun>-<numKeys>`). */
 export const SCRIPT_FILES = {
   joinBatch: 'joinBatch-8',
-  admitBatch: 'admitBatch-7',
+  admitBatch: 'admitBatch-10',
   lookupVisitor: 'lookupVisitor-4',
   saveRoomConfig: 'saveRoomConfig-3',
   putSigningKey: 'putSigningKey-1',
@@ -52,6 +52,7 @@ export function queueKeys(prefix: string, room: string) {
   return {
     q: k('q'), tix: k('tix'), pre: k('pre'), preseq: k('preseq'), stats: k('stats'), tbRoom: k('tb:room'),
     qpost: k('q:post'), fairPost: k('fair:post'), active: k('active'), tok: k('tok'), cfg: k('cfg'), audit: k('audit'),
+    claims: claimsKey(prefix, room), claimsUsed: claimsUsedKey(prefix, room), claimsRefused: claimsRefusedKey(prefix, room),
     base: roomKey(prefix, room, ''),
     sec: (nowMs: number) => k(`sec:${Math.floor(nowMs / 1000)}`),
   };
@@ -70,14 +71,31 @@ export async function lookupVisitor(redis: Redis, prefix: string, room: string, 
   return { kind: kind === 1 ? 'pre' : 'none', at, next, opened };
 }
 
-export interface Snapshot { at: number; next: number; opened: boolean; queued: number }
+/** What the admitter last saw of the stock (lua/admitBatch: out, avl, held, cres, clap in q). */
+export interface StockSeen {
+  /** Outstanding admissions (CONTRACT.md section 7). */
+  outstanding: number;
+  /** The sale's unreserved units as the admitter saw them; null when unknown. */
+  available: number | null;
+  /** The stock holds the line (no unit free, or outstanding admissions reach the cap). */
+  held: boolean;
+  /** Admissions that went on to reserve, and claims that lapsed, so far. */
+  reserved: number;
+  lapsed: number;
+}
 
-/** The room's queue counters (admittedThrough, last ticket, waiting count). */
+export interface Snapshot { at: number; next: number; opened: boolean; queued: number; stock?: StockSeen }
+
+const num = (v: string | null | undefined) => Number(v ?? 0) || 0;
+
+/** The room's queue counters (admittedThrough, last ticket, waiting count) and what the admitter saw of the stock. */
 export async function queueSnapshot(redis: Redis, prefix: string, room: string): Promise<Snapshot> {
   const k = queueKeys(prefix, room);
-  const [h, preCount] = await Promise.all([redis.hmget(k.q, 'opened', 'next', 'at'), redis.zcard(k.pre)]);
+  const [h, preCount] = await Promise.all([redis.hmget(k.q, 'opened', 'next', 'at', 'out', 'avl', 'held', 'cres', 'clap'), redis.zcard(k.pre)]);
   const opened = h[0] === '1';
   const next = Number(h[1] ?? 0);
   const at = Number(h[2] ?? 0);
-  return { opened, next, at, queued: opened ? next - at : preCount };
+  const avl = h[4] == null ? -1 : Number(h[4]);
+  const stock: StockSeen = { outstanding: num(h[3]), available: avl >= 0 ? avl : null, held: h[5] === '1', reserved: num(h[6]), lapsed: num(h[7]) };
+  return { opened, next, at, queued: opened ? next - at : preCount, stock };
 }

@@ -20,6 +20,7 @@ import { copyRequest, queryParam, readJson, Reply, route, type Handler } from '.
 import { JoinBatcher } from './join.js';
 import { etaSeconds, etaSecondsPerPlace, Live, type WsData } from './live.js';
 import { createMetrics, type Metrics } from './metrics.js';
+import { outlook } from './outlook.js';
 import { createRecorder, type Recorder } from './recorder.js';
 import { ROOM_NAME } from './room-config.js';
 import { configChannel, Rooms, type RoomView } from './rooms.js';
@@ -141,11 +142,12 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
     const view = await findRoom(req.params[0], reply);
     if (!view) return;
     const snap = await queueSnapshot(redis, prefix, view.cfg.room);
+    const o = outlook(view, snap);
     reply.json(200, {
-      room: view.cfg.room, sale: view.cfg.sale, state: view.state, opensAt: view.cfg.opensAt,
+      room: view.cfg.room, name: view.cfg.name, sale: view.cfg.sale, state: view.state, opensAt: view.cfg.opensAt,
       prequeueOpensAt: new Date(view.prequeueOpensAtMs).toISOString(), closesAt: view.cfg.closesAt,
       queued: snap.queued, admittedThrough: snap.at, admitRatePerMin: view.cfg.admitRatePerMin,
-      etaSecondsPerPlace: etaSecondsPerPlace(view), held: view.held,
+      etaSecondsPerPlace: etaSecondsPerPlace(view), held: o.held, unitsLeft: o.unitsLeft,
     });
   });
 
@@ -200,9 +202,14 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
     const vid = visitorFrom(config, req.headers);
     const place = vid ? await lookupVisitor(redis, prefix, view.cfg.room, vid) : null;
     if (!place || place.kind === 'none') return reply.error('not_in_queue');
-    if (place.kind === 'pre') return reply.json(200, { ticket: null, position: null, admitted: false, state: view.state, etaSeconds: null });
+    const o = outlook(view, await queueSnapshot(redis, prefix, view.cfg.room));
+    const stock = { held: o.held, unitsLeft: o.unitsLeft };
+    if (place.kind === 'pre') return reply.json(200, { ticket: null, position: null, admitted: false, state: view.state, etaSeconds: null, chance: null, ...stock });
     const position = Math.max(0, place.ticket - place.at);
-    reply.json(200, { ticket: place.ticket, position, admitted: position === 0, state: view.state, etaSeconds: position === 0 ? 0 : etaSeconds(view, position) });
+    reply.json(200, {
+      ticket: place.ticket, position, admitted: position === 0, state: view.state,
+      etaSeconds: position === 0 ? 0 : etaSeconds(view, position, o.held), chance: position === 0 ? 1 : o.chanceAt(position), ...stock,
+    });
   });
 
   route(app, 'post', '/api/rooms/:room/claim', log, async (req, reply, body) => {
