@@ -21,7 +21,8 @@
             admission order, capped to the last ARGV[9] entries (LTRIM)
     ARGV[9] the sample's cap (entries)
     ARGV[10] available: the sale's unreserved units from the stock signal, -1 when unknown (no cap)
-    ARGV[11] the stock signal's version (ms, 0 unknown)   ARGV[12] overbook (1..10)
+    ARGV[11] used cutoff: reservations of this stock version or older are in `available`
+    ARGV[12] overbook (1..10)
     ARGV[13] claimSeconds in ms
   Also writes to q: out (outstanding after this call), avl (ARGV[10]), held (1 when the stock
   holds the line: gate 2, or the cap reached), cres / clap (running counts of admissions that
@@ -40,7 +41,7 @@ local qKey, preKey, preseqKey, qpostKey, activeKey, statsKey, secKey, claimsKey,
 local now, opensAt, rate = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local maxActive, ttl, most, gate = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local sampleKey, sampleCap = ARGV[8], tonumber(ARGV[9] or '0') or 0
-local available, stockVersion = tonumber(ARGV[10]) or -1, tonumber(ARGV[11]) or 0
+local available, usedCutoff = tonumber(ARGV[10]) or -1, tonumber(ARGV[11]) or 0
 local overbook, claimMs = tonumber(ARGV[12]) or 1, tonumber(ARGV[13]) or 120000
 
 --@include openIfDue
@@ -60,7 +61,7 @@ local cap = math.max(1, rate / 60)
 credit = math.min(cap, credit + elapsed * rate / 60000)
 if cts < now then cts = now end
 
-local outstanding, seen, lapsed = outstandingAdmissions(claimsKey, usedKey, refusedKey, now, claimMs, stockVersion)
+local outstanding, seen, lapsed = outstandingAdmissions(claimsKey, usedKey, refusedKey, now, claimMs, usedCutoff)
 local room = stockRoom(available, overbook, outstanding)
 local k = 0
 if gate == 0 then

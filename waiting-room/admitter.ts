@@ -5,7 +5,7 @@
  * the admitted messages to whichever process holds each visitor's WebSocket.
  */
 import type { Redis } from 'ioredis';
-import { parseStockSignal, saleStockKey } from '../shared/keys.js';
+import { parseStockSignal, saleStockKey, type StockSignal } from '../shared/keys.js';
 import type { Metrics } from './metrics.js';
 import { isHeld, stateAt, type Rooms, type RoomView } from './rooms.js';
 import { FAIRNESS_SAMPLE } from './fairness.js';
@@ -36,6 +36,17 @@ export async function ensureToken(redis: Redis, prefix: string, keys: KeyRing, v
   const { token } = keys.sign({ sub: vid, room: view.cfg.room, sale: view.cfg.sale, ticket, ttlSeconds: view.cfg.tokenTtlSeconds });
   if (await redis.hsetnx(tok, vid, token)) return token;
   return (await redis.hget(tok, vid)) ?? token;
+}
+
+/**
+ * The newest stock version whose reservations the signal's counters certainly include. Versions
+ * are the sale row's updated_at in ms, truncated: two commits may share a millisecond, so only
+ * versions strictly older than the signal's count as shown, and a reservation the signal has
+ * not shown after USED_SHOWN_AFTER_MS is taken as shown (the sweeper rewrites it every second).
+ */
+const USED_SHOWN_AFTER_MS = 1500;
+export function usedCutoff(stock: StockSignal | null, now: number): number {
+  return Math.max((stock?.version ?? 0) - 1, now - USED_SHOWN_AFTER_MS);
 }
 
 export class Admitter {
@@ -88,12 +99,12 @@ export class Admitter {
     const state = stateAt(cfg, view.opensAtMs, view.closesAtMs, now, stock);
     const gate = state === 'closed' || state === 'sold_out' ? 3 : isHeld(stock) ? 2 : cfg.paused ? 1 : 0;
     // The stock cap (CONTRACT.md section 7): the script decides from the signal's available units
-    // and version; -1 = checkout does not know the sale, no cap.
+    // (-1 = checkout does not know the sale, no cap) and the reservations it already shows.
     const available = stock ? Math.max(0, stock.available) : -1;
     const r = await this.redis.admitBatch(k.q, k.pre, k.preseq, k.qpost, k.active, k.stats, k.sec(now),
       k.claims, k.claimsUsed, k.claimsRefused,
       now, view.opensAtMs, cfg.admitRatePerMin, cfg.maxActive, cfg.tokenTtlSeconds * 1000, MAX_ADMIT_PER_CALL, gate,
-      k.fairPost, FAIRNESS_SAMPLE, available, stock?.version ?? 0, cfg.overbook, cfg.claimSeconds * 1000);
+      k.fairPost, FAIRNESS_SAMPLE, available, usedCutoff(stock, now), cfg.overbook, cfg.claimSeconds * 1000);
     const at = Number(r[0]);
     const count = Number(r[1]);
     this.metrics.admittedThrough.set({ room: cfg.room }, at);

@@ -2,9 +2,9 @@
   Outstanding = admitted visitors who may still take a unit the stock signal shows as available:
     claims  zset visitor -> claim deadline ms (admission + claimSeconds); admitBatch adds,
             checkout removes a visitor when it reserves or is refused sold_out
-    used    zset visitor -> stock version (ms) of the commit that took its unit, written by
-            checkout; counted until the stock signal's version reaches it (its unit is then out
-            of `available`), or USED_BACKSTOP_MS after it when the signal carries no version
+    used    zset visitor -> stock version of the commit that took its unit, written by checkout;
+            counted until the stock signal shows it (its unit is then out of `available`): the
+            caller passes usedCutoff, the highest version the signal is known to show
     refused zset visitor -> ms of its latest sold_out refusal, written by checkout; counted for
             claimMs after it, so a unit that comes back goes to those already admitted first
   Each prune is bounded (PRUNE_MAX members per set per call); the rest goes on the next call.
@@ -12,7 +12,6 @@
   Returns outstanding, reservations seen (used entries the signal now shows), claims lapsed.
 ]]
 local PRUNE_MAX = 1000
-local USED_BACKSTOP_MS = 5000
 
 local function pruneUpTo(key, maxScore)
   local gone = redis.call('ZRANGEBYSCORE', key, '-inf', maxScore, 'LIMIT', 0, PRUNE_MAX)
@@ -20,9 +19,9 @@ local function pruneUpTo(key, maxScore)
   return #gone
 end
 
-local function outstandingAdmissions(claimsKey, usedKey, refusedKey, nowMs, claimMs, stockVersion)
+local function outstandingAdmissions(claimsKey, usedKey, refusedKey, nowMs, claimMs, usedCutoff)
   local lapsed = pruneUpTo(claimsKey, nowMs)
-  local seen = pruneUpTo(usedKey, math.max(stockVersion, nowMs - USED_BACKSTOP_MS))
+  local seen = pruneUpTo(usedKey, usedCutoff)
   pruneUpTo(refusedKey, nowMs - claimMs)
   local n = redis.call('ZCARD', claimsKey) + redis.call('ZCARD', usedKey) + redis.call('ZCARD', refusedKey)
   return n, seen, lapsed
