@@ -46,8 +46,6 @@ export function dummyHash(): Promise<string> {
   return dummy;
 }
 
-export const EMAIL_PATTERN = '^[^\\s@]+@[^\\s@]+\\.[^\\s@]+$';
-
 export function normaliseEmail(email: string): string {
   return email.trim().toLowerCase();
 }

@@ -19,6 +19,7 @@ import {
   ADMISSION_AUDIENCE,
   ADMISSION_CLOCK_SKEW_SECONDS,
   ADMISSION_ISSUER,
+  MAX_TOKEN_TTL_SECONDS,
   type AdmissionClaims,
 } from '../shared/admission.js';
 
@@ -52,9 +53,25 @@ export interface AdmissionVerifier {
 
 const invalid = (reason: string): AdmissionFailure => ({ ok: false, code: 'admission_invalid', reason });
 
+const BASE64URL = /^[A-Za-z0-9_-]*$/;
+
+/**
+ * The bytes of a canonical base64url segment (RFC 7515: no padding, no other characters, and
+ * unused trailing bits zero, so each byte string has exactly one encoding), else null. Node's
+ * decoder is lenient: it skips `=`, whitespace and stray characters and ignores trailing bits,
+ * so a token with a signature `…=` would otherwise verify as the same token.
+ */
+export function canonicalBase64url(part: string): Buffer | null {
+  if (!BASE64URL.test(part) || part.length % 4 === 1) return null;
+  const bytes = Buffer.from(part, 'base64url');
+  return bytes.toString('base64url') === part ? bytes : null;
+}
+
 function b64json(part: string): Record<string, unknown> | null {
   try {
-    const v = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+    const bytes = canonicalBase64url(part);
+    if (!bytes) return null;
+    const v = JSON.parse(bytes.toString('utf8'));
     return v && typeof v === 'object' && !Array.isArray(v) ? v : null;
   } catch {
     return null;
@@ -146,7 +163,8 @@ export function createAdmissionVerifier(jwksUrl: string, clock: () => number, op
       if (typeof header.kid !== 'string' || header.kid === '') return invalid('kid_missing');
       const key = await keyFor(header.kid, { payload: p, signature: s });
       if (!Buffer.isBuffer(key)) return key;
-      const sig = Buffer.from(s, 'base64url');
+      const sig = canonicalBase64url(s);
+      if (!sig) return invalid('malformed');
       if (sig.length !== sodium.crypto_sign_BYTES || !sodium.crypto_sign_verify_detached(sig, Buffer.from(`${h}.${p}`), key)) {
         return invalid('signature_invalid');
       }
@@ -163,6 +181,10 @@ export function createAdmissionVerifier(jwksUrl: string, clock: () => number, op
       const nowS = clock() / 1000;
       if (typeof c.nbf === 'number' && c.nbf > nowS + ADMISSION_CLOCK_SKEW_SECONDS) return invalid('not_yet_valid');
       if (typeof c.iat === 'number' && c.iat > nowS + ADMISSION_CLOCK_SKEW_SECONDS) return invalid('issued_in_future');
+      // No room issues a token living longer than MAX_TOKEN_TTL_SECONDS (counted from iat, or
+      // from now when iat is missing): a longer one was not issued by a room as configured.
+      const issued = typeof c.iat === 'number' ? c.iat : nowS;
+      if (c.exp - issued > MAX_TOKEN_TTL_SECONDS + (typeof c.iat === 'number' ? 0 : ADMISSION_CLOCK_SKEW_SECONDS)) return invalid('lifetime_too_long');
 
       const claims = c as unknown as AdmissionClaims;
       if (verified.size >= CACHE_MAX) verified.delete(verified.keys().next().value as string);

@@ -26,6 +26,8 @@ export interface Database {
     starts_at: Date;
     ends_at: Date;
     reservation_seconds: number;
+    /** Bumped by every change of stock, under the row's lock: orders the stock signals. */
+    stock_version: Generated<number>;
     created_at: Generated<Date>;
     updated_at: Generated<Date>;
   };
@@ -57,7 +59,9 @@ export interface Database {
     user_id: string;
     key: string;
     sale_id: string;
-    status_code: number;
+    /** The first answer's code (`reserved` or an error code of checkout's table). */
+    code: string;
+    /** The body of a `reserved` answer; null for an error (its body comes from the table). */
     body: unknown;
     created_at: Generated<Date>;
   };

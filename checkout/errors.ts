@@ -2,7 +2,9 @@
  * Every error checkout answers, in one table: code → HTTP status + human message.
  * Handlers never invent codes inline; they return `fail(code)` or throw `CheckoutError`.
  */
+import { Type, type TUnsafe } from '@fastify/type-provider-typebox';
 import { errorBody, type ErrorBody, type ErrorSpec } from '../shared/errors.js';
+import { errorResponses as errorResponsesOf } from '../shared/openapi.js';
 
 export const ERRORS = {
   bad_request: { status: 400, message: 'The request is not in the documented shape.' },
@@ -46,6 +48,12 @@ export class CheckoutError extends Error {
   body(): ErrorBody {
     return errorBody(this.code, ERRORS[this.code], this.fields, this.message);
   }
+  /** The error an answer's body says (a stored answer given again): its code, fields and message. */
+  static fromBody(body: Record<string, unknown>): CheckoutError {
+    const { error, message, ...fields } = body;
+    const code = typeof error === 'string' && error in ERRORS ? (error as ErrorCode) : 'internal';
+    return new CheckoutError(code, fields, typeof message === 'string' && code !== 'internal' ? message : undefined);
+  }
 }
 
 /** The error body of `code`, with optional extra fields. */
@@ -53,7 +61,14 @@ export function bodyOf(code: ErrorCode, fields: Record<string, unknown> = {}): E
   return errorBody(code, ERRORS[code], fields);
 }
 
-/** Codes answered by a route, for its TypeBox response schema. */
-export function statusesOf(...codes: ErrorCode[]): number[] {
-  return [...new Set(codes.map((c) => ERRORS[c].status))];
+type StatusOf<C extends ErrorCode> = (typeof ERRORS)[C]['status'];
+
+/**
+ * A route's error responses, declared by code: one schema per status whose `error` lists the
+ * codes (`errorResponses('sold_out', 'already_purchased')` → `{409: {error: enum [...]}}`).
+ * The server adds the codes every route may answer (shared/openapi.ts `addErrorResponses`).
+ */
+export function errorResponses<const C extends readonly ErrorCode[]>(...codes: C): { [S in StatusOf<C[number]>]: TUnsafe<ErrorBody> } {
+  const bySt = errorResponsesOf(ERRORS, codes);
+  return Object.fromEntries(Object.entries(bySt).map(([s, schema]) => [s, Type.Unsafe<ErrorBody>(schema as never)])) as never;
 }

@@ -3,7 +3,7 @@
  * `ensurePostgres` first and passes its URL in `config.databaseUrl`.
  */
 import type { Config } from '../shared/config.js';
-import { createRedis } from '../shared/redis.js';
+import { createRedisClient } from '../shared/redis.js';
 import { createSessions, dummyHash } from './accounts.js';
 import { createAdmissionVerifier, type JwksOptions } from './admission.js';
 import type { Ctx } from './context.js';
@@ -11,7 +11,7 @@ import { createDb, migrate } from './db.js';
 import { createMetrics } from './metrics.js';
 import { createProvider, type ProviderOptions } from './payments/provider.js';
 import { reconcilePayments } from './payments/reconcile.js';
-import { createReserver, type StockCounters } from './reserve.js';
+import { createReserver } from './reserve.js';
 import { buildServer } from './server.js';
 import { createRoomNotice, noticingRooms } from './room-notice.js';
 import { createStockSignal } from './stock-signal.js';
@@ -49,10 +49,9 @@ export interface Checkout {
 export async function startCheckout(config: Config, opts: CheckoutOptions = {}): Promise<Checkout> {
   const clock = opts.clock ?? Date.now;
   const db = createDb(config.databaseUrl, opts.poolSize ?? 10);
-  const redis = createRedis(config.redisUrl);
+  const redis = createRedisClient(config);
   redis.on('error', () => {}); // ioredis reconnects; /healthz tells
   let sweeper: Sweeper | null = null;
-  const timers = new Set<NodeJS.Timeout>();
   let provider: ReturnType<typeof createProvider> | null = null;
   try {
     await migrate(db);
@@ -64,30 +63,10 @@ export async function startCheckout(config: Config, opts: CheckoutOptions = {}):
     provider = createProvider(() => `${selfUrl}/api/payments/webhook`, config.paymentWebhookSecret, opts.provider, (e) =>
       app?.log.error({ err: e }, 'payment webhook not delivered'),
     );
-    // Under load a sale commits a batch every few ms: its stock signal is written at most every
-    // 50 ms (the newest counters win), far inside the gateway's 2 s budget.
-    const latest = new Map<string, StockCounters>();
-    /**
-     * Version of the newest counters seen per sale, pending or written: batches in flight
-     * together may answer out of order, and an older answer is never written over a newer one.
-     */
-    const newest = new Map<string, number>();
     const notice = createRoomNotice(redis, config.redisPrefix, (e) => app?.log.warn({ err: e }, 'room not told of an admission'));
     const reserver = noticingRooms(createReserver(db, clock, (sale, counters, size, taken) => {
       metrics.batchSize.observe(size);
-      if (!taken || counters.version < (newest.get(sale) ?? 0)) return;
-      newest.set(sale, counters.version);
-      if (!latest.has(sale)) {
-        const t = setTimeout(() => {
-          timers.delete(t);
-          const c = latest.get(sale)!;
-          latest.delete(sale);
-          // Units were just reserved, so the window is open and some are held: the sale is active.
-          void signal.publishCounters(sale, c, 'active');
-        }, 50);
-        timers.add(t);
-      }
-      latest.set(sale, counters);
+      if (taken) signal.committed(sale, counters);
     }, opts.reserveInFlight), notice, clock);
     const ctx: Ctx = {
       config,
@@ -132,7 +111,7 @@ export async function startCheckout(config: Config, opts: CheckoutOptions = {}):
           await sw.stop();
           await app.close();
           await reserver.drain();
-          for (const t of timers) clearTimeout(t);
+          await signal.flush();
           await db.destroy();
           redis.disconnect();
         })();

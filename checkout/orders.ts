@@ -8,6 +8,9 @@ import { sql } from 'kysely';
 import type { Db, ReservationStatus, Tx } from './db.js';
 import { CheckoutError } from './errors.js';
 import { lockSale, moveStock, type SaleRow } from './sales.js';
+import type { EventOutcome, PaymentEvent, Purchase } from './schemas.js';
+
+export type { EventOutcome, PaymentEvent } from './schemas.js';
 
 export interface Ended {
   row: SaleRow;
@@ -119,23 +122,6 @@ export async function startPayment(db: Db, id: string, userId: string, method: s
   });
 }
 
-export interface PaymentEvent {
-  id: string;
-  type: 'payment.processing' | 'payment.succeeded' | 'payment.failed';
-  created: string;
-  data: { paymentId: string; reservationId?: string; amountCents?: number; currency?: string; reason?: string };
-}
-
-export type EventOutcome =
-  | 'duplicate'
-  | 'unknown_payment'
-  | 'noted'
-  | 'ignored_final'
-  | 'paid'
-  | 'refunded'
-  | 'failed_released'
-  | 'failed';
-
 /**
  * Applies one provider event, exactly once (the event id is stored in the same transaction).
  * A payment's first final event (succeeded/failed) decides it; anything later changes nothing.
@@ -205,7 +191,7 @@ export async function applyPaymentEvent(db: Db, ev: PaymentEvent, now: number): 
 class DuplicateEvent extends Error {}
 
 /** The shopper's result for a sale (GET /api/sales/:sale/purchase). */
-export async function purchaseOf(db: Db, sale: string, userId: string) {
+export async function purchaseOf(db: Db, sale: string, userId: string): Promise<Purchase> {
   const r = await db
     .selectFrom('reservations')
     .select(['id', 'status', 'expires_at', 'created_at'])
@@ -215,7 +201,7 @@ export async function purchaseOf(db: Db, sale: string, userId: string) {
     .orderBy('created_at', 'desc')
     .limit(1)
     .executeTakeFirst();
-  if (!r) return { status: 'none' as const };
+  if (!r) return { status: 'none' };
   const status = ({ paid: 'success', reserved: 'in_progress', payment_pending: 'in_progress', failed: 'failed', expired: 'expired', cancelled: 'cancelled' } as const)[r.status];
   return {
     status,

@@ -14,6 +14,7 @@
  * it. The constraints catch what other processes do at the same time.
  */
 import type { AdmissionClaims } from '../shared/admission.js';
+import type { StockCounters } from '../shared/stock.js';
 import { poolOf, type Db } from './db.js';
 import { bodyOf, ERRORS, type ErrorCode } from './errors.js';
 
@@ -28,7 +29,7 @@ export interface ReserveAnswer {
   body: Record<string, unknown>;
   /** The first answer of this idempotency key, given again. */
   stored?: boolean;
-  /** A reservation made now: the stock version (ms) of the commit that took its unit. */
+  /** A reservation made now: the stock version (sales.stock_version) of the commit that took its unit. */
   stockVersion?: number;
 }
 
@@ -50,17 +51,10 @@ const MAX_BATCH = 256;
 export const RESERVE_IN_FLIGHT = 3;
 const SPLIT_AT = 16;
 
-export interface StockCounters {
-  total: number;
-  available: number;
-  reserved: number;
-  sold: number;
-  /** When Postgres wrote these counters (ms since the epoch): the larger, the newer. */
-  version: number;
-}
 
-function err(code: ErrorCode, fields: Record<string, unknown> = {}): ReserveAnswer {
-  return { status: ERRORS[code].status, body: bodyOf(code, fields) };
+function err(code: ErrorCode, fields: Record<string, unknown> = {}, message?: string): ReserveAnswer {
+  const body = bodyOf(code, fields);
+  return { status: ERRORS[code].status, body: message ? { ...body, message } : body };
 }
 
 /**
@@ -184,16 +178,83 @@ interface BatchRow {
   code: string;
   reservation_id: string | null;
   expires_at: Date | null;
-  stored_status: number | null;
+  stored_code: string | null;
   stored_body: Record<string, unknown> | null;
   total: number | null;
   available: number | null;
   reserved: number | null;
   sold: number | null;
-  stock_version: Date | null;
+  stock_version: number | null;
 }
 
-async function decide(db: Db, sale: string, batch: ReserveRequest[], now: number) {
+/** Deadlock, serialization failure: nothing was committed, the batch can simply run again. */
+const RETRYABLE = new Set(['40P01', '40001']);
+const MAX_ATTEMPTS = 5;
+const sqlState = (e: unknown) => (e as { code?: unknown })?.code;
+
+/** The first field of a request that Postgres cannot store (a NUL byte in a text), if any. */
+export function unstorableField(r: ReserveRequest): string | null {
+  for (const [field, v] of [['claims.jti', r.claims.jti], ['claims.room', r.claims.room], ['claims.sub', r.claims.sub], ['idempotency-key', r.idempotencyKey]] as const) {
+    if (typeof v === 'string' && v.includes('\u0000')) return field;
+  }
+  return null;
+}
+
+type Decided = { answers: ReserveAnswer[]; counters: StockCounters | null; taken: number };
+
+/**
+ * Decides a batch. A request Postgres could not take is answered on its own and never fails
+ * the others: one with a NUL byte is refused before the call; if the call still fails on the
+ * data (SQLSTATE class 22), the batch is split in halves, each decided by itself, until the
+ * bad request stands alone. A deadlock or serialization failure is retried (the function
+ * takes its locks in one order, so this is a backstop).
+ */
+async function decide(db: Db, sale: string, batch: ReserveRequest[], now: number): Promise<Decided> {
+  const answers: ReserveAnswer[] = new Array(batch.length);
+  const good: number[] = [];
+  batch.forEach((r, i) => {
+    const field = unstorableField(r);
+    if (field) answers[i] = err('bad_request', { field }, `${field} must not contain a NUL character.`);
+    else good.push(i);
+  });
+  const out: Decided = { answers, counters: null, taken: 0 };
+  const settle = async (idx: number[]): Promise<void> => {
+    if (!idx.length) return;
+    let d: Decided;
+    try {
+      d = await decideStored(db, sale, idx.map((i) => batch[i]!), now);
+    } catch (e) {
+      const code = sqlState(e);
+      if (typeof code !== 'string' || !code.startsWith('22')) throw e;
+      if (idx.length === 1) {
+        answers[idx[0]!] = err('bad_request', {}, 'A field of this request cannot be stored.');
+        return;
+      }
+      const half = Math.ceil(idx.length / 2);
+      await settle(idx.slice(0, half));
+      await settle(idx.slice(half));
+      return;
+    }
+    idx.forEach((i, j) => (answers[i] = d.answers[j]!));
+    out.taken += d.taken;
+    if (d.counters && (!out.counters || d.counters.version > out.counters.version)) out.counters = d.counters;
+  };
+  await settle(good);
+  return out;
+}
+
+async function decideStored(db: Db, sale: string, batch: ReserveRequest[], now: number): Promise<Decided> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await decideOnce(db, sale, batch, now);
+    } catch (e) {
+      if (!RETRYABLE.has(sqlState(e) as string) || attempt >= MAX_ATTEMPTS) throw e;
+      await new Promise((r) => setTimeout(r, attempt * (2 + Math.random() * 8)));
+    }
+  }
+}
+
+async function decideOnce(db: Db, sale: string, batch: ReserveRequest[], now: number): Promise<Decided> {
   // A key repeated inside this batch gets the answer of its first request.
   const firstOfKey = new Map<string, number>();
   const sent: number[] = [];
@@ -220,18 +281,36 @@ async function decide(db: Db, sale: string, batch: ReserveRequest[], now: number
   const taken = rows.filter((r) => r.code === 'reserved').length;
   const counters =
     r0 && r0.total !== null
-      ? { total: r0.total, available: r0.available!, reserved: r0.reserved!, sold: r0.sold!, version: r0.stock_version!.getTime() }
+      ? { total: r0.total, available: r0.available!, reserved: r0.reserved!, sold: r0.sold!, version: Number(r0.stock_version) }
       : null;
   return { answers, counters, taken };
 }
 
 /**
- * The first answer stored under an idempotency key, as sent again: error bodies are stored by
- * code only, so they get their message back from the error table.
+ * An answer stored under an idempotency key, as sent again: its code (the status and message
+ * come from the error table), and for a reservation the body it was given.
  */
-export function storedAnswer(status: number, body: Record<string, unknown>): ReserveAnswer {
-  const code = body.error as ErrorCode | undefined;
-  return { status, body: code && !body.message && code in ERRORS ? bodyOf(code) : body };
+function storedAnswer(code: string, body: Record<string, unknown> | null): ReserveAnswer {
+  if (code === 'reserved' && body) return { status: 201, body, stored: true };
+  return { ...err(code in ERRORS ? (code as ErrorCode) : 'internal'), stored: true };
+}
+
+/**
+ * The first answer of `key` for this user, for a request that the batch will not see (its
+ * token is missing, refused or its keys unreachable): null when there is none; a key first
+ * used for another sale is `idempotency_key_reused`.
+ */
+export async function storedAnswerOf(db: Db, userId: string, sale: string, key: string | undefined): Promise<ReserveAnswer | null> {
+  if (key === undefined) return null;
+  const hit = await db
+    .selectFrom('idempotency_keys')
+    .select(['sale_id', 'code', 'body'])
+    .where('user_id', '=', userId)
+    .where('key', '=', key)
+    .executeTakeFirst();
+  if (!hit) return null;
+  if (hit.sale_id !== sale) return err('idempotency_key_reused');
+  return storedAnswer(hit.code, hit.body as Record<string, unknown> | null);
 }
 
 function answerOf(row: BatchRow): ReserveAnswer {
@@ -240,10 +319,10 @@ function answerOf(row: BatchRow): ReserveAnswer {
       return {
         status: 201,
         body: { reservationId: row.reservation_id, status: 'reserved', expiresAt: row.expires_at!.toISOString() },
-        ...(row.stock_version ? { stockVersion: row.stock_version.getTime() } : {}),
+        ...(row.stock_version !== null ? { stockVersion: Number(row.stock_version) } : {}),
       };
     case 'stored':
-      return { ...storedAnswer(row.stored_status!, row.stored_body!), stored: true };
+      return storedAnswer(row.stored_code!, row.stored_body);
     default:
       return err(row.code in ERRORS ? (row.code as ErrorCode) : 'internal');
   }

@@ -43,7 +43,7 @@ export function noticingRooms(reserver: Reserver, notice: RoomNotice, clock: () 
     async reserve(sale, req) {
       const answer = await reserver.reserve(sale, req);
       if (answer.stored) return answer;
-      if (answer.status === 201) void notice.used(req.claims, answer.stockVersion ?? clock());
+      if (answer.status === 201) void notice.used(req.claims, answer.stockVersion ?? 0);
       else if (answer.body.error === 'sold_out') void notice.refused(req.claims, clock());
       return answer;
     },

@@ -4,32 +4,18 @@
  */
 import { sql, type Selectable } from 'kysely';
 import type { Database, Db, Tx } from './db.js';
+import { isSoldOut } from '../shared/stock.js';
 import { CheckoutError } from './errors.js';
+import type { SaleInput, SaleState, SaleView } from './schemas.js';
 
-export type SaleState = 'upcoming' | 'active' | 'ended' | 'sold_out';
+export type { SaleState } from './schemas.js';
 
-/** A sale's row; `updated_at` is its stock version (when the counters were last written, under the row's lock). */
-export type SaleRow = Omit<Selectable<Database['sales']>, 'created_at'>;
-
-export interface SaleView {
-  sale: string;
-  name: string;
-  priceCents: number;
-  currency: string;
-  state: SaleState;
-  startsAt: string;
-  endsAt: string;
-  total: number;
-  available: number;
-  reserved: number;
-  sold: number;
-  reservationSeconds: number;
-}
+export type SaleRow = Omit<Selectable<Database['sales']>, 'created_at' | 'updated_at'>;
 
 export function saleState(s: Pick<SaleRow, 'starts_at' | 'ends_at' | 'available' | 'reserved'>, now: number): SaleState {
   if (now < s.starts_at.getTime()) return 'upcoming';
   if (now >= s.ends_at.getTime()) return 'ended';
-  if (s.available === 0 && s.reserved === 0) return 'sold_out';
+  if (isSoldOut(s)) return 'sold_out';
   return 'active';
 }
 
@@ -50,7 +36,7 @@ export function saleView(s: SaleRow, now: number): SaleView {
   };
 }
 
-export const SALE_COLUMNS = ['id', 'name', 'price_cents', 'currency', 'total', 'available', 'reserved', 'sold', 'starts_at', 'ends_at', 'reservation_seconds', 'updated_at'] as const;
+export const SALE_COLUMNS = ['id', 'name', 'price_cents', 'currency', 'total', 'available', 'reserved', 'sold', 'starts_at', 'ends_at', 'reservation_seconds', 'stock_version'] as const;
 
 export async function getSale(db: Db | Tx, sale: string): Promise<SaleRow | undefined> {
   return db.selectFrom('sales').select(SALE_COLUMNS).where('id', '=', sale).executeTakeFirst();
@@ -69,24 +55,13 @@ export async function moveStock(trx: Tx, sale: string, d: { available?: number; 
       available: sql`available + ${d.available ?? 0}`,
       reserved: sql`reserved + ${d.reserved ?? 0}`,
       sold: sql`sold + ${d.sold ?? 0}`,
-      // The stock version: the time under the lock, not the transaction's start, so a later move
-      // never carries an older version than one before it (the stock signal orders by it).
-      updated_at: sql`clock_timestamp()`,
+      stock_version: sql`stock_version + 1`,
+      updated_at: sql`now()`,
     })
     .where('id', '=', sale)
     .returning(SALE_COLUMNS)
     .executeTakeFirstOrThrow();
   return row;
-}
-
-export interface SaleInput {
-  name?: string;
-  priceCents?: number;
-  currency?: string;
-  total?: number;
-  startsAt?: string;
-  endsAt?: string;
-  reservationSeconds?: number;
 }
 
 const REQUIRED_ON_CREATE = ['name', 'priceCents', 'currency', 'total', 'startsAt', 'endsAt'] as const;
@@ -142,6 +117,7 @@ export async function upsertSale(db: Db, sale: string, input: SaleInput): Promis
         starts_at: s,
         ends_at: e,
         reservation_seconds: input.reservationSeconds ?? cur.reservation_seconds,
+        stock_version: sql`stock_version + 1`,
         updated_at: sql`now()`,
       })
       .where('id', '=', sale)

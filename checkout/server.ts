@@ -1,19 +1,31 @@
 /**
- * The checkout HTTP server: Fastify with TypeBox schemas, unknown fields refused,
- * one error handler that turns everything into the contract's `{error, message}` bodies.
+ * The checkout HTTP server, the composition root of the routes: Fastify with TypeBox schemas,
+ * unknown fields refused, each route a plugin of its own (routes/, by URL), the operator
+ * routes under the `/admin` prefix, and one error handler that turns everything into the
+ * contract's `{error, message}` bodies with a code from errors.ts. `GET /openapi.json` is
+ * generated from the same schemas (`@fastify/swagger`).
  */
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import { sql } from 'kysely';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import swagger from '@fastify/swagger';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { addErrorResponses } from '../shared/openapi.js';
 import { JwksUnavailable } from './admission.js';
 import type { Ctx } from './context.js';
-import { bodyOf, CheckoutError } from './errors.js';
-import { accountRoutes } from './routes/accounts.js';
-import { adminRoutes } from './routes/admin.js';
-import { reservationRoutes } from './routes/reservations.js';
-import { saleRoutes } from './routes/sales.js';
-import { webhookRoutes } from './routes/webhook.js';
+import { bodyOf, CheckoutError, ERRORS, type ErrorCode } from './errors.js';
+import accounts from './routes/accounts.js';
+import admin from './routes/admin.js';
+import health from './routes/health.js';
+import openapi from './routes/openapi.js';
+import reservations from './routes/reservations.js';
+import sales from './routes/sales.js';
+import webhook from './routes/webhook.js';
 
 export const BODY_LIMIT = 16 * 1024;
+
+/** The codes every route may answer, whatever it does: added to each route's declared responses. */
+const EVERY_ROUTE: ErrorCode[] = ['internal', 'unavailable'];
+const WITH_INPUT: ErrorCode[] = ['bad_request'];
+const WITH_BODY: ErrorCode[] = ['payload_too_large', 'unsupported_media_type'];
 
 export function buildServer(ctx: Ctx): FastifyInstance {
   const app = Fastify({
@@ -21,43 +33,81 @@ export function buildServer(ctx: Ctx): FastifyInstance {
     bodyLimit: BODY_LIMIT,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
     return503OnClosing: true,
-  });
+  }).withTypeProvider<TypeBoxTypeProvider>();
 
-  app.setErrorHandler((e: FastifyError, req, reply) => {
-    if (e instanceof CheckoutError) return reply.code(e.status).send(e.body());
-    if (e.validation) return reply.code(400).send(bodyOf('bad_request', { detail: e.message }));
-    if (e instanceof JwksUnavailable) {
-      req.log.warn({ err: e }, 'admission keys unavailable');
-      return reply.code(503).send(bodyOf('unavailable', { detail: 'admission keys could not be fetched' }));
-    }
-    switch (e.code) {
-      case 'FST_ERR_CTP_BODY_TOO_LARGE':
-        return reply.code(413).send(bodyOf('payload_too_large', { limitBytes: BODY_LIMIT }));
-      case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-        return reply.code(415).send(bodyOf('unsupported_media_type'));
-    }
-    if (e.statusCode === 400 || e instanceof SyntaxError) return reply.code(400).send(bodyOf('bad_request', { detail: e.message }));
-    req.log.error({ err: e }, 'request failed');
-    return reply.code(500).send(bodyOf('internal'));
-  });
+  app.setErrorHandler((e: FastifyError, req, reply) => answerError(e, req, reply));
   app.setNotFoundHandler((_req, reply) => reply.code(404).send(bodyOf('not_found')));
 
-  accountRoutes(app, ctx);
-  saleRoutes(app, ctx);
-  reservationRoutes(app, ctx);
-  webhookRoutes(app, ctx);
-  adminRoutes(app, ctx);
+  app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'checkout',
+        version: '1',
+        description:
+          'The flash-sale checkout of the waiting room: accounts, sales, reservations, payments. Every error body is ' +
+          '`{error, message, ...fields}` with `error` one of the codes listed for its status.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
+  });
+  app.addHook('onRoute', (route) => {
+    const schema = (route.schema ??= {});
+    const codes = [...EVERY_ROUTE];
+    if (schema.params || schema.body || schema.querystring || schema.headers) codes.push(...WITH_INPUT);
+    const methods = ([] as string[]).concat(route.method);
+    if (methods.some((m) => m === 'POST' || m === 'PUT' || m === 'PATCH' || m === 'DELETE')) codes.push(...WITH_BODY);
+    addErrorResponses((schema.response ??= {}) as Record<string, unknown>, ERRORS, codes);
+  });
 
-  app.get('/healthz', async (_req, reply) => {
-    const [pg, redis] = await Promise.all([
-      sql`SELECT 1`.execute(ctx.db).then(() => true, () => false),
-      Promise.race([ctx.redis.ping().then((p) => p === 'PONG', () => false), new Promise<boolean>((r) => setTimeout(r, 1000, false))]),
-    ]);
-    const ok = pg && redis;
-    return reply.code(ok ? 200 : 503).send({ ok, postgres: pg, redis });
-  });
-  app.get('/metrics', async (_req, reply) => {
-    return reply.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics());
-  });
+  const opts = { ctx };
+  app.register(accounts, opts);
+  app.register(sales, opts);
+  app.register(reservations, opts);
+  app.register(webhook, opts);
+  app.register(admin, { ...opts, prefix: '/admin' });
+  app.register(health, opts);
+  app.register(openapi, opts);
   return app;
+}
+
+/** Where a request's schema failed, as the client named it: `email`, `data.reason`, `sale`. */
+function fieldOf(e: FastifyError): string | undefined {
+  const v = e.validation?.[0];
+  if (!v) return undefined;
+  const path = v.instancePath
+    .split('/')
+    .filter(Boolean)
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const params = v.params as { missingProperty?: string; additionalProperty?: string };
+  const leaf = params.missingProperty ?? params.additionalProperty;
+  if (leaf) path.push(leaf);
+  return path.length ? path.join('.') : undefined;
+}
+
+function answerError(e: FastifyError, req: FastifyRequest, reply: FastifyReply) {
+  if (e instanceof CheckoutError) {
+    if (e.status >= 500) req.log.error({ err: e }, 'request failed');
+    return reply.code(e.status).send(e.body());
+  }
+  if (e.validation) {
+    const field = fieldOf(e);
+    return reply.code(400).send(bodyOf('bad_request', { ...(field ? { field } : {}), in: e.validationContext, detail: e.message }));
+  }
+  if (e instanceof JwksUnavailable) {
+    req.log.warn({ err: e }, 'admission keys unavailable');
+    return reply.code(503).send(bodyOf('unavailable', { detail: 'admission keys could not be fetched' }));
+  }
+  switch (e.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      // The limit this route enforces (the webhook's is larger than the default).
+      return reply.code(413).send(bodyOf('payload_too_large', { limitBytes: BODY_LIMIT }));
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return reply.code(415).send(bodyOf('unsupported_media_type'));
+  }
+  if ((e.statusCode && e.statusCode >= 400 && e.statusCode < 500) || e instanceof SyntaxError) {
+    return reply.code(400).send(bodyOf('bad_request', { detail: e.message }));
+  }
+  req.log.error({ err: e }, 'request failed');
+  return reply.code(500).send(bodyOf('internal'));
 }

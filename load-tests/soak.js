@@ -1,54 +1,53 @@
 // @ts-check
 /**
  * Soak: a long steady stream of shoppers (constant arrival rate) into a room whose stock lasts
- * the whole run, to find leaks and slow drift: join latency, admission wait and checkout must
- * hold for hours. Fails on any 5xx, a slow join p99, shoppers not served, an oversell or a
- * failed audit.
+ * the whole run and which admits twice as fast as shoppers arrive, to find leaks and slow
+ * drift: join latency, admission wait and checkout must hold for hours. Passes when every
+ * shopper got a final answer, with no 5xx, the join p99 under JOIN_P99_MS, the admission wait
+ * p95 under ADMISSION_P95_MS, nothing oversold and the audit ok.
  *
  *   k6 run -e DURATION=2h -e VISITORS=72000 load-tests/soak.js    # 10 shoppers/s for 2 h
+ *
+ * Every shopper signs up: one scrypt (N=16384, about 65 ms of a core on this project's 2-core
+ * machines). On such a machine running k6, `npm start` and Postgres together, checkout keeps up
+ * with about 10 shoppers/s; at 20,000 visitors in 10 min (33/s) the sign-ups alone need more
+ * than both cores (load-tests/README.md has the measurement): run a soak that size with
+ * checkout on cores of its own.
  */
 import exec from 'k6/execution';
-import { loadEnv, durationSeconds, createRoomAndSale, auditSale, shopper, summaryText } from './lib/common.js';
+import { loadEnv, createRoomAndSale, auditSale, preflight, shopper, summaryText } from './lib/common.js';
+import { soakPlan, TREND_STATS } from './lib/plan.js';
 
-const env = loadEnv({ visitors: 18000, stock: 1_000_000, duration: '30m' });
-const seconds = durationSeconds(env.duration);
-const perSecond = Math.max(1, Math.round(env.visitors / seconds));
+const env = loadEnv({ visitors: 18000, stock: 1000000, duration: '30m' });
+const plan = soakPlan(env);
 
 /** @type {import('k6/options').Options} */
 export const options = {
   setupTimeout: '60s',
-  scenarios: {
-    steady: {
-      executor: 'constant-arrival-rate',
-      exec: 'steadyShopper',
-      rate: perSecond,
-      timeUnit: '1s',
-      duration: env.duration,
-      preAllocatedVUs: Math.min(500, perSecond * 30),
-      maxVUs: perSecond * 120,
-      gracefulStop: '2m',
-    },
-  },
+  summaryTrendStats: TREND_STATS,
+  scenarios: plan.scenarios,
   thresholds: {
     server_errors: ['count==0'],
     join_duration: [`p(99)<${env.joinP99Ms}`],
     // Admission keeps up with arrivals: nobody waits long in a steady state.
-    admission_wait: [`p(95)<${Number(__ENV.ADMISSION_P95_MS || 10_000)}`],
-    shopper_failed: ['rate<0.001'],
+    admission_wait: [`p(95)<${Number(__ENV.ADMISSION_P95_MS || 10000)}`],
+    shopper_failed: ['rate==0'],
+    dropped_iterations: ['count==0'],
     oversell: ['count==0'],
     audit_failed: ['count==0'],
   },
 };
 
 export function setup() {
-  // Admission twice as fast as arrivals, so the queue stays short and the run measures drift.
-  const e = { ...env, admitRatePerMin: Math.max(env.admitRatePerMin, perSecond * 120) };
-  return createRoomAndSale(e, `k6-soak-${env.runId}`, 0, { captcha: { mode: __ENV.CAPTCHA_MODE || 'off' } });
+  preflight(env);
+  // Admission twice as fast as arrivals (unless ADMIT_RATE says otherwise), so the queue stays short.
+  const e = { ...env, admitRatePerMin: __ENV.ADMIT_RATE ? env.admitRatePerMin : Math.max(env.admitRatePerMin, plan.perSecond * 120) };
+  return createRoomAndSale(e, `k6-soak-${env.runId}`, 0, { captcha: { mode: env.captchaMode || 'off', threshold: env.captchaThreshold } });
 }
 
 /** @param {{room: string, sale: string}} data */
 export async function steadyShopper(data) {
-  await shopper(env, data, exec.scenario.iterationInTest, 120);
+  await shopper(env, data, exec.scenario.iterationInTest, Number(__ENV.MAX_WAIT_SECONDS || 120));
 }
 
 /** @param {{sale: string}} data */
@@ -59,7 +58,7 @@ export function teardown(data) {
 /** @param {any} data */
 export function handleSummary(data) {
   /** @type {Record<string, string>} */
-  const out = { stdout: summaryText(data, `soak: ${perSecond} shoppers/s for ${env.duration}`) };
+  const out = { stdout: summaryText(data, `soak: ${plan.perSecond} shoppers/s for ${env.duration}`) };
   if (__ENV.SUMMARY_JSON) out[__ENV.SUMMARY_JSON] = JSON.stringify(data, null, 2);
   return out;
 }

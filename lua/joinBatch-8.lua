@@ -1,4 +1,6 @@
 --[[ joinBatch: place every join of one room that arrived in the same event-loop turn.
+  Caller: waiting-room/scripts.ts joinBatch() (the only one). Every key is in KEYS, all in the
+  room's hash tag {room} (one cluster slot): 8 fixed keys, then 3 per entry.
   Input:
     KEYS[1] q       hash  {opened, N, next, at, ...} (see include/openIfDue)
     KEYS[2] tix     hash  visitor id -> ticket
@@ -10,32 +12,36 @@
     KEYS[7] tb:room hash  {tokens, ts} the room's token bucket
     KEYS[8] qpost   list  "<visitor id> <arrival ms>" of tickets N+1, N+2, ... not yet admitted, in
                         ticket order (the arrival feeds the post-open fairness figure, admitBatch)
+    KEYS[9 + 3i .. 11 + 3i], for entry i = 0 .. n-1:
+      tb:i:<ip>     hash  the entry's ip bucket {tokens, ts, cf = failed captchas}
+      tb:s:<subnet> hash  the entry's subnet bucket {tokens, ts}
+      hv:<ip>       HyperLogLog of visitor ids seen from the ip (PEXPIRE 10 min; mode off: untouched)
     ARGV[1] now (ms since epoch)          ARGV[2] opensAt (ms since epoch)
-    ARGV[3] gate: 0 accepting (prequeue/open/paused), 1 closed, 2 sold_out, 3 scheduled
-    ARGV[4] key base "<prefix>:{<room>}:" for the per-ip/subnet keys (same hash tag, same slot):
-            base.."tb:s:"..subnet, base.."tb:i:"..ip (bucket hashes, field cf = failed captchas),
-            base.."hv:"..ip (HyperLogLog of visitor ids seen from the ip, 10 min expiry)
-    ARGV[5..6]  room bucket capacity (tokens), refill (tokens/s)
-    ARGV[7..8]  subnet bucket capacity, refill      ARGV[9..10] ip bucket capacity, refill
-    ARGV[11] captcha mode: 0 off, 1 suspicious, 2 always      ARGV[12] threshold (score 0..100+)
-    ARGV[13] entry count n; then 8 ARGV per entry:
-      vid, ip, subnet, allowListed (0/1), headerScore (0..100), captchaPassed (0/1),
+    ARGV[3] gate (Gate in scripts.ts, the same in every script): 0 open, 1 paused, 2 held,
+            3 sold_out, 4 closed, 5 scheduled. Joins are taken at 0, 1, 2 (pre-queue or open is
+            decided here from opensAt); 3, 4, 5 refuse new places.
+    ARGV[4..5]  room bucket capacity (tokens), refill (tokens/s)
+    ARGV[6..7]  subnet bucket capacity, refill      ARGV[8..9] ip bucket capacity, refill
+    ARGV[10] captcha mode: 0 off, 1 suspicious, 2 always      ARGV[11] threshold (score 0..100+)
+    ARGV[12] entry count n; then 6 ARGV per entry:
+      vid, allowListed (0/1), headerScore (0..100), captchaPassed (0/1),
       randKey (integer < 2^48 drawn with node:crypto; the pre-queue order),
       arrival (ms since epoch, read in Node when the request arrived at that gateway process)
   Output: { at, opened (0/1), then per entry: code, ticket, score, retryAfterSeconds }
     code "have"   already holds a place: ticket (0 = pre-queue before open), nothing spent
     code "new"    placed now with ticket          code "pre"   placed in the pre-queue (ticket 0)
-    code "closed" | "sold_out" | "not_open"       the room refuses new joins (gate)
+    code "closed" | "sold_out" | "not_open"       the room refuses new joins (gate 4 | 3 | 5)
     code "rate_limited"  a bucket is short; retryAfterSeconds >= 1, nothing spent
     code "captcha_required"  suspicion score >= threshold (or mode always); buckets spent
+    No negative codes; every other reply is an error of Redis itself.
 ]]
 local qKey, tixKey, preKey, preseqKey, statsKey, secKey, tbRoom =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
-local now, opensAt, gate, base = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local roomCap, roomRate = tonumber(ARGV[5]), tonumber(ARGV[6])
-local snCap, snRate = tonumber(ARGV[7]), tonumber(ARGV[8])
-local ipCap, ipRate = tonumber(ARGV[9]), tonumber(ARGV[10])
-local mode, threshold, n = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
+local now, opensAt, gate = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local roomCap, roomRate = tonumber(ARGV[4]), tonumber(ARGV[5])
+local snCap, snRate = tonumber(ARGV[6]), tonumber(ARGV[7])
+local ipCap, ipRate = tonumber(ARGV[8]), tonumber(ARGV[9])
+local mode, threshold, n = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
 
 --@include openIfDue
 
@@ -70,9 +76,10 @@ out[1] = atNow
 out[2] = opened and 1 or 0
 
 for i = 0, n - 1 do
-  local o = 14 + i * 8
-  local vid, ip, subnet = ARGV[o], ARGV[o + 1], ARGV[o + 2]
-  local allow, headerScore, passed, randKey = ARGV[o + 3] == '1', tonumber(ARGV[o + 4]), ARGV[o + 5] == '1', ARGV[o + 6]
+  local o = 13 + i * 6
+  local vid = ARGV[o]
+  local allow, headerScore, passed, randKey = ARGV[o + 1] == '1', tonumber(ARGV[o + 2]), ARGV[o + 3] == '1', ARGV[o + 4]
+  local ipKey, snKey, hvKey = KEYS[9 + i * 3], KEYS[10 + i * 3], KEYS[11 + i * 3]
   local code, ticket, score, retry = nil, 0, 0, 0
   counts.arrivals = counts.arrivals + 1
 
@@ -84,12 +91,11 @@ for i = 0, n - 1 do
     code = 'have'
     if opened then ticket = redis.call('ZRANK', preKey, vid) + 1 end
   -- 2. the room refuses new places
-  elseif gate == 1 then code = 'closed'
-  elseif gate == 2 then code = 'sold_out'
-  elseif gate == 3 then code = 'not_open'
+  elseif gate == 4 then code = 'closed'
+  elseif gate == 3 then code = 'sold_out'
+  elseif gate == 5 then code = 'not_open'
   else
     -- 3. token buckets: check all three, spend only if all pass
-    local ipKey, snKey = base .. 'tb:i:' .. ip, base .. 'tb:s:' .. subnet
     local ipTok, ipTs, snTok, snTs
     if not allow then
       local rTok, rTs = bucketRead(tbRoom, roomCap, roomRate)
@@ -116,7 +122,6 @@ for i = 0, n - 1 do
       --   ip bucket depletion x 30, subnet depletion x 20, distinct visitor ids from this ip
       --   above 4 -> +10 each (at most +30), failed captchas on this ip (field cf) x 15.
       score = headerScore + (1 - ipTok / ipCap) * 30 + (1 - snTok / snCap) * 20
-      local hvKey = base .. 'hv:' .. ip
       redis.call('PFADD', hvKey, vid)
       redis.call('PEXPIRE', hvKey, 600000)
       local distinct = redis.call('PFCOUNT', hvKey)
@@ -136,7 +141,7 @@ for i = 0, n - 1 do
       if opened then
         ticket = redis.call('HINCRBY', qKey, 'next', 1)
         redis.call('HSET', tixKey, vid, ticket)
-        redis.call('RPUSH', KEYS[8], vid .. ' ' .. ARGV[o + 7])
+        redis.call('RPUSH', KEYS[8], vid .. ' ' .. ARGV[o + 5])
         code = 'new'
       else
         redis.call('ZADD', preKey, randKey, vid)

@@ -1,11 +1,14 @@
---[[ lookupVisitor: where one visitor stands, read atomically.
+--[[ lookupVisitor: where one visitor stands, read atomically. Read only.
+  Caller: waiting-room/scripts.ts lookupVisitor(). Every key in KEYS, all in the room's hash tag.
   Input:
-    KEYS[1] q hash   KEYS[2] tix hash   KEYS[3] pre zset   KEYS[4] tok hash (visitor -> token)
+    KEYS[1] q hash {opened, next, at}   KEYS[2] tix hash (visitor -> ticket)
+    KEYS[3] pre zset (pre-queue)        KEYS[4] tok hash (visitor -> token)
     ARGV[1] visitor id
   Output: { kind, ticket, at, next, opened (0/1), token or "" }
-    kind 0: not in the queue.  kind 1: in the pre-queue before open (ticket 0).
-    kind 2: holds ticket (admitted when ticket <= at; the token may still be "" after a crash
+    kind (PlaceKind in scripts.ts) 0: not in the queue.  1: in the pre-queue before open (ticket 0).
+    2: holds ticket (admitted when ticket <= at; the token may still be "" after a crash
     between admission and storing the token: the caller signs one on demand).
+    No negative codes.
 ]]
 local vid = ARGV[1]
 local st = redis.call('HMGET', KEYS[1], 'opened', 'next', 'at')

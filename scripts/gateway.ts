@@ -1,6 +1,8 @@
 /**
- * One production gateway process (compose.yaml runs several behind a load balancer):
- * no demo room, no local Redis. Environment as in shared/config.ts, plus
+ * `npm run gateway`: one production gateway process (compose.yaml runs several behind a load
+ * balancer, `npm run cluster` three on one port): no demo room, no local Redis. Any number may
+ * listen on one GATEWAY_PORT (uWebSockets.js sets SO_REUSEPORT on Linux); GATEWAY_PORT=0 picks a
+ * free port. Prints `listening on HOST:PORT`. Environment as in shared/config.ts, plus
  *   GATEWAY_HOST     listen address (default 0.0.0.0: this is the container entrypoint)
  *   TRUSTED_PROXIES  comma-separated CIDRs of the load balancer(s), whose x-forwarded-for is believed
  *   ADMITTER         "off" to run this process without the admission loop (default on; any number may run it)
@@ -16,7 +18,8 @@ async function main(): Promise<void> {
     trustedProxies: (process.env.TRUSTED_PROXIES ?? '').split(',').map((s) => s.trim()).filter(Boolean),
     admitter: process.env.ADMITTER !== 'off',
   });
-  console.log(`gateway listening on ${process.env.GATEWAY_HOST || '0.0.0.0'}:${gateway.port} (pid ${process.pid})`);
+  // Several gateways may listen on one port (uWS sets SO_REUSEPORT): the kernel spreads connections.
+  console.log(`listening on ${process.env.GATEWAY_HOST || '0.0.0.0'}:${gateway.port} (gateway, pid ${process.pid})`);
   let stopping = false;
   const stop = () => {
     if (stopping) return;

@@ -9,13 +9,14 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { loadConfig } from '../shared/config.js';
 import { createRedis } from '../shared/redis.js';
 import { MAX_ADMIT_PER_CALL } from '../waiting-room/admitter.js';
-import { defineScripts, lookupVisitor, queueKeys } from '../waiting-room/scripts.js';
+import { roomKeys } from '../shared/keys.js';
+import { admitBatch, defineScripts, Gate, lookupVisitor } from '../waiting-room/scripts.js';
 
 const n = Number(process.argv[2] ?? 1_000_000);
 const config = loadConfig(process.env);
 const prefix = `measure-${randomUUID().slice(0, 8)}`;
 const redis = defineScripts(createRedis(config.redisUrl));
-const k = queueKeys(prefix, 'big');
+const k = roomKeys(prefix, 'big');
 const opensAt = Date.now();
 const sample: string[] = [];
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
@@ -44,8 +45,9 @@ try {
   await redis.slowlog('RESET');
   const cpu0 = await cpu();
 
-  const admit = (now: number) => redis.admitBatch(k.q, k.pre, k.preseq, k.qpost, k.active, k.stats, k.sec(now),
-    k.claims, k.claimsUsed, k.claimsRefused, now, opensAt, 6_000_000, 10_000_000, 600_000, MAX_ADMIT_PER_CALL, 0);
+  const admit = (now: number) => admitBatch(redis, prefix, 'big', {
+    now, opensAtMs: opensAt, admitRatePerMin: 6_000_000, maxActive: 10_000_000, tokenTtlMs: 600_000, most: MAX_ADMIT_PER_CALL, gate: Gate.open, fairnessSampleCap: 0,
+  });
   let t0 = performance.now();
   await admit(opensAt + 1);
   console.log(`open switch (fixes N, starts tickets ${n + 1}.. for later joiners): ${(performance.now() - t0).toFixed(2)} ms`);
@@ -68,7 +70,7 @@ try {
     t0 = performance.now();
     const r = await admit(now);
     times.push(performance.now() - t0);
-    admitted += Number(r[1]);
+    admitted += r.admitted.length;
   }
   const total = performance.now() - start;
   const cpuUsed = (await cpu()) - cpu0;

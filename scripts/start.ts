@@ -5,7 +5,8 @@
  */
 import { ConfigError, loadConfig, type Config } from '../shared/config.js';
 import { startGateway, type Gateway } from '../waiting-room/server.js';
-import { createRedis, dropPrefix } from '../shared/redis.js';
+import { createRedisClient, dropPrefix } from '../shared/redis.js';
+import { roomPrefix } from '../shared/keys.js';
 import { ensureRedis, NoRedisError, type RedisHandle } from './redis.js';
 
 const DEMO_ROOM = 'demo';
@@ -28,8 +29,8 @@ async function main(): Promise<void> {
 
   // Every start gets a fresh demo: the room's queue is emptied (a room that already opened cannot
   // be moved back to a pre-queue) and the sale is new, so nothing sold in an earlier run shows.
-  const admin = createRedis(config.redisUrl);
-  await dropPrefix(admin, `${config.redisPrefix}:{${DEMO_ROOM}}`);
+  const admin = createRedisClient(config);
+  await dropPrefix(admin, roomPrefix(config.redisPrefix, DEMO_ROOM));
   admin.disconnect();
   const demoSale = `demo-${new Date().toISOString().replace(/\D/g, '').slice(0, 14)}`;
 

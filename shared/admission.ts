@@ -4,6 +4,11 @@ export const ADMISSION_AUDIENCE = 'checkout';
 export const ADMISSION_ALG = 'EdDSA';
 /** Default token lifetime (seconds) when a room does not set `tokenTtlSeconds`. */
 export const DEFAULT_TOKEN_TTL_SECONDS = 600;
+/**
+ * The longest token lifetime (`exp - iat`, seconds) a room may set (`tokenTtlSeconds`, checked
+ * in waiting-room/room-validate.ts); checkout refuses any token that claims a longer one.
+ */
+export const MAX_TOKEN_TTL_SECONDS = 3600;
 /** Clock skew checkout tolerates on `exp`/`iat`/`nbf` (seconds). */
 export const ADMISSION_CLOCK_SKEW_SECONDS = 30;
 

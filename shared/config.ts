@@ -13,8 +13,13 @@ export interface Config {
   readonly nodeEnv: string;
   readonly production: boolean;
   readonly logLevel: string;
-  /** Redis connection URL (REDIS_URL). */
+  /** Redis connection URL (REDIS_URL); unused when `redisClusterNodes` is set. */
   readonly redisUrl: string;
+  /**
+   * Seeds of a Redis Cluster (REDIS_CLUSTER_NODES, comma-separated `host:port`). When set, both
+   * services use an ioredis Cluster on them instead of REDIS_URL. Empty: one Redis.
+   */
+  readonly redisClusterNodes: readonly { readonly host: string; readonly port: number }[];
   /** Prefix of every Redis key this deployment writes (REDIS_PREFIX); tests use their own. */
   readonly redisPrefix: string;
   /** Postgres connection URL (DATABASE_URL). */
@@ -41,6 +46,12 @@ export interface Config {
   readonly paymentWebhookSecret: string;
   /** Where the start command keeps local Redis/Postgres data (DATA_DIR). */
   readonly dataDir: string;
+  /** `npm run checkout`: worker processes sharing CHECKOUT_PORT through Node's cluster module (CHECKOUT_WORKERS, default 1: no primary). */
+  readonly checkoutWorkers: number;
+  /** `npm run cluster`: gateway processes on one port (GATEWAYS, default 3). */
+  readonly gateways: number;
+  /** `npm run cluster`: checkout processes on one port (CHECKOUTS, default 2). */
+  readonly checkouts: number;
 }
 
 export class ConfigError extends Error {
@@ -69,6 +80,25 @@ function port(env: NodeJS.ProcessEnv, name: string, dflt: number): number {
   return n;
 }
 
+function count(env: NodeJS.ProcessEnv, name: string, dflt: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return dflt;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new ConfigError(`${name} must be a whole number from 1 to ${max}, got "${raw}"`);
+  return n;
+}
+
+/** REDIS_CLUSTER_NODES: `host:port,host:port` (IPv6 as `[::1]:7000`). */
+function clusterNodes(raw: string | undefined): { host: string; port: number }[] {
+  if (!raw || !raw.trim()) return [];
+  return raw.split(',').map((s) => s.trim()).filter(Boolean).map((seed) => {
+    const m = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(seed);
+    const port = m ? Number(m[2]) : NaN;
+    if (!m || port < 1 || port > 65535) throw new ConfigError(`REDIS_CLUSTER_NODES must be comma-separated host:port seeds, got "${seed}"`);
+    return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+  });
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const nodeEnv = env.NODE_ENV || 'development';
   const production = nodeEnv === 'production';
@@ -90,6 +120,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     production,
     logLevel: env.LOG_LEVEL || 'info',
     redisUrl: env.REDIS_URL || 'redis://127.0.0.1:6379',
+    redisClusterNodes: Object.freeze(clusterNodes(env.REDIS_CLUSTER_NODES).map((n) => Object.freeze(n))),
     redisPrefix: env.REDIS_PREFIX || 'wr',
     databaseUrl: env.DATABASE_URL || 'postgres://root@127.0.0.1:5432/waitingroom',
     gatewayPort,
@@ -107,6 +138,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     captchaTimeoutMs: Number(env.CAPTCHA_TIMEOUT_MS || 3000),
     paymentWebhookSecret: secret('PAYMENT_WEBHOOK_SECRET'),
     dataDir: env.DATA_DIR || path.join(PROJECT_ROOT, 'data'),
+    checkoutWorkers: count(env, 'CHECKOUT_WORKERS', 1, 64),
+    gateways: count(env, 'GATEWAYS', 3, 64),
+    checkouts: count(env, 'CHECKOUTS', 2, 64),
   };
   if (missing.length) {
     throw new ConfigError(

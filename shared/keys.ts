@@ -1,13 +1,58 @@
 /**
- * Every Redis key the two services share, in one place.
+ * Every Redis key and channel name the two services use, built here and nowhere else.
  *
- * All of one room's keys carry the hash tag `{room}` so each script touches one
- * Redis Cluster slot. The sale's stock signal lives in its own slot: the admitter
- * reads it with a plain HGETALL before its script and passes it in as ARGV.
+ * Layout (unchanged since the first release; a running deployment's data depends on it):
+ *
+ *   <prefix>:{<room>}:q           hash   queue counters {opened, N, next, at, credit, cts, fsum, fn, preJoined}
+ *   <prefix>:{<room>}:tix         hash   visitor id -> ticket (joined after open)
+ *   <prefix>:{<room>}:pre         zset   pre-queue: visitor id scored by its draw key
+ *   <prefix>:{<room>}:preseq      hash   visitor id -> pre-queue join order (fairness figure)
+ *   <prefix>:{<room>}:q:post      list   "<visitor id> <arrival ms>" of post-open tickets not yet admitted
+ *   <prefix>:{<room>}:fair:post   list   arrival ms of admitted post-open tickets (fairness sample)
+ *   <prefix>:{<room>}:active      zset   admitted visitors counting against maxActive (score = token expiry ms)
+ *   <prefix>:{<room>}:tok         hash   visitor id -> admission token
+ *   <prefix>:{<room>}:cfg         string the room's config JSON     <prefix>:{<room>}:audit  list of config changes
+ *   <prefix>:{<room>}:stats       hash   running totals            <prefix>:{<room>}:sec:<epoch s>  hash, 120 s
+ *   <prefix>:{<room>}:tb:room     hash   the room's token bucket {tokens, ts}
+ *   <prefix>:{<room>}:tb:i:<ip>   hash   an IP's token bucket {tokens, ts, cf = failed CAPTCHAs}
+ *   <prefix>:{<room>}:tb:s:<net>  hash   a subnet's (/24, /64) token bucket {tokens, ts}
+ *   <prefix>:{<room>}:hv:<ip>     HyperLogLog of the visitor ids seen from an IP (10 min)
+ *   <prefix>:sale:{<sale>}:stock  hash   the sale's stock signal (written by checkout)
+ *   <prefix>:rooms                set    every room's name      <prefix>:keys  hash  the signing keys
+ *   <prefix>:captcha-seen:<sha>   string a used hCaptcha token   <prefix>:captcha-fail:<ip>  failed-CAPTCHA window
+ *   channels: <prefix>:cfg-changed, <prefix>:stock-changed, <prefix>:admitted
+ *
+ * Redis Cluster: all of one room's keys carry the hash tag `{room}`, so each room script touches one
+ * slot and rooms spread over the slots. The sale's stock signal lives in the sale's own slot (a sale
+ * may serve several rooms): the admitter reads it with a plain HGETALL and passes what the room's
+ * scripts need of it in ARGV. The other keys are each touched alone (one command or a one-key
+ * script), so they need no tag.
  */
-export function roomKey(prefix: string, room: string, part: string): string {
-  return `${prefix}:{${room}}:${part}`;
+
+/** The start of every key of one room: `<prefix>:{<room>}` (one hash tag, one cluster slot). */
+export function roomPrefix(prefix: string, room: string): string {
+  return `${prefix}:{${room}}`;
 }
+
+export function roomKey(prefix: string, room: string, part: string): string {
+  return `${roomPrefix(prefix, room)}:${part}`;
+}
+
+/** Every key of one room, by name (see the layout above). */
+export function roomKeys(prefix: string, room: string) {
+  const k = (part: string) => roomKey(prefix, room, part);
+  return {
+    q: k('q'), tix: k('tix'), pre: k('pre'), preseq: k('preseq'), qpost: k('q:post'), fairPost: k('fair:post'),
+    active: k('active'), tok: k('tok'), cfg: k('cfg'), audit: k('audit'), stats: k('stats'), tbRoom: k('tb:room'),
+    /** The per-second counters of the second that holds `nowMs`. */
+    sec: (nowMs: number) => k(`sec:${Math.floor(nowMs / 1000)}`),
+    ipBucket: (ip: string) => k(`tb:i:${ip}`),
+    subnetBucket: (subnet: string) => k(`tb:s:${subnet}`),
+    ipVisitors: (ip: string) => k(`hv:${ip}`),
+    claims: claimsKey(prefix, room), claimsUsed: claimsUsedKey(prefix, room), claimsRefused: claimsRefusedKey(prefix, room),
+  };
+}
+export type RoomKeys = ReturnType<typeof roomKeys>;
 
 /**
  * The set of admitted visitors still counting against `maxActive`:
@@ -16,6 +61,45 @@ export function roomKey(prefix: string, room: string, part: string): string {
  */
 export function activeKey(prefix: string, room: string): string {
   return roomKey(prefix, room, 'active');
+}
+
+/** The set of every room's name (the registry every gateway process reloads). */
+export function roomsSetKey(prefix: string): string {
+  return `${prefix}:rooms`;
+}
+
+/** The admission-token signing keys shared by every gateway process (lua/putSigningKey-1.lua). */
+export function signingKeysKey(prefix: string): string {
+  return `${prefix}:keys`;
+}
+
+/** Marks an hCaptcha token as used (SET NX EX); `digest` is the token's SHA-256, base64url. */
+export function captchaSeenKey(prefix: string, digest: string): string {
+  return `${prefix}:captcha-seen:${digest}`;
+}
+
+/** rate-limiter-flexible's `keyPrefix` for failed CAPTCHAs per IP (it appends `:<ip>`). */
+export function captchaFailKeyPrefix(prefix: string): string {
+  return `${prefix}:captcha-fail`;
+}
+
+/** SCAN pattern of every key under `prefix` (tests and start-up clean-up only: never a hot path). */
+export function keyPattern(prefix: string): string {
+  return `${prefix}:*`;
+}
+
+/** Pub/sub channel on which a gateway announces a changed room config (message = room). */
+export function configChannel(prefix: string): string {
+  return `${prefix}:cfg-changed`;
+}
+
+/**
+ * The room's admitted-notice channel (message = AdmittedNotice JSON), in the room's slot: sent with
+ * SPUBLISH and read with SSUBSCRIBE (sharded pub/sub), so on a Redis Cluster a notice travels only
+ * through the master that holds the room; on one Redis (7+) the same commands work as they are.
+ */
+export function admittedChannel(prefix: string, room: string): string {
+  return roomKey(prefix, room, 'admitted');
 }
 
 /**
@@ -29,7 +113,7 @@ export function claimsKey(prefix: string, room: string): string {
 
 /**
  * Reservations checkout has told the room about: member visitor id, score = the stock version
- * (ms, `version` of the stock signal) of the commit that took its unit. Until the stock signal
+ * (`version` of the stock signal, shared/stock.ts) of the commit that took its unit. Until the stock signal
  * reaches that version its unit still shows as available, so the admitter counts it as taken.
  */
 export function claimsUsedKey(prefix: string, room: string): string {
@@ -47,10 +131,9 @@ export function claimsRefusedKey(prefix: string, room: string): string {
 
 /**
  * The stock signal checkout publishes for a sale: a hash
- * `{total, available, reserved, sold, state, updatedAt, version}` (numbers as strings, updatedAt ms;
- * version = when Postgres wrote these counters, ms: the counters show every reservation whose
- * stock version is at most this, and none after it; 0 when unknown).
- * Written after every change of stock and at least every second by the sweeper.
+ * `{version, total, available, reserved, sold, state, updatedAt}` (numbers as strings, updatedAt
+ * ms; shared/stock.ts). Written after every change of stock and at least every second by the
+ * sweeper, through lua/publishStock-1.lua, which keeps the newest version only.
  * No key means checkout does not know the sale: the room admits as configured.
  */
 export function saleStockKey(prefix: string, sale: string): string {
@@ -62,26 +145,5 @@ export function stockChannel(prefix: string): string {
   return `${prefix}:stock-changed`;
 }
 
-export interface StockSignal {
-  total: number;
-  available: number;
-  reserved: number;
-  sold: number;
-  state: string;
-  updatedAt: number;
-  /** Stock version of these counters (ms), 0 when the writer did not say. */
-  version: number;
-}
-
-export function parseStockSignal(h: Record<string, string>): StockSignal | null {
-  if (!h || h.total === undefined) return null;
-  return {
-    total: Number(h.total),
-    available: Number(h.available),
-    reserved: Number(h.reserved),
-    sold: Number(h.sold),
-    state: h.state ?? 'active',
-    updatedAt: Number(h.updatedAt ?? 0),
-    version: Number(h.version ?? 0) || 0,
-  };
-}
+// The signal's type and parser live with its states in shared/stock.ts.
+export { parseStockSignal, type StockSignal } from './stock.js';

@@ -29,3 +29,16 @@ t.test('bad values are refused with a message', async (t) => {
   t.throws(() => loadConfig({ GATEWAY_PORT: 'eighty' }), /GATEWAY_PORT/);
   t.throws(() => loadConfig({ CAPTCHA_FAIL_MODE: 'maybe' }), /CAPTCHA_FAIL_MODE/);
 });
+
+t.test('REDIS_CLUSTER_NODES and the process counts', async (t) => {
+  t.same(loadConfig({}).redisClusterNodes, [], 'no seeds: one Redis at REDIS_URL');
+  t.same(loadConfig({ REDIS_CLUSTER_NODES: '127.0.0.1:7000, redis-2:7001,[::1]:7002' }).redisClusterNodes,
+    [{ host: '127.0.0.1', port: 7000 }, { host: 'redis-2', port: 7001 }, { host: '::1', port: 7002 }]);
+  t.throws(() => loadConfig({ REDIS_CLUSTER_NODES: '127.0.0.1' }), /REDIS_CLUSTER_NODES/);
+  t.throws(() => loadConfig({ REDIS_CLUSTER_NODES: 'a:99999' }), /REDIS_CLUSTER_NODES/);
+  const c = loadConfig({});
+  t.same([c.checkoutWorkers, c.gateways, c.checkouts], [1, 3, 2]);
+  t.equal(loadConfig({ GATEWAYS: '5', CHECKOUTS: '1', CHECKOUT_WORKERS: '4' }).gateways, 5);
+  t.throws(() => loadConfig({ GATEWAYS: '0' }), /GATEWAYS/);
+  t.throws(() => loadConfig({ CHECKOUTS: 'two' }), /CHECKOUTS/);
+});

@@ -5,19 +5,17 @@
  * the admitted messages to whichever process holds each visitor's WebSocket.
  */
 import type { Redis } from 'ioredis';
-import { parseStockSignal, saleStockKey, type StockSignal } from '../shared/keys.js';
+import { admittedChannel, parseStockSignal, roomKeys, saleStockKey, type StockSignal } from '../shared/keys.js';
 import type { Metrics } from './metrics.js';
 import { isHeld, stateAt, type Rooms, type RoomView } from './rooms.js';
 import { FAIRNESS_SAMPLE } from './fairness.js';
-import { queueKeys } from './scripts.js';
+import { admitBatch, gateOf } from './scripts.js';
 import { tokenExpiry, type KeyRing } from './tokens.js';
 
 /** Most visitors one admitBatch call admits (keeps each call well under 10 ms of Redis time). */
 export const MAX_ADMIT_PER_CALL = 250;
 /** Calls per room per tick when the credit allows more than one call's worth (high rates). */
 const MAX_CALLS_PER_TICK = 40;
-
-export function admittedChannel(prefix: string): string { return `${prefix}:admitted`; }
 
 /**
  * One admitted-message batch on the pub/sub channel: [visitor id, token, expiresAt ms], and the
@@ -30,7 +28,7 @@ export interface AdmittedNotice { room: string; checkoutUrl: string; items: [str
  * one signed now and stored with HSETNX so every caller ends up with the same token.
  */
 export async function ensureToken(redis: Redis, prefix: string, keys: KeyRing, view: RoomView, vid: string, ticket: number, stored?: string | null): Promise<string> {
-  const tok = queueKeys(prefix, view.cfg.room).tok;
+  const tok = roomKeys(prefix, view.cfg.room).tok;
   const have = stored ?? (await redis.hget(tok, vid));
   if (have) return have;
   const { token } = keys.sign({ sub: vid, room: view.cfg.room, sale: view.cfg.sale, ticket, ttlSeconds: view.cfg.tokenTtlSeconds });
@@ -39,14 +37,12 @@ export async function ensureToken(redis: Redis, prefix: string, keys: KeyRing, v
 }
 
 /**
- * The newest stock version whose reservations the signal's counters certainly include. Versions
- * are the sale row's updated_at in ms, truncated: two commits may share a millisecond, so only
- * versions strictly older than the signal's count as shown, and a reservation the signal has
- * not shown after USED_SHOWN_AFTER_MS is taken as shown (the sweeper rewrites it every second).
+ * The newest stock version whose reservations the signal's counters include: its own version
+ * (sales.stock_version, bumped under the sale row's lock by every change of stock). No signal:
+ * no cap, and nothing reported needs keeping.
  */
-const USED_SHOWN_AFTER_MS = 1500;
-export function usedCutoff(stock: StockSignal | null, now: number): number {
-  return Math.max((stock?.version ?? 0) - 1, now - USED_SHOWN_AFTER_MS);
+export function usedCutoff(stock: StockSignal | null): number {
+  return stock ? stock.version : Number.MAX_SAFE_INTEGER;
 }
 
 export class Admitter {
@@ -93,28 +89,28 @@ export class Admitter {
     const started = performance.now();
     const { cfg } = view;
     const now = this.clock();
-    const k = queueKeys(this.prefix, cfg.room);
+    const k = roomKeys(this.prefix, cfg.room);
+    // The sale's stock signal lives in the sale's slot: read here, passed to the script as the gate.
     const stock = parseStockSignal(await this.redis.hgetall(saleStockKey(this.prefix, cfg.sale)));
     // The room's own state machine decides (closed includes a sale checkout says has ended).
     const state = stateAt(cfg, view.opensAtMs, view.closesAtMs, now, stock);
-    const gate = state === 'closed' || state === 'sold_out' ? 3 : isHeld(stock) ? 2 : cfg.paused ? 1 : 0;
-    // The stock cap (CONTRACT.md section 7): the script decides from the signal's available units
-    // (-1 = checkout does not know the sale, no cap) and the reservations it already shows.
-    const available = stock ? Math.max(0, stock.available) : -1;
-    const r = await this.redis.admitBatch(k.q, k.pre, k.preseq, k.qpost, k.active, k.stats, k.sec(now),
-      k.claims, k.claimsUsed, k.claimsRefused,
-      now, view.opensAtMs, cfg.admitRatePerMin, cfg.maxActive, cfg.tokenTtlSeconds * 1000, MAX_ADMIT_PER_CALL, gate,
-      k.fairPost, FAIRNESS_SAMPLE, available, usedCutoff(stock, now), cfg.overbook, cfg.claimSeconds * 1000);
-    const at = Number(r[0]);
-    const count = Number(r[1]);
+    const r = await admitBatch(this.redis, this.prefix, cfg.room, {
+      now, opensAtMs: view.opensAtMs, admitRatePerMin: cfg.admitRatePerMin, maxActive: cfg.maxActive,
+      tokenTtlMs: cfg.tokenTtlSeconds * 1000, most: MAX_ADMIT_PER_CALL, gate: gateOf(state, isHeld(stock)), fairnessSampleCap: FAIRNESS_SAMPLE,
+      // The stock cap (CONTRACT.md section 7): the script decides from the signal's available units
+      // (-1 = checkout does not know the sale, no cap) and the reservations it already shows.
+      available: stock ? Math.max(0, stock.available) : -1, usedCutoff: usedCutoff(stock),
+      overbook: cfg.overbook, claimMs: cfg.claimSeconds * 1000,
+    });
+    const { at } = r;
+    const count = r.admitted.length;
     this.metrics.admittedThrough.set({ room: cfg.room }, at);
-    this.metrics.queued.set({ room: cfg.room }, Number(r[2]));
-    this.metrics.active.set({ room: cfg.room }, Number(r[3]));
+    this.metrics.queued.set({ room: cfg.room }, r.waiting);
+    this.metrics.active.set({ room: cfg.room }, r.active);
     if (count === 0) return 0;
     const items: [string, string, number][] = [];
-    for (let i = 4; i < r.length; i += 2) {
-      const vid = String(r[i]);
-      const { token, expiresAt } = this.keys.sign({ sub: vid, room: cfg.room, sale: cfg.sale, ticket: Number(r[i + 1]), ttlSeconds: cfg.tokenTtlSeconds });
+    for (const { vid, ticket } of r.admitted) {
+      const { token, expiresAt } = this.keys.sign({ sub: vid, room: cfg.room, sale: cfg.sale, ticket, ttlSeconds: cfg.tokenTtlSeconds });
       items.push([vid, token, expiresAt]);
     }
     const p = this.redis.pipeline();
@@ -129,8 +125,8 @@ export class Admitter {
         if (e) items[i] = [items[i]![0], e, tokenExpiry(e)];
       });
     }
-    const notice: AdmittedNotice = { room: cfg.room, checkoutUrl: cfg.checkoutUrl, items, at, queued: Number(r[2]) };
-    await this.redis.publish(admittedChannel(this.prefix), JSON.stringify(notice));
+    const notice: AdmittedNotice = { room: cfg.room, checkoutUrl: cfg.checkoutUrl, items, at, queued: r.waiting };
+    await this.redis.spublish(admittedChannel(this.prefix, cfg.room), JSON.stringify(notice));
     this.metrics.admitted.inc({ room: cfg.room }, count);
     this.metrics.admissionLag.observe((performance.now() - started) / 1000);
     return count;

@@ -7,6 +7,7 @@
 import type uWS from 'uWebSockets.js';
 import type { Logger } from 'pino';
 import { errorBody } from '../shared/errors.js';
+import { isRedisUnavailable } from '../shared/redis.js';
 import { ERRORS, STATUS_TEXT, type ErrorCode } from './errors.js';
 
 export const MAX_BODY_BYTES = 4096;
@@ -29,6 +30,9 @@ export interface Req {
 }
 
 export type Headers = Record<string, string | string[]>;
+
+/** The `Retry-After` of a 503 unavailable (the store is expected back within seconds). */
+export const UNAVAILABLE_RETRY_AFTER_SECONDS = 1;
 
 export class Reply {
   aborted = false;
@@ -57,6 +61,7 @@ export class Reply {
     const spec = ERRORS[code];
     const extra: Headers = { ...headers };
     if (code === 'rate_limited' && typeof fields.retryAfterSeconds === 'number') extra['retry-after'] = String(fields.retryAfterSeconds);
+    if (code === 'unavailable') extra['retry-after'] ??= String(UNAVAILABLE_RETRY_AFTER_SECONDS);
     this.json(spec.status, errorBody(code, spec, fields, message), extra);
   }
 }
@@ -70,7 +75,20 @@ export const USED_HEADERS = [
   'user-agent', 'accept', 'accept-language', 'sec-fetch-site',
 ] as const;
 
-export function copyRequest(res: uWS.HttpResponse, req: uWS.HttpRequest, paramCount = 0): Req {
+/** decodeURIComponent that answers null for a malformed escape (`%E0%A4%A`) instead of throwing. */
+export function decodeSegment(s: string): string | null {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Copy what a handler needs from the request, synchronously. Null when a URL parameter has a
+ * malformed percent-escape (the caller answers 400 bad_request).
+ */
+export function copyRequest(res: uWS.HttpResponse, req: uWS.HttpRequest, paramCount = 0): Req | null {
   const headers: Record<string, string> = {};
   for (const name of USED_HEADERS) {
     const v = req.getHeader(name);
@@ -80,7 +98,11 @@ export function copyRequest(res: uWS.HttpResponse, req: uWS.HttpRequest, paramCo
   // the last one is the proxy's, as before, so walk the headers only when there is one at all.
   if (req.getHeader('x-forwarded-for')) req.forEach((k, v) => { if (k === 'x-forwarded-for') headers[k] = v; });
   const params: string[] = [];
-  for (let i = 0; i < paramCount; i++) params.push(decodeURIComponent(req.getParameter(i) ?? ''));
+  for (let i = 0; i < paramCount; i++) {
+    const p = decodeSegment(req.getParameter(i) ?? '');
+    if (p === null) return null;
+    params.push(p);
+  }
   return {
     method: req.getCaseSensitiveMethod?.() ?? req.getMethod(),
     url: req.getUrl(),
@@ -155,18 +177,35 @@ export function queryParam(query: string, name: string): string | undefined {
 
 export type Handler = (req: Req, reply: Reply, body: Promise<Buffer | 'too_large' | 'aborted'> | null) => Promise<void>;
 
-/** Register a route: copy the request, start reading the body, answer 500/503 on faults. */
-export function route(app: uWS.TemplatedApp, method: 'get' | 'post' | 'put' | 'del', pattern: string, log: Logger, fn: Handler): void {
-  const params = (pattern.match(/:/g) ?? []).length;
-  app[method](pattern, (res, req) => {
-    const r = copyRequest(res, req, params);
-    const reply = new Reply(res, bodyLimitOf(pattern));
-    const body = method === 'post' || method === 'put' ? readBody(res, reply) : null;
-    fn(r, reply, body).catch((err: unknown) => {
-      log.error({ err, url: r.url }, 'request failed');
-      const redisDown = err instanceof Error && /Connection|ECONNREFUSED|Stream isn't writeable|max retries/i.test(err.message);
-      reply.error(redisDown ? 'unavailable' : 'internal');
-    });
-  });
+/** The answer to a fault thrown by a handler: 503 unavailable when Redis is away, else 500 internal (a bug). */
+export function faultCode(err: unknown): 'unavailable' | 'internal' {
+  return isRedisUnavailable(err) ? 'unavailable' : 'internal';
 }
 
+/**
+ * Register a route: copy the request, start reading the body, answer 400 for a malformed URL and
+ * 500/503 on faults. Nothing thrown by the handler, synchronously or not, escapes into uWS.
+ */
+export function route(app: uWS.TemplatedApp, method: 'get' | 'post' | 'put' | 'del', pattern: string, log: Logger, fn: Handler): void {
+  const params = (pattern.match(/:/g) ?? []).length;
+  const limit = bodyLimitOf(pattern);
+  app[method](pattern, (res, req) => {
+    const reply = new Reply(res, limit);
+    let url = '';
+    const failed = (err: unknown) => {
+      const code = faultCode(err);
+      if (code === 'internal') log.error({ err, url }, 'request failed');
+      else log.warn({ err: err instanceof Error ? err.message : String(err), url }, 'request failed: redis unavailable');
+      reply.error(code);
+    };
+    try {
+      url = req.getUrl();
+      const body = method === 'post' || method === 'put' ? readBody(res, reply) : null;
+      const r = copyRequest(res, req, params);
+      if (!r) return reply.error('bad_request', {}, 'The URL has a malformed percent-escape.');
+      fn(r, reply, body).catch(failed);
+    } catch (err) {
+      failed(err);
+    }
+  });
+}

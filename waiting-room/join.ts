@@ -6,24 +6,19 @@
  */
 import type { Redis } from 'ioredis';
 import type { Metrics } from './metrics.js';
-import type { RoomState, RoomView } from './rooms.js';
+import type { RoomView } from './rooms.js';
 import { randomChunk } from './random.js';
-import { queueKeys } from './scripts.js';
+import { gateOf, joinBatch, type JoinBatchEntry, type JoinCode } from './scripts.js';
 
 export const MAX_JOIN_BATCH = 500;
 
-export interface JoinEntry {
-  vid: string;
-  ip: string;
-  subnet: string;
-  allowListed: boolean;
-  headerScore: number;
-  captchaPassed: boolean;
+/** One join as the handler hands it over; the batcher adds the draw key. */
+export type JoinEntry = Omit<JoinBatchEntry, 'drawKey' | 'arrivedAt'> & {
   /** ms since epoch when the request reached this gateway process (its own clock); default: the batch's now. */
   arrivedAt?: number;
-}
+};
 
-export type JoinCode = 'have' | 'new' | 'pre' | 'closed' | 'sold_out' | 'not_open' | 'rate_limited' | 'captcha_required';
+export type { JoinCode };
 
 export interface JoinResult {
   code: JoinCode;
@@ -36,9 +31,6 @@ export interface JoinResult {
 }
 
 interface Pending { view: RoomView; entries: JoinEntry[]; waiters: { resolve: (r: JoinResult) => void; reject: (e: unknown) => void }[] }
-
-const GATE: Partial<Record<RoomState, number>> = { closed: 1, sold_out: 2, scheduled: 3 };
-const CAPTCHA_MODE = { off: 0, suspicious: 1, always: 2 } as const;
 
 export class JoinBatcher {
   private pending = new Map<string, Pending>();
@@ -76,29 +68,16 @@ export class JoinBatcher {
   private run(view: RoomView, entries: JoinEntry[], waiters: Pending['waiters']): void {
     const { cfg } = view;
     const now = this.clock();
-    const k = queueKeys(this.prefix, cfg.room);
     const rand = randomChunk(6 * entries.length);
-    const args: (string | number)[] = [
-      k.q, k.tix, k.pre, k.preseq, k.stats, k.sec(now), k.tbRoom, k.qpost,
-      now, view.opensAtMs, GATE[view.state] ?? 0, k.base,
-      cfg.limits.room.capacity, cfg.limits.room.refillPerSec, cfg.limits.subnet.capacity, cfg.limits.subnet.refillPerSec,
-      cfg.limits.ip.capacity, cfg.limits.ip.refillPerSec, CAPTCHA_MODE[cfg.captcha.mode], cfg.captcha.threshold, entries.length,
-    ];
-    entries.forEach((e, i) => {
-      args.push(e.vid, e.ip, e.subnet, e.allowListed ? 1 : 0, e.headerScore, e.captchaPassed ? 1 : 0, rand.readUIntBE(i * 6, 6), e.arrivedAt ?? now);
-    });
     this.metrics.joinBatch.observe(entries.length);
-    this.redis.joinBatch(...args).then((r) => {
-      const at = Number(r[0]);
+    joinBatch(this.redis, this.prefix, cfg.room, {
+      now, opensAtMs: view.opensAtMs, gate: gateOf(view.state, view.held), limits: cfg.limits, captcha: cfg.captcha,
+      entries: entries.map((e, i) => ({ ...e, drawKey: rand.readUIntBE(i * 6, 6), arrivedAt: e.arrivedAt ?? now })),
+    }).then(({ at, places }) => {
       waiters.forEach((w, i) => {
-        const o = 2 + i * 4;
-        const code = String(r[o]) as JoinCode;
-        const t = Number(r[o + 1]);
+        const { code, ticket: t, score, retryAfterSeconds } = places[i]!;
         const ticket = t > 0 ? t : null;
-        w.resolve({
-          code, ticket, position: ticket === null ? null : Math.max(0, ticket - at),
-          score: Number(r[o + 2]), retryAfterSeconds: Number(r[o + 3]),
-        });
+        w.resolve({ code, ticket, position: ticket === null ? null : Math.max(0, ticket - at), score, retryAfterSeconds });
       });
     }, (err: unknown) => { for (const w of waiters) w.reject(err); });
   }

@@ -105,7 +105,9 @@ export class Live {
     private readonly roomViews: Rooms,
     private readonly keys: KeyRing,
     private readonly metrics: Metrics,
-  ) {}
+  ) {
+    roomViews.onChange((room, view) => this.stateChanged(room, view));
+  }
 
   private liveRoom(room: string): LiveRoom {
     let r = this.rooms.get(room);

@@ -1,7 +1,7 @@
 /**
  * A room's configuration: what `PUT /admin/rooms/:room` sets (CONTRACT.md section 4).
  * A field left out of a PUT keeps its value, or its default on creation.
- * Stored in Redis as JSON at `roomKey(prefix, room, 'cfg')`; every gateway process
+ * Stored in Redis as JSON at `roomKeys(prefix, room).cfg`; every gateway process
  * reloads it at least every second, so a change applies everywhere within 2 s.
  */
 import { DEFAULT_TOKEN_TTL_SECONDS } from '../shared/admission.js';

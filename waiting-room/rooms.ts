@@ -1,13 +1,13 @@
 /**
  * Room configs and states as this process sees them. Configs live in Redis (JSON at
- * `roomKey(prefix, room, 'cfg')`, names in `<prefix>:rooms`); every process reloads them every
+ * `roomKeys(prefix, room).cfg`, names in `roomsSetKey(prefix)`); every process reloads them every
  * second and on a pub/sub nudge, with the sale's stock signal, so a change applies everywhere
  * within 2 s. The state is derived from clock + config + stock, never stored.
  */
 import type { Redis } from 'ioredis';
-import { parseStockSignal, saleStockKey, type StockSignal } from '../shared/keys.js';
+import { roomKeys, roomsSetKey, saleStockKey } from '../shared/keys.js';
+import { isHeld as held, isSoldOut as soldOut, parseStockSignal, type StockSignal } from '../shared/stock.js';
 import { withNewDefaults, type RoomConfig } from './room-config.js';
-import { queueKeys } from './scripts.js';
 
 export type RoomState = 'scheduled' | 'prequeue' | 'open' | 'paused' | 'sold_out' | 'closed';
 
@@ -22,12 +22,14 @@ export interface RoomView {
   held: boolean;
 }
 
+/** The sale is sold out (shared/stock.ts says what that means, for both services). */
 export function isSoldOut(stock: StockSignal | null): boolean {
-  return !!stock && ((stock.total > 0 && stock.sold >= stock.total) || stock.state === 'sold_out');
+  return !!stock && (soldOut(stock) || stock.state === 'sold_out');
 }
 
+/** No unit available but some reserved: admit nobody for now (shared/stock.ts). */
 export function isHeld(stock: StockSignal | null): boolean {
-  return !!stock && !isSoldOut(stock) && stock.available <= 0 && stock.reserved > 0;
+  return !!stock && !isSoldOut(stock) && held(stock);
 }
 
 /** The state machine: scheduled → prequeue → open ⇄ paused → sold_out | closed. */
@@ -53,11 +55,16 @@ function view(cfg: RoomConfig, now: number, stock: StockSignal | null): RoomView
   };
 }
 
-export function roomsSetKey(prefix: string): string { return `${prefix}:rooms`; }
-export function configChannel(prefix: string): string { return `${prefix}:cfg-changed`; }
 
+export type RoomChangeListener = (room: string, next: RoomView, prev: RoomView | undefined) => void;
+
+/**
+ * The room registry. It calls nobody: whoever needs to hear of a change (live updates) listens
+ * with `onChange`.
+ */
 export class Rooms {
   private readonly views = new Map<string, RoomView>();
+  private readonly listeners: RoomChangeListener[] = [];
   private timer: NodeJS.Timeout | null = null;
   private refreshing: Promise<void> | null = null;
 
@@ -65,9 +72,13 @@ export class Rooms {
     private readonly redis: Redis,
     private readonly prefix: string,
     private readonly clock: () => number,
-    /** Called when a room's state or held flag changes in this process's view. */
-    private readonly onChange: (room: string, next: RoomView, prev: RoomView | undefined) => void,
-  ) {}
+    listener?: RoomChangeListener,
+  ) {
+    if (listener) this.listeners.push(listener);
+  }
+
+  /** Be told when a room's state or held flag changes in this process's view. */
+  onChange(listener: RoomChangeListener): void { this.listeners.push(listener); }
 
   /** The room as of now (its state recomputed from the clock). */
   get(room: string): RoomView | undefined {
@@ -81,7 +92,7 @@ export class Rooms {
   async find(room: string): Promise<RoomView | undefined> {
     const v = this.get(room);
     if (v) return v;
-    const raw = await this.redis.get(queueKeys(this.prefix, room).cfg);
+    const raw = await this.redis.get(roomKeys(this.prefix, room).cfg);
     if (!raw) return undefined;
     const cfg = withNewDefaults(JSON.parse(raw) as RoomConfig);
     const stock = parseStockSignal(await this.redis.hgetall(saleStockKey(this.prefix, cfg.sale)));
@@ -94,7 +105,7 @@ export class Rooms {
     if (prev && prev.cfg === cfg && prev.stock === stock && prev.state === stateAt(cfg, prev.opensAtMs, prev.closesAtMs, now, stock)) return prev;
     const next = view(cfg, now, stock);
     this.views.set(cfg.room, next);
-    if (!prev || prev.state !== next.state || prev.held !== next.held) this.onChange(cfg.room, next, prev);
+    if (!prev || prev.state !== next.state || prev.held !== next.held) for (const l of this.listeners) l(cfg.room, next, prev);
     return next;
   }
 
@@ -110,7 +121,7 @@ export class Rooms {
   private async doRefresh(): Promise<void> {
     const names = await this.redis.smembers(roomsSetKey(this.prefix));
     if (!names.length) return;
-    const raws = await Promise.all(names.map((n) => this.redis.get(queueKeys(this.prefix, n).cfg)));
+    const raws = await Promise.all(names.map((n) => this.redis.get(roomKeys(this.prefix, n).cfg)));
     const cfgs = raws.filter((r): r is string => !!r).map((r) => withNewDefaults(JSON.parse(r) as RoomConfig));
     const stocks = await Promise.all(cfgs.map((c) => this.redis.hgetall(saleStockKey(this.prefix, c.sale))));
     cfgs.forEach((c, i) => this.set(c, parseStockSignal(stocks[i]!)));

@@ -1,74 +1,274 @@
 /**
- * The gateway's Redis scripts (lua/*.lua): loaded once, registered on each ioredis client with
- * defineCommand (EVALSHA, reloaded on NOSCRIPT), and their tuple replies turned into typed results.
- * A line `--@include name` in a script is replaced by lua/include/name.lua.
+ * The one typed layer over the gateway's Redis scripts (lua/*.lua): every script call of the
+ * product goes through a function here, which builds its KEYS (names from shared/keys.ts) and ARGV
+ * and turns its tuple reply into a typed result. Nothing else assembles KEYS/ARGV or decodes a
+ * script reply.
+ *
+ * Loading and versions: each script is read once, its `--@include name` lines replaced by
+ * lua/include/name.lua, and registered on a client with ioredis defineCommand (EVALSHA, reloaded
+ * on NOSCRIPT) under the name `<script>:<first 8 hex of its SHA-1>`, e.g. `joinBatch:1a2b3c4d`,
+ * so two versions of a script never share a command name. test/scripts/shas.test.ts pins every
+ * SHA: a changed script is a visible change in that test's diff.
+ *
+ * Calling convention: every call passes its key count first (numberOfKeys is not fixed at
+ * definition), so a script may take a variable number of keys (joinBatch: 8 + 3 per entry) and
+ * every key it touches is in KEYS, as Redis Cluster requires. The number in a file's name
+ * (`<verbNoun>-<numKeys>.lua`) is its count of fixed keys.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Redis, Result } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { PROJECT_ROOT } from '../shared/config.js';
-import { claimsKey, claimsRefusedKey, claimsUsedKey, roomKey } from '../shared/keys.js';
+import { roomKeys, signingKeysKey } from '../shared/keys.js';
+import type { RoomConfig } from './room-config.js';
+import type { RoomState } from './rooms.js';
 
 const LUA_DIR = path.join(PROJECT_ROOT, 'lua');
+
+// ------------------------------------------------------------------------------------ codes
+
+/**
+ * What the room lets through, as the caller decided it from clock, config and stock: ARGV "gate"
+ * of joinBatch and admitBatch, the same numbers in both. joinBatch takes joins at open, paused
+ * and held (pre-queue or open is the script's own decision, from opensAt) and refuses them at
+ * soldOut, closed and scheduled; admitBatch admits only at open.
+ */
+export const Gate = { open: 0, paused: 1, held: 2, soldOut: 3, closed: 4, scheduled: 5 } as const;
+export type Gate = (typeof Gate)[keyof typeof Gate];
+
+/** The gate of a room in `state`; `held`: no unit available but some reserved. */
+export function gateOf(state: RoomState, held: boolean): Gate {
+  switch (state) {
+    case 'closed': return Gate.closed;
+    case 'sold_out': return Gate.soldOut;
+    case 'scheduled': return Gate.scheduled;
+    default: return held ? Gate.held : state === 'paused' ? Gate.paused : Gate.open;
+  }
+}
+
+/** joinBatch ARGV captcha mode. */
+export const CaptchaMode = { off: 0, suspicious: 1, always: 2 } as const;
+export type CaptchaMode = (typeof CaptchaMode)[keyof typeof CaptchaMode];
+
+/** joinBatch's code per entry (the script returns these strings). */
+export const JoinCode = {
+  /** Already holds a place: ticket (null = pre-queue before open), nothing spent. */
+  have: 'have',
+  /** Placed now with a ticket. */
+  new: 'new',
+  /** Placed in the pre-queue (ticket null until open). */
+  pre: 'pre',
+  closed: 'closed',
+  soldOut: 'sold_out',
+  notOpen: 'not_open',
+  /** A bucket is short; retryAfterSeconds >= 1, nothing spent. */
+  rateLimited: 'rate_limited',
+  /** Suspicion score at or over the threshold (or mode always); buckets spent. */
+  captchaRequired: 'captcha_required',
+} as const;
+export type JoinCode = (typeof JoinCode)[keyof typeof JoinCode];
+const JOIN_CODES = new Set<string>(Object.values(JoinCode));
+
+/** lookupVisitor's kind. */
+export const PlaceKind = { none: 0, pre: 1, ticket: 2 } as const;
+
+/** saveRoomConfig's reply. */
+export const SaveConfigReply = { saved: 1, versionConflict: 0, opensAtLocked: -1 } as const;
+export type SaveConfigReply = (typeof SaveConfigReply)[keyof typeof SaveConfigReply];
+
+/** putSigningKey's mode. */
+export const SigningKeyMode = { init: 'init', rotate: 'rotate' } as const;
+export type SigningKeyMode = (typeof SigningKeyMode)[keyof typeof SigningKeyMode];
+
+// ------------------------------------------------------------------------------------ loading
+
+/** Every script file (`lua/<verbNoun>-<fixed key count>.lua`); its name is the part before the dash. */
+export const SCRIPT_FILES = ['joinBatch-8', 'admitBatch-11', 'lookupVisitor-4', 'saveRoomConfig-3', 'putSigningKey-1'] as const;
+type NameOf<F> = F extends `${infer N}-${number}` ? N : never;
+export type ScriptName = NameOf<(typeof SCRIPT_FILES)[number]>;
+
+export interface LoadedScript {
+  name: ScriptName;
+  file: string;
+  /** Keys every call passes (joinBatch passes 3 more per entry). */
+  fixedKeys: number;
+  /** The source as sent to Redis, includes expanded. */
+  lua: string;
+  /** SHA-1 of `lua`, as Redis computes it (SCRIPT LOAD / EVALSHA). */
+  sha: string;
+  /** The ioredis command name: `<name>:<sha[0..8]>`. */
+  command: string;
+}
 
 export function loadLua(file: string): string {
   const src = readFileSync(path.join(LUA_DIR, `${file}.lua`), 'utf8');
   return src.replace(/^--@include (\w+)\s*$/gm, (_m, inc: string) => readFileSync(path.join(LUA_DIR, 'include', `${inc}.lua`), 'utf8'));
 }
 
-/** Command name → script file (`<verbNoun>-<numKeys>`). */
-export const SCRIPT_FILES = {
-  joinBatch: 'joinBatch-8',
-  admitBatch: 'admitBatch-10',
-  lookupVisitor: 'lookupVisitor-4',
-  saveRoomConfig: 'saveRoomConfig-3',
-  putSigningKey: 'putSigningKey-1',
-} as const;
+let loaded: Record<ScriptName, LoadedScript> | null = null;
 
-type Arg = string | number;
-declare module 'ioredis' {
-  interface RedisCommander<Context> {
-    joinBatch(...args: Arg[]): Result<(string | number)[], Context>;
-    admitBatch(...args: Arg[]): Result<(string | number)[], Context>;
-    lookupVisitor(...args: Arg[]): Result<(string | number)[], Context>;
-    saveRoomConfig(...args: Arg[]): Result<number, Context>;
-    putSigningKey(...args: Arg[]): Result<string, Context>;
-  }
+/** Every script, read and hashed once per process. */
+export function scripts(): Readonly<Record<ScriptName, LoadedScript>> {
+  loaded ??= Object.fromEntries(SCRIPT_FILES.map((file) => {
+    const name = file.split('-')[0] as ScriptName;
+    const lua = loadLua(file);
+    const sha = createHash('sha1').update(lua).digest('hex');
+    return [name, { name, file, fixedKeys: Number(file.split('-')[1]), lua, sha, command: `${name}:${sha.slice(0, 8)}` }];
+  })) as Record<ScriptName, LoadedScript>;
+  return loaded;
 }
 
-let sources: Record<string, string> | null = null;
-
+/** Register every script on `redis` (done by the first call anyway; start-up does it up front). */
 export function defineScripts(redis: Redis): Redis {
-  sources ??= Object.fromEntries(Object.entries(SCRIPT_FILES).map(([name, file]) => [name, loadLua(file)]));
-  for (const [name, file] of Object.entries(SCRIPT_FILES)) {
-    redis.defineCommand(name, { numberOfKeys: Number(file.split('-')[1]), lua: sources[name]! });
-  }
+  for (const s of Object.values(scripts())) define(redis, s);
   return redis;
 }
 
-/** The keys of one room's queue, in one hash tag. */
-export function queueKeys(prefix: string, room: string) {
-  const k = (part: string) => roomKey(prefix, room, part);
-  return {
-    q: k('q'), tix: k('tix'), pre: k('pre'), preseq: k('preseq'), stats: k('stats'), tbRoom: k('tb:room'),
-    qpost: k('q:post'), fairPost: k('fair:post'), active: k('active'), tok: k('tok'), cfg: k('cfg'), audit: k('audit'),
-    claims: claimsKey(prefix, room), claimsUsed: claimsUsedKey(prefix, room), claimsRefused: claimsRefusedKey(prefix, room),
-    base: roomKey(prefix, room, ''),
-    sec: (nowMs: number) => k(`sec:${Math.floor(nowMs / 1000)}`),
-  };
+type Arg = string | number;
+type ScriptFn = (numKeys: number, ...keysThenArgs: Arg[]) => Promise<unknown>;
+
+function define(redis: Redis, s: LoadedScript): ScriptFn {
+  const has = redis as unknown as Record<string, ScriptFn | undefined>;
+  if (!has[s.command]) redis.defineCommand(s.command, { lua: s.lua });
+  return has[s.command]!;
 }
+
+function run<T>(redis: Redis, name: ScriptName, keys: string[], argv: Arg[]): Promise<T> {
+  const fn = define(redis, scripts()[name]);
+  return fn.call(redis, keys.length, ...keys, ...argv) as Promise<T>;
+}
+
+// ------------------------------------------------------------------------------------ joinBatch
+
+export interface JoinBatchEntry {
+  vid: string;
+  ip: string;
+  /** The ip's /24 or /64. */
+  subnet: string;
+  allowListed: boolean;
+  /** 0..100, from the request's headers. */
+  headerScore: number;
+  captchaPassed: boolean;
+  /** The pre-queue draw key: an integer below 2^48 from node:crypto. */
+  drawKey: number;
+  /** ms since epoch when the request reached this gateway process. */
+  arrivedAt: number;
+}
+
+export interface JoinBatchInput {
+  /** ms since epoch. */
+  now: number;
+  opensAtMs: number;
+  gate: Gate;
+  limits: RoomConfig['limits'];
+  captcha: RoomConfig['captcha'];
+  entries: JoinBatchEntry[];
+}
+
+export interface JoinBatchPlace {
+  code: JoinCode;
+  /** 0 while in the pre-queue before open (and for every refused code). */
+  ticket: number;
+  /** The suspicion score (0 when not computed). */
+  score: number;
+  retryAfterSeconds: number;
+}
+
+export interface JoinBatchResult {
+  /** admittedThrough when the batch ran. */
+  at: number;
+  opened: boolean;
+  /** One per entry, in order. */
+  places: JoinBatchPlace[];
+}
+
+/** Place every join of one room that arrived in one event-loop turn (lua/joinBatch-8.lua). */
+export async function joinBatch(redis: Redis, prefix: string, room: string, input: JoinBatchInput): Promise<JoinBatchResult> {
+  const k = roomKeys(prefix, room);
+  const { now, entries, limits, captcha } = input;
+  const keys = [k.q, k.tix, k.pre, k.preseq, k.stats, k.sec(now), k.tbRoom, k.qpost];
+  const argv: Arg[] = [
+    now, input.opensAtMs, input.gate,
+    limits.room.capacity, limits.room.refillPerSec, limits.subnet.capacity, limits.subnet.refillPerSec,
+    limits.ip.capacity, limits.ip.refillPerSec, CaptchaMode[captcha.mode], captcha.threshold, entries.length,
+  ];
+  for (const e of entries) {
+    keys.push(k.ipBucket(e.ip), k.subnetBucket(e.subnet), k.ipVisitors(e.ip));
+    argv.push(e.vid, e.allowListed ? 1 : 0, e.headerScore, e.captchaPassed ? 1 : 0, e.drawKey, e.arrivedAt);
+  }
+  const r = await run<Arg[]>(redis, 'joinBatch', keys, argv);
+  const places: JoinBatchPlace[] = new Array(entries.length);
+  for (let i = 0; i < entries.length; i++) {
+    const o = 2 + i * 4;
+    const code = String(r[o]);
+    if (!JOIN_CODES.has(code)) throw new Error(`joinBatch: unknown code ${code}`);
+    places[i] = { code: code as JoinCode, ticket: Number(r[o + 1]), score: Number(r[o + 2]), retryAfterSeconds: Number(r[o + 3]) };
+  }
+  return { at: Number(r[0]), opened: Number(r[1]) === 1, places };
+}
+
+// ------------------------------------------------------------------------------------ admitBatch
+
+export interface AdmitBatchInput {
+  /** ms since epoch. */
+  now: number;
+  opensAtMs: number;
+  admitRatePerMin: number;
+  maxActive: number;
+  tokenTtlMs: number;
+  /** Most visitors to admit in this call. */
+  most: number;
+  gate: Gate;
+  /** Entries kept in the post-open fairness sample (0 = none). */
+  fairnessSampleCap: number;
+  /** The stock cap (CONTRACT.md section 7): the sale's unreserved units, -1 when checkout does not know it (no cap). */
+  available?: number;
+  /** Reservations of this stock version or older are already out of `available`. */
+  usedCutoff?: number;
+  overbook?: number;
+  claimMs?: number;
+}
+
+export interface AdmitBatchResult {
+  /** admittedThrough after the call. */
+  at: number;
+  /** Tickets issued and not admitted. */
+  waiting: number;
+  /** Visitors counting against maxActive after the call. */
+  active: number;
+  /** The visitors admitted by this call, in ticket order. */
+  admitted: { vid: string; ticket: number }[];
+}
+
+/** Admit the next visitors of one room in ticket order (lua/admitBatch-11.lua). */
+export async function admitBatch(redis: Redis, prefix: string, room: string, input: AdmitBatchInput): Promise<AdmitBatchResult> {
+  const k = roomKeys(prefix, room);
+  const { now } = input;
+  const r = await run<Arg[]>(redis, 'admitBatch', [k.q, k.pre, k.preseq, k.qpost, k.active, k.stats, k.sec(now), k.fairPost,
+    k.claims, k.claimsUsed, k.claimsRefused], [
+    now, input.opensAtMs, input.admitRatePerMin, input.maxActive, input.tokenTtlMs, input.most, input.gate, input.fairnessSampleCap,
+    input.available ?? -1, input.usedCutoff ?? 0, input.overbook ?? 1, input.claimMs ?? 120_000,
+  ]);
+  const admitted: AdmitBatchResult['admitted'] = [];
+  for (let i = 4; i < r.length; i += 2) admitted.push({ vid: String(r[i]), ticket: Number(r[i + 1]) });
+  return { at: Number(r[0]), waiting: Number(r[2]), active: Number(r[3]), admitted };
+}
+
+// ------------------------------------------------------------------------------------ lookupVisitor
 
 export type VisitorPlace =
   | { kind: 'none'; at: number; next: number; opened: boolean }
   | { kind: 'pre'; at: number; next: number; opened: boolean }
   | { kind: 'ticket'; ticket: number; at: number; next: number; opened: boolean; token: string | null };
 
+/** Where one visitor stands, read atomically (lua/lookupVisitor-4.lua). */
 export async function lookupVisitor(redis: Redis, prefix: string, room: string, vid: string): Promise<VisitorPlace> {
-  const k = queueKeys(prefix, room);
-  const r = await redis.lookupVisitor(k.q, k.tix, k.pre, k.tok, vid);
-  const [kind, ticket, at, next, opened, token] = [Number(r[0]), Number(r[1]), Number(r[2]), Number(r[3]), r[4] === 1 || r[4] === '1', String(r[5] ?? '')];
-  if (kind === 2) return { kind: 'ticket', ticket, at, next, opened, token: token || null };
-  return { kind: kind === 1 ? 'pre' : 'none', at, next, opened };
+  const k = roomKeys(prefix, room);
+  const r = await run<Arg[]>(redis, 'lookupVisitor', [k.q, k.tix, k.pre, k.tok], [vid]);
+  const [kind, ticket, at, next, opened, token] = [Number(r[0]), Number(r[1]), Number(r[2]), Number(r[3]), Number(r[4]) === 1, String(r[5] ?? '')];
+  if (kind === PlaceKind.ticket) return { kind: 'ticket', ticket, at, next, opened, token: token || null };
+  return { kind: kind === PlaceKind.pre ? 'pre' : 'none', at, next, opened };
 }
 
 /** What the admitter last saw of the stock (lua/admitBatch: out, avl, held, cres, clap in q). */
@@ -84,13 +284,56 @@ export interface StockSeen {
   lapsed: number;
 }
 
+// ------------------------------------------------------------------------------------ saveRoomConfig
+
+export interface SaveRoomConfigInput {
+  /** The version the caller read (0: the room does not exist yet). */
+  expectedVersion: number;
+  config: RoomConfig;
+  auditEntry: unknown;
+  /** Audit entries kept. */
+  auditCap: number;
+  /** This change moves opensAt (refused once the room has opened). */
+  movesOpensAt: boolean;
+}
+
+/** Compare-and-set a room's config and append its audit entry (lua/saveRoomConfig-3.lua). */
+export async function saveRoomConfig(redis: Redis, prefix: string, room: string, input: SaveRoomConfigInput): Promise<SaveConfigReply> {
+  const k = roomKeys(prefix, room);
+  const r = Number(await run<number>(redis, 'saveRoomConfig', [k.cfg, k.audit, k.q], [
+    input.expectedVersion, JSON.stringify(input.config), JSON.stringify(input.auditEntry), input.auditCap, input.movesOpensAt ? 1 : 0,
+  ]));
+  if (r !== SaveConfigReply.saved && r !== SaveConfigReply.versionConflict && r !== SaveConfigReply.opensAtLocked) {
+    throw new Error(`saveRoomConfig: unknown reply ${r}`);
+  }
+  return r;
+}
+
+// ------------------------------------------------------------------------------------ putSigningKey
+
+export interface PutSigningKeyInput {
+  kid: string;
+  /** The key pair as stored (private + public JWK fields). */
+  keyJson: string;
+  mode: SigningKeyMode;
+  /** ms since epoch (when an old key is retired). */
+  now: number;
+}
+
+/** Install a signing key shared by every gateway process; returns the current kid (lua/putSigningKey-1.lua). */
+export async function putSigningKey(redis: Redis, prefix: string, input: PutSigningKeyInput): Promise<string> {
+  return String(await run<string>(redis, 'putSigningKey', [signingKeysKey(prefix)], [input.kid, input.keyJson, input.mode, input.now]));
+}
+
+// ------------------------------------------------------------------------------------ plain reads
+
 export interface Snapshot { at: number; next: number; opened: boolean; queued: number; stock?: StockSeen }
 
 const num = (v: string | null | undefined) => Number(v ?? 0) || 0;
 
 /** The room's queue counters (admittedThrough, last ticket, waiting count) and what the admitter saw of the stock. */
 export async function queueSnapshot(redis: Redis, prefix: string, room: string): Promise<Snapshot> {
-  const k = queueKeys(prefix, room);
+  const k = roomKeys(prefix, room);
   const [h, preCount] = await Promise.all([redis.hmget(k.q, 'opened', 'next', 'at', 'out', 'avl', 'held', 'cres', 'clap'), redis.zcard(k.pre)]);
   const opened = h[0] === '1';
   const next = Number(h[1] ?? 0);

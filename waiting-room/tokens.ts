@@ -4,14 +4,21 @@
  * Key pairs are shared by every gateway process through Redis (`<prefix>:keys`, installed by
  * lua/putSigningKey so racing processes agree); rotation keeps an old public key in the JWKS
  * until every token it signed has expired.
+ * Redis may lose the hash (a restart without persistence, failover to an empty replica) while this
+ * process keeps signing with the key in memory: each reload notices its signing key missing and
+ * puts it back (as current if no process has installed another yet, else as retired), so the JWKS
+ * always holds every key a live token was signed with.
  */
 import { createPrivateKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { ADMISSION_ALG, ADMISSION_AUDIENCE, ADMISSION_ISSUER, type AdmissionClaims } from '../shared/admission.js';
+import { ADMISSION_ALG, ADMISSION_AUDIENCE, ADMISSION_ISSUER, MAX_TOKEN_TTL_SECONDS, type AdmissionClaims } from '../shared/admission.js';
+import { signingKeysKey } from '../shared/keys.js';
 import { randomChunk } from './random.js';
+import { putSigningKey, SigningKeyMode } from './scripts.js';
 
-/** Longest token lifetime a room may set; a retired key stays published this long plus a margin. */
-export const MAX_TOKEN_TTL_SECONDS = 3600;
+/** Longest token lifetime a room may set (shared with checkout, which refuses longer ones). */
+export { MAX_TOKEN_TTL_SECONDS };
+/** A retired key stays published as long as the longest token lifetime plus a margin. */
 const RETIRED_KEY_GRACE_MS = (MAX_TOKEN_TTL_SECONDS + 120) * 1000;
 
 export interface PublicJwk { kty: 'OKP'; crv: 'Ed25519'; x: string; kid: string; alg: 'EdDSA'; use: 'sig' }
@@ -26,29 +33,45 @@ function newKey(now: number): StoredKey {
 const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
 
 export class KeyRing {
-  private current: { kid: string; key: KeyObject; header: string } | null = null;
+  private current: { kid: string; key: KeyObject; header: string; stored: string } | null = null;
   private published: PublicJwk[] = [];
-  constructor(private readonly redis: Redis, private readonly prefix: string, private readonly clock: () => number) {}
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly clock: () => number,
+    /** Told when the signing key had vanished from Redis and was put back. */
+    private readonly onRepublish: (kid: string) => void = () => {},
+  ) {}
 
-  private get redisKey() { return `${this.prefix}:keys`; }
 
   /** Make sure a shared key exists (creating one if none), then load. */
   async init(): Promise<void> {
     const k = newKey(this.clock());
-    await this.redis.putSigningKey(this.redisKey, k.kid, JSON.stringify(k), 'init', this.clock());
+    await putSigningKey(this.redis, this.prefix, { kid: k.kid, keyJson: JSON.stringify(k), mode: SigningKeyMode.init, now: this.clock() });
     await this.reload();
   }
 
   async rotate(): Promise<string> {
     const k = newKey(this.clock());
-    const kid = await this.redis.putSigningKey(this.redisKey, k.kid, JSON.stringify(k), 'rotate', this.clock());
+    const kid = await putSigningKey(this.redis, this.prefix, { kid: k.kid, keyJson: JSON.stringify(k), mode: SigningKeyMode.rotate, now: this.clock() });
     await this.reload();
     return kid;
   }
 
   async reload(): Promise<void> {
-    const h = await this.redis.hgetall(this.redisKey);
+    let h = await this.redis.hgetall(signingKeysKey(this.prefix));
     const now = this.clock();
+    const mine = this.current;
+    if (mine && !h[`k:${mine.kid}`]) {
+      const cur = await putSigningKey(this.redis, this.prefix, { kid: mine.kid, keyJson: mine.stored, mode: SigningKeyMode.init, now });
+      if (cur !== mine.kid) {
+        // Another process installed its key first: ours stays published as retired.
+        await this.redis.hsetnx(signingKeysKey(this.prefix), `k:${mine.kid}`, mine.stored);
+        await this.redis.hsetnx(signingKeysKey(this.prefix), `retired:${mine.kid}`, now);
+      }
+      this.onRepublish(mine.kid);
+      h = await this.redis.hgetall(signingKeysKey(this.prefix));
+    }
     const curKid = h.current;
     const pub: PublicJwk[] = [];
     for (const [field, value] of Object.entries(h)) {
@@ -59,7 +82,7 @@ export class KeyRing {
       pub.push({ kty: 'OKP', crv: 'Ed25519', x: k.x, kid: k.kid, alg: 'EdDSA', use: 'sig' });
       if (k.kid === curKid && this.current?.kid !== curKid) {
         const key = createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d: k.d, x: k.x }, format: 'jwk' });
-        this.current = { kid: k.kid, key, header: b64({ alg: ADMISSION_ALG, kid: k.kid, typ: 'JWT' }) };
+        this.current = { kid: k.kid, key, header: b64({ alg: ADMISSION_ALG, kid: k.kid, typ: 'JWT' }), stored: value };
       }
     }
     this.published = pub;

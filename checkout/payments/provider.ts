@@ -15,8 +15,7 @@ import crypto from 'node:crypto';
 import type { PaymentEvent } from '../orders.js';
 import { signBody } from './signature.js';
 
-export const TEST_METHODS = ['test_ok', 'test_decline', 'test_timeout'] as const;
-export type TestMethod = (typeof TEST_METHODS)[number];
+import type { TestMethod } from '../schemas.js';
 
 export interface ProviderOptions {
   /** Time before the final event (ms, default 300). */

@@ -1,34 +1,20 @@
-/** Sign up and log in (CONTRACT.md section 3). */
-import type { FastifyInstance } from 'fastify';
-import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { dummyHash, EMAIL_PATTERN, hashPassword, normaliseEmail, verifyPassword } from '../accounts.js';
-import { errors, type Ctx } from '../context.js';
-import { CheckoutError } from '../errors.js';
+/** Sign up and log in (CONTRACT.md section 3): `POST /api/users`, `POST /api/sessions`. */
+import { dummyHash, hashPassword, normaliseEmail, verifyPassword } from '../accounts.js';
+import type { RoutePlugin } from '../context.js';
+import { CheckoutError, errorResponses } from '../errors.js';
+import { Credentials, SessionSchema, SignedUpSchema } from '../schemas.js';
 
-const Credentials = (minPassword: number) =>
-  Type.Object(
-    {
-      email: Type.String({ pattern: EMAIL_PATTERN, maxLength: 254 }),
-      password: Type.String({ minLength: minPassword, maxLength: 200 }),
-    },
-    { additionalProperties: false },
-  );
-
-/** A session as sign-up and log-in answer it. */
-const Session = { sessionToken: Type.String(), expiresAt: Type.String() };
-
-export function accountRoutes(app: FastifyInstance, ctx: Ctx) {
-  const r = app.withTypeProvider<TypeBoxTypeProvider>();
+const accounts: RoutePlugin = async (app, { ctx }) => {
   const session = async (userId: string) => {
     const { sessionToken, expiresAt } = await ctx.sessions.sign(userId);
     return { sessionToken, expiresAt: expiresAt.toISOString() };
   };
 
-  r.post(
+  app.post(
     '/api/users',
     // The new account is logged in at once (an extension of the contract's `{userId}`): a
     // shopper signing up at the moment of admission pays for one scrypt, not two.
-    { schema: { body: Credentials(8), response: { 201: Type.Object({ userId: Type.String(), ...Session }), ...errors(400, 409, 413) } } },
+    { schema: { body: Credentials(8), response: { 201: SignedUpSchema, ...errorResponses('email_taken') } } },
     async (req, reply) => {
       const hash = await hashPassword(req.body.password);
       const row = await ctx.db
@@ -42,14 +28,9 @@ export function accountRoutes(app: FastifyInstance, ctx: Ctx) {
     },
   );
 
-  r.post(
+  app.post(
     '/api/sessions',
-    {
-      schema: {
-        body: Credentials(1),
-        response: { 200: Type.Object(Session), ...errors(400, 401, 413) },
-      },
-    },
+    { schema: { body: Credentials(1), response: { 200: SessionSchema, ...errorResponses('bad_credentials') } } },
     async (req) => {
       const user = await ctx.db
         .selectFrom('users')
@@ -62,4 +43,6 @@ export function accountRoutes(app: FastifyInstance, ctx: Ctx) {
       return session(user.id);
     },
   );
-}
+};
+
+export default accounts;

@@ -1,25 +1,47 @@
 /** Reserve (redeem an admission token for one unit), pay, cancel (CONTRACT.md section 3). */
-import type { FastifyInstance } from 'fastify';
-import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { errors, IdParam, SaleParam, sendAnswer, userOf, type Ctx } from '../context.js';
-import { bodyOf, CheckoutError } from '../errors.js';
+import { sessionUser } from '../auth.js';
+import type { RoutePlugin } from '../context.js';
+import { CheckoutError, errorResponses } from '../errors.js';
 import { cancelReservation, startPayment } from '../orders.js';
 import type { AdmissionFailure, AdmissionResult } from '../admission.js';
-import { storedAnswer } from '../reserve.js';
-import { TEST_METHODS } from '../payments/provider.js';
+import { storedAnswerOf, unstorableField, type ReserveAnswer } from '../reserve.js';
+import { CancelledSchema, IdParam, PayBodySchema, PaymentPendingSchema, ReservedSchema, SaleParam, type Reserved } from '../schemas.js';
 
-const ReservedSchema = Type.Object({ reservationId: Type.String(), status: Type.Literal('reserved'), expiresAt: Type.String() });
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
 
-export function reservationRoutes(app: FastifyInstance, ctx: Ctx) {
-  const r = app.withTypeProvider<TypeBoxTypeProvider>();
-
-  r.post(
+const reservations: RoutePlugin = async (app, { ctx }) => {
+  app.post(
     '/api/sales/:sale/reservations',
-    { schema: { params: SaleParam, response: { 201: ReservedSchema, ...errors(400, 401, 403, 404, 409, 410, 425, 503) } } },
+    {
+      schema: {
+        params: SaleParam,
+        response: {
+          201: ReservedSchema,
+          ...errorResponses(
+            'bad_request',
+            'unauthenticated',
+            'admission_invalid',
+            'admission_expired',
+            'admission_used',
+            'admission_wrong_sale',
+            'unknown_sale',
+            'sold_out',
+            'already_purchased',
+            'idempotency_key_reused',
+            'sale_ended',
+            'sale_not_started',
+          ),
+        },
+      },
+    },
     async (req, reply) => {
+      // The reservation's answer (fresh or stored): 201 is sent, an error is thrown as its code.
+      const answer = (a: ReserveAnswer) => {
+        if (a.status === 201) return reply.code(201).send(a.body as Reserved);
+        throw CheckoutError.fromBody(a.body);
+      };
       const sale = req.params.sale;
-      const userId = userOf(ctx, req);
+      const userId = sessionUser(ctx, req);
       const key = req.headers['idempotency-key'];
       if (key !== undefined && (typeof key !== 'string' || !IDEMPOTENCY_KEY.test(key))) {
         throw new CheckoutError('bad_request', {}, 'idempotency-key must be 1-200 visible ASCII characters.');
@@ -27,22 +49,12 @@ export function reservationRoutes(app: FastifyInstance, ctx: Ctx) {
       // A retry answers what the first request answered, even if its token is now used up,
       // expired or missing. With a token that verifies, the batch finds the stored answer
       // itself (its first check); only a request the batch will not see looks it up here.
-      const stored = async () => {
-        if (key === undefined) return null;
-        const hit = await ctx.db
-          .selectFrom('idempotency_keys')
-          .select(['sale_id', 'status_code', 'body'])
-          .where('user_id', '=', userId)
-          .where('key', '=', key)
-          .executeTakeFirst();
-        if (hit && hit.sale_id !== sale) throw new CheckoutError('idempotency_key_reused');
-        return hit ? storedAnswer(hit.status_code, hit.body as Record<string, unknown>) : null;
-      };
+      const stored = () => storedAnswerOf(ctx.db, userId, sale, key);
       const refuse = async (code: AdmissionFailure['code'], reason: string) => {
         const first = await stored();
-        if (first) return sendAnswer(reply, first.status, first.body);
+        if (first) return answer(first);
         ctx.metrics.reservations.inc({ result: code });
-        return sendAnswer(reply, 403, bodyOf(code, { reason }));
+        throw new CheckoutError(code, { reason });
       };
       const token = req.headers['x-admission-token'];
       if (typeof token !== 'string' || token === '') return refuse('admission_invalid', 'missing');
@@ -51,45 +63,50 @@ export function reservationRoutes(app: FastifyInstance, ctx: Ctx) {
         v = await ctx.admission.verify(token, sale);
       } catch (e) {
         const first = await stored(); // the keys are unreachable, the stored answer is not
-        if (first) return sendAnswer(reply, first.status, first.body);
+        if (first) return answer(first);
         throw e;
       }
       if (!v.ok) return refuse(v.code, v.reason);
-      const answer = await ctx.reserver.reserve(sale, { userId, claims: v.claims, idempotencyKey: key });
-      if (!answer.stored) ctx.metrics.reservations.inc({ result: answer.status === 201 ? 'reserved' : String(answer.body.error) });
-      return sendAnswer(reply, answer.status, answer.body);
+      const request = { userId, claims: v.claims, idempotencyKey: key };
+      const field = unstorableField(request); // the reserver refuses it too, alone in its batch
+      if (field) throw new CheckoutError('bad_request', { field }, `${field} must not contain a NUL character.`);
+      const a = await ctx.reserver.reserve(sale, request);
+      if (!a.stored) ctx.metrics.reservations.inc({ result: a.status === 201 ? 'reserved' : String(a.body.error) });
+      return answer(a);
     },
   );
 
-  r.post(
+  app.post(
     '/api/reservations/:id/payment',
     {
       schema: {
         params: IdParam,
-        body: Type.Object({ method: Type.Union(TEST_METHODS.map((m) => Type.Literal(m))) }, { additionalProperties: false }),
-        response: { 202: Type.Object({ status: Type.Literal('payment_pending'), paymentId: Type.String() }), ...errors(400, 401, 403, 404, 409, 413) },
+        body: PayBodySchema,
+        response: { 202: PaymentPendingSchema, ...errorResponses('unauthenticated', 'forbidden', 'unknown_reservation', 'reservation_not_payable') },
       },
     },
     async (req, reply) => {
-      const userId = userOf(ctx, req);
+      const userId = sessionUser(ctx, req);
       const p = await startPayment(ctx.db, req.params.id, userId, req.body.method, ctx.clock());
       if (p.isNew) ctx.provider.charge({ ...p, method: req.body.method });
       return reply.code(202).send({ status: 'payment_pending' as const, paymentId: p.paymentId });
     },
   );
 
-  r.delete(
+  app.delete(
     '/api/reservations/:id',
     {
       schema: {
         params: IdParam,
-        response: { 200: Type.Object({ reservationId: Type.String(), status: Type.Literal('cancelled') }), ...errors(400, 401, 403, 404, 409) },
+        response: { 200: CancelledSchema, ...errorResponses('unauthenticated', 'forbidden', 'unknown_reservation', 'reservation_not_cancellable') },
       },
     },
     async (req) => {
-      const userId = userOf(ctx, req);
+      const userId = sessionUser(ctx, req);
       await ctx.signal.ended(await cancelReservation(ctx.db, req.params.id, userId, ctx.clock()));
       return { reservationId: req.params.id, status: 'cancelled' as const };
     },
   );
-}
+};
+
+export default reservations;

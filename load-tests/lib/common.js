@@ -2,63 +2,27 @@
 /**
  * Helpers shared by the k6 scripts (drop-day.js, bots.js, soak.js): environment, operator
  * calls (room and sale), the shopper's steps, the end-of-test audit, and a plain summary.
- * Written for k6 v2.x (type-checked against @types/k6 2.3.0); see load-tests/README.md.
+ * Needs k6 v1.6.0 or later (`k6/websockets`); see load-tests/README.md.
  */
 import http from 'k6/http';
 import { check, sleep } from 'k6';
 import { Counter, Trend, Rate } from 'k6/metrics';
 import { WebSocket } from 'k6/websockets';
 import { setTimeout, clearTimeout } from 'k6/timers';
+import exec from 'k6/execution';
+import { loadEnv as planEnv, HUMAN_HEADERS } from './plan.js';
 
-/** @param {string} name @param {string} dflt */
-function envStr(name, dflt) {
-  const v = __ENV[name];
-  return v === undefined || v === '' ? dflt : v;
-}
-/** @param {string} name @param {number} dflt */
-function envNum(name, dflt) {
-  const n = Number(envStr(name, String(dflt)));
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number`);
-  return n;
-}
-
-/** k6-style duration ("90s", "2m", "1h30m", "500ms") in seconds. @param {string} d */
-export function durationSeconds(d) {
-  if (/^\d+(\.\d+)?$/.test(d)) return Number(d);
-  let total = 0;
-  const re = /(\d+(?:\.\d+)?)(ms|h|m|s)/g;
-  let m;
-  let matched = '';
-  while ((m = re.exec(d)) !== null) {
-    matched += m[0];
-    const n = Number(m[1]);
-    total += m[2] === 'h' ? n * 3600 : m[2] === 'm' ? n * 60 : m[2] === 's' ? n : n / 1000;
-  }
-  if (!matched || matched !== d) throw new Error(`DURATION "${d}" is not a duration like 90s, 2m or 1h30m`);
-  return total;
-}
+export { durationSeconds } from './plan.js';
 
 /**
+ * The scripts' variables from k6's __ENV (see plan.js loadEnv).
  * @param {{visitors: number, stock: number, duration: string}} defaults
  */
 export function loadEnv(defaults) {
-  return {
-    gateway: envStr('GATEWAY_URL', 'http://127.0.0.1:8080').replace(/\/$/, ''),
-    checkout: envStr('CHECKOUT_URL', 'http://127.0.0.1:8081').replace(/\/$/, ''),
-    adminToken: envStr('ADMIN_TOKEN', 'dev-admin-token'),
-    visitors: envNum('VISITORS', defaults.visitors),
-    stock: envNum('STOCK', defaults.stock),
-    duration: envStr('DURATION', defaults.duration),
-    /** The load generator's address as the gateway sees it: trusted to set x-forwarded-for. */
-    trustedProxy: envStr('TRUSTED_PROXY', '127.0.0.1/32'),
-    joinP99Ms: envNum('JOIN_P99_MS', 500),
-    admitRatePerMin: envNum('ADMIT_RATE', 6000),
-    maxActive: envNum('MAX_ACTIVE', 1000),
-    runId: envStr('RUN_ID', `${Date.now().toString(36)}`),
-  };
+  return planEnv(__ENV, defaults);
 }
 
-/** @typedef {ReturnType<typeof loadEnv>} Env */
+/** @typedef {import('./plan.js').Env} Env */
 
 // Metrics every script shares: thresholds name them.
 export const serverErrors = new Counter('server_errors');
@@ -68,7 +32,11 @@ export const auditFailed = new Counter('audit_failed');
 export const purchases = new Counter('purchases');
 export const admitted = new Counter('admitted');
 export const admissionWait = new Trend('admission_wait', true);
+/** A shopper left without a final answer (a wait that timed out, an error, a purchase that never settled). */
 export const shopperFailed = new Rate('shopper_failed');
+/** Shoppers by final answer: bought, or told sold out (at the join, while waiting, at the reservation). */
+export const shoppersBought = new Counter('shoppers_bought');
+export const shoppersSoldOut = new Counter('shoppers_sold_out');
 
 /** @param {import('k6/http').RefinedResponse<any>} res */
 export function countServerError(res) {
@@ -79,6 +47,23 @@ export function countServerError(res) {
 /** @param {Env} env */
 function adminParams(env) {
   return { headers: { authorization: `Bearer ${env.adminToken}`, 'content-type': 'application/json' }, tags: { name: 'admin' } };
+}
+
+/**
+ * Refuses to start against a product that is not there: both services' `GET /healthz` must
+ * answer 200, or the test aborts (exit code 108) with a message naming the URL it tried.
+ * Call it first in `setup`.
+ * @param {Env} env
+ */
+export function preflight(env) {
+  for (const [variable, base] of [['GATEWAY_URL', env.gateway], ['CHECKOUT_URL', env.checkout]]) {
+    const url = `${base}/healthz`;
+    const r = http.get(url, { timeout: '5s', tags: { name: 'healthz' }, responseCallback: http.expectedStatuses(200) });
+    if (r.status !== 200) {
+      const why = r.status === 0 ? `did not answer (${r.error})` : `answered HTTP ${r.status}`;
+      exec.test.abort(`health check ${url} ${why}: start the product (npm start) or set ${variable} to a running one`);
+    }
+  }
 }
 
 /**
@@ -115,27 +100,29 @@ export function auditSale(env, sale) {
   const audit = a.status === 200 ? a.json() : { ok: false, status: a.status };
   /** @type {any} */
   const state = s.status === 200 ? s.json() : {};
-  const sold = Number(state.sold ?? 0);
+  const sold = Number(audit.sold ?? state.sold ?? 0);
   oversell.add(Math.max(0, sold - env.stock));
   auditFailed.add(audit && audit.ok === true ? 0 : 1);
   check(audit, { 'audit ok': (x) => x && x.ok === true });
-  console.log(`audit of ${sale}: ${JSON.stringify(audit)}; sold ${sold} of ${env.stock}`);
+  console.log(`audit of ${sale}: ${audit.ok === true ? 'ok' : `FAILED ${JSON.stringify(audit)}`}; sold ${sold} of ${env.stock}`);
   return { audit, sold };
 }
 
-/** A client address for x-forwarded-for: distinct per n, 250 per /24. @param {number} n */
+/**
+ * A client address for x-forwarded-for, distinct per n: consecutive n fall in different /24s
+ * (62,500 of them), so a crowd arriving together is not one subnet's bucket.
+ * @param {number} n
+ */
 export function clientIp(n) {
-  const x = n % (250 * 250 * 250);
-  return `10.${1 + Math.floor(x / 62500)}.${Math.floor(x / 250) % 250}.${1 + (x % 250)}`;
+  const net = n % 62500;
+  return `10.${1 + Math.floor(net / 250)}.${net % 250}.${1 + (Math.floor(n / 62500) % 250)}`;
 }
-
-export const BROWSER_UA = 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0';
 
 /**
  * POST /api/rooms/:room/join from `ip` (x-forwarded-for). Returns the response.
  * @param {Env} env @param {string} room @param {string} ip @param {Record<string, string>} [headers] @param {import('k6/http').CookieJar} [jar]
  */
-export function join(env, room, ip, headers = { 'user-agent': BROWSER_UA, 'accept-language': 'en-GB,en;q=0.9' }, jar) {
+export function join(env, room, ip, headers = HUMAN_HEADERS, jar) {
   /** @type {import('k6/http').RefinedParams<'text'>} */
   const params = { headers: { 'content-type': 'application/json', 'x-forwarded-for': ip, ...headers }, tags: { name: 'join' }, responseCallback: http.expectedStatuses(200, 403, 409, 429) };
   if (jar) params.jar = jar;
@@ -144,21 +131,32 @@ export function join(env, room, ip, headers = { 'user-agent': BROWSER_UA, 'accep
   return res;
 }
 
+/** @param {import('k6/http').RefinedResponse<any>} r */
+function errorCode(r) {
+  try {
+    return String(/** @type {any} */ (r.json()).error);
+  } catch (_) {
+    return `http_${r.status}`;
+  }
+}
+
 /**
- * A shopper after admission: sign up (or log in), reserve with the admission token, pay with the
- * simulated provider, then poll the purchase until it settles. Returns true on success.
+ * A shopper after admission: sign up (a new account comes logged in; an existing one logs in),
+ * reserve with the admission token, pay with the simulated provider, then poll the purchase
+ * until it settles. Resolves the final answer: `bought`, `sold_out` (the reservation was
+ * refused: an honest answer), or `error:<step>:<code>` (no final answer).
  * @param {Env} env @param {string} sale @param {string} token @param {string} email
+ * @returns {string}
  */
 export function buy(env, sale, token, email) {
   const json = { 'content-type': 'application/json' };
   const password = 'k6-Passw0rd!';
   const su = countServerError(http.post(`${env.checkout}/api/users`, JSON.stringify({ email, password }), { headers: json, tags: { name: 'signup' }, responseCallback: http.expectedStatuses(201, 409) }));
-  if (!check(su, { 'signed up': (r) => r.status === 201 || r.status === 409 })) return false;
-  // A new account comes logged in; an existing one (a repeat iteration) logs in.
+  if (su.status !== 201 && su.status !== 409) return `error:signup:${errorCode(su)}`;
   let session = su.status === 201 ? /** @type {any} */ (su.json()).sessionToken : undefined;
   if (!session) {
     const li = countServerError(http.post(`${env.checkout}/api/sessions`, JSON.stringify({ email, password }), { headers: json, tags: { name: 'login' } }));
-    if (!check(li, { 'logged in': (r) => r.status === 200 })) return false;
+    if (li.status !== 200) return `error:login:${errorCode(li)}`;
     session = /** @type {any} */ (li.json()).sessionToken;
   }
   const auth = `Bearer ${session}`;
@@ -166,44 +164,68 @@ export function buy(env, sale, token, email) {
     headers: { ...json, authorization: auth, 'x-admission-token': token, 'idempotency-key': email },
     tags: { name: 'reserve' }, responseCallback: http.expectedStatuses(201, 409),
   }));
-  if (!check(rs, { 'reserved or sold out': (r) => r.status === 201 || r.status === 409 }) || rs.status !== 201) return false;
+  if (rs.status === 409 && errorCode(rs) === 'sold_out') return 'sold_out';
+  if (rs.status !== 201) return `error:reserve:${errorCode(rs)}`;
   const id = /** @type {any} */ (rs.json()).reservationId;
   const pay = countServerError(http.post(`${env.checkout}/api/reservations/${id}/payment`, JSON.stringify({ method: 'test_ok' }), { headers: { ...json, authorization: auth }, tags: { name: 'pay' } }));
-  if (!check(pay, { 'payment accepted': (r) => r.status === 202 })) return false;
-  for (let i = 0; i < 60; i++) {
+  if (pay.status !== 202) return `error:pay:${errorCode(pay)}`;
+  for (let i = 0; i < 120; i++) {
     const pr = countServerError(http.get(`${env.checkout}/api/sales/${sale}/purchase`, { headers: { authorization: auth }, tags: { name: 'purchase' } }));
-    const status = pr.status === 200 ? /** @type {any} */ (pr.json()).status : 'error';
+    const status = pr.status === 200 ? String(/** @type {any} */ (pr.json()).status) : `http_${pr.status}`;
     if (status === 'success') {
       purchases.add(1);
-      return true;
+      return 'bought';
     }
-    if (status !== 'in_progress' && status !== 'none') return false;
+    if (status !== 'in_progress' && status !== 'none') return `error:purchase:${status}`;
     sleep(0.25);
   }
-  return false;
+  return 'error:purchase:never_settled';
 }
 
 /**
- * Holds the visitor's WebSocket until `{type:"admitted", token}` (resolves the token) or until
- * the room says sold_out/closed or `maxWaitSeconds` pass (resolves null).
+ * Holds the visitor's WebSocket until `{type:"admitted", token}` or until the room says
+ * sold_out/closed; a socket that fails or closes first falls back to `POST /claim` (as the
+ * queue page does). Resolves `{token, end}` by `maxWaitSeconds` at the latest (end `timeout`).
  * @param {Env} env @param {string} room @param {string} visitorId @param {string} ip @param {number} maxWaitSeconds
  * @returns {Promise<{token: string | null, end: string}>}
  */
 export function waitForAdmission(env, room, visitorId, ip, maxWaitSeconds) {
   const started = Date.now();
+  const deadline = started + maxWaitSeconds * 1000;
   const url = `${env.gateway.replace(/^http/, 'ws')}/api/rooms/${room}/ws?vid=${encodeURIComponent(visitorId)}`;
   return new Promise((resolve) => {
-    const ws = new WebSocket(url, null, { headers: { 'x-forwarded-for': ip, 'user-agent': BROWSER_UA }, tags: { name: 'queue-ws' } });
+    const ws = new WebSocket(url, null, { headers: { 'x-forwarded-for': ip, 'user-agent': HUMAN_HEADERS['user-agent'] }, tags: { name: 'queue-ws' } });
     let done = false;
     /** @param {string | null} token @param {string} end */
     const finish = (token, end) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
-      ws.close();
+      if (token) {
+        admitted.add(1);
+        admissionWait.add(Date.now() - started);
+      }
+      try {
+        ws.close();
+      } catch (_) { /* already closed */ }
       resolve({ token, end });
     };
     const timer = setTimeout(() => finish(null, 'timeout'), maxWaitSeconds * 1000);
+    let claiming = false;
+    /** Claims over HTTP until an answer or the deadline (a socket that failed). */
+    const claim = () => {
+      if (done) return;
+      claiming = true;
+      const r = countServerError(http.post(`${env.gateway}/api/rooms/${room}/claim`, '{}', {
+        headers: { 'content-type': 'application/json', 'x-forwarded-for': ip, 'x-visitor-id': visitorId, ...HUMAN_HEADERS },
+        tags: { name: 'claim' }, responseCallback: http.expectedStatuses(200, 409, 429),
+      }));
+      const code = r.status === 200 ? 'ok' : errorCode(r);
+      if (r.status === 200) finish(/** @type {any} */ (r.json()).token, 'admitted');
+      else if (code === 'sold_out' || code === 'closed') finish(null, code);
+      else if (code !== 'not_yet' && code !== 'rate_limited') finish(null, `claim:${code}`);
+      else if (Date.now() < deadline) setTimeout(claim, 1000);
+    };
     ws.addEventListener('message', (e) => {
       /** @type {any} */
       let m;
@@ -212,42 +234,53 @@ export function waitForAdmission(env, room, visitorId, ip, maxWaitSeconds) {
       } catch (_) {
         return;
       }
-      if (m.type === 'admitted' && typeof m.token === 'string') {
-        admitted.add(1);
-        admissionWait.add(Date.now() - started);
-        finish(m.token, 'admitted');
-      } else if ((m.type === 'state' || m.type === 'position') && (m.state === 'sold_out' || m.state === 'closed')) {
-        finish(null, m.state);
-      }
+      if (m.type === 'admitted' && typeof m.token === 'string') finish(m.token, 'admitted');
+      else if ((m.type === 'state' || m.type === 'position') && (m.state === 'sold_out' || m.state === 'closed')) finish(null, m.state);
     });
-    ws.addEventListener('error', () => finish(null, 'ws_error'));
-    ws.addEventListener('close', () => finish(null, 'ws_closed'));
+    const fallBack = () => { if (!done && !claiming) setTimeout(claim, 0); };
+    ws.addEventListener('error', fallBack);
+    ws.addEventListener('close', fallBack);
   });
 }
 
 /**
- * One shopper, start to end: join, wait on the WebSocket, buy when admitted. A shopper told
- * the room is sold out or closed has been served correctly; a timeout or error is a failure.
- * Resolves the join's HTTP status.
+ * One shopper, start to end: join (a 429 is retried after its Retry-After, as the queue page
+ * does, up to 3 times), wait on the WebSocket, buy when admitted. Final answers: bought, or
+ * told sold out / closed (at the join, while waiting, or at the reservation): an honest
+ * sold_out is not a failure. Anything else (a wait that timed out, a refused join, an error,
+ * a purchase that never settled) is `shopper_failed`. Resolves the first join's status and
+ * the end.
  * @param {Env} env @param {{room: string, sale: string}} data @param {number} n @param {number} maxWaitSeconds
- * @returns {Promise<number>}
+ * @returns {Promise<{status: number, end: string}>}
  */
 export async function shopper(env, data, n, maxWaitSeconds) {
   const ip = clientIp(n);
-  const res = join(env, data.room, ip);
-  if (!check(res, { 'joined': (r) => r.status === 200 || r.status === 409 })) {
-    shopperFailed.add(true);
-    return res.status;
+  let res = join(env, data.room, ip);
+  const status = res.status;
+  for (let retry = 0; retry < 3 && res.status === 429; retry++) {
+    sleep(Math.min(5, Math.max(1, Number(res.headers['Retry-After']) || 1)));
+    res = join(env, data.room, ip);
   }
-  if (res.status !== 200) return res.status; // 409 sold_out / closed: nothing left to wait for
-  const visitorId = /** @type {any} */ (res.json()).visitorId;
-  const w = await waitForAdmission(env, data.room, visitorId, ip, maxWaitSeconds);
-  if (w.token === null) {
-    shopperFailed.add(w.end !== 'sold_out' && w.end !== 'closed');
-    return res.status;
+  let end;
+  if (res.status === 200) {
+    const visitorId = /** @type {any} */ (res.json()).visitorId;
+    const w = await waitForAdmission(env, data.room, visitorId, ip, maxWaitSeconds);
+    end = w.token === null ? w.end : buy(env, data.sale, w.token, `k6-${env.runId}-${n}@load.test`);
+  } else {
+    end = res.status === 409 ? errorCode(res) : `join:${errorCode(res)}`;
   }
-  shopperFailed.add(!buy(env, data.sale, w.token, `k6-${env.runId}-${n}@load.test`));
-  return res.status;
+  const final = end === 'bought' || end === 'sold_out' || end === 'closed';
+  shopperFailed.add(!final, { end: final ? 'final' : end });
+  if (end === 'bought') shoppersBought.add(1);
+  else if (end === 'sold_out') shoppersSoldOut.add(1);
+  else if (!final) reportUnanswered(n, end);
+  return { status, end };
+}
+
+let unansweredLogged = 0;
+/** The first few shoppers left without an answer, on the console (the summary counts them all). */
+function reportUnanswered(/** @type {number} */ n, /** @type {string} */ end) {
+  if (unansweredLogged++ < 5) console.warn(`shopper ${n} got no final answer: ${end}`);
 }
 
 /**
@@ -258,14 +291,21 @@ export function summaryText(data, title) {
   const lines = [`\n${title}`];
   const metrics = data.metrics || {};
   for (const name of Object.keys(metrics).sort()) {
+    if (/^(http_req_(blocked|connecting|receiving|sending|tls_handshaking|waiting)|data_|vus$)/.test(name)) continue;
     const m = metrics[name];
     const v = m.values || {};
     const shown = m.type === 'trend'
       ? `p50 ${fmt(v.med)} p95 ${fmt(v['p(95)'])} p99 ${fmt(v['p(99)'])} max ${fmt(v.max)}`
-      : m.type === 'counter' ? `count ${fmt(v.count)}` : m.type === 'rate' ? `rate ${fmt(v.rate)}` : `value ${fmt(v.value)}`;
+      : m.type === 'counter' ? `count ${fmt(v.count)}` : m.type === 'rate' ? `rate ${fmt(v.rate)} (${fmt(v.passes)} of ${fmt((v.passes ?? 0) + (v.fails ?? 0))})` : `value ${fmt(v.value)}`;
     const th = m.thresholds ? Object.entries(m.thresholds).map(([k, r]) => `${/** @type {any} */ (r).ok ? 'PASS' : 'FAIL'} ${k}`).join('; ') : '';
-    lines.push(`  ${name.padEnd(28)} ${shown}${th ? `   [${th}]` : ''}`);
+    lines.push(`  ${name.padEnd(34)} ${shown}${th ? `   [${th}]` : ''}`);
   }
+  if (data.setup_data === undefined) {
+    lines.push('NOT RUN: setup did not finish (the product did not answer, or the error above)');
+    return lines.join('\n') + '\n';
+  }
+  const failed = Object.values(metrics).some((m) => m.thresholds && Object.values(m.thresholds).some((r) => !/** @type {any} */ (r).ok));
+  lines.push(failed ? 'FAILED: a threshold was crossed' : 'PASSED: every threshold held');
   return lines.join('\n') + '\n';
 }
 

@@ -6,6 +6,7 @@
 import t from 'tap';
 import { createHmac, randomUUID } from 'node:crypto';
 import { generateKeyPair } from 'jose';
+import { MAX_TOKEN_TTL_SECONDS } from '../../shared/admission.js';
 import { audit, call, createSale, usersWithSessions, world } from './helpers.js';
 
 const reserve = (url: string, session: string, token: string, sale = 'sale1', headers: Record<string, string> = {}) =>
@@ -40,7 +41,19 @@ t.test('admission tokens', async (t) => {
     const S = BigInt(`0x${Buffer.from(sig.subarray(32)).reverse().toString('hex')}`) + L;
     const sPlusL = Buffer.concat([sig.subarray(0, 32), Buffer.from(S.toString(16).padStart(64, '0'), 'hex').reverse()]);
     const malleated = `${good.slice(0, good.lastIndexOf('.'))}.${sPlusL.toString('base64url')}`;
+    // Non-canonical encodings of the good token's own signature: Node's decoder reads the same
+    // 64 bytes from each (padding skipped, unused trailing bits ignored).
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const lastBits = alphabet[alphabet.indexOf(gs.at(-1)!) ^ 1]!;
+    const goodBody = good.slice(0, good.lastIndexOf('.'));
     const cases: [string, string, number, string, string][] = [
+      ['signature with = padding', `${good}==`, 403, 'admission_invalid', 'malformed'],
+      ['signature with its unused trailing bits set', `${goodBody}.${gs.slice(0, -1)}${lastBits}`, 403, 'admission_invalid', 'malformed'],
+      ['signature in standard base64 with padding', `${goodBody}.${sig.toString('base64')}`, 403, 'admission_invalid', 'malformed'],
+      ['header with = padding', `${gh}=.${good.split('.')[1]}.${gs}`, 403, 'admission_invalid', 'malformed'],
+      ['exp a century ahead', await w.keys.sign({ exp: now + 100 * 365 * 86400 }), 403, 'admission_invalid', 'lifetime_too_long'],
+      ['exp - iat one second past the longest room TTL', await w.keys.sign({ iat: now - 1, exp: now + 3600 }), 403, 'admission_invalid', 'lifetime_too_long'],
+      ['no iat and exp past the longest room TTL', await w.keys.sign({ iat: undefined, exp: now + 3700 }), 403, 'admission_invalid', 'lifetime_too_long'],
       ['signature of other claims', swapped, 403, 'admission_invalid', 'signature_invalid'],
       ['all-zero signature', zeros, 403, 'admission_invalid', 'signature_invalid'],
       ['signature with S + L', malleated, 403, 'admission_invalid', 'signature_invalid'],
@@ -66,6 +79,33 @@ t.test('admission tokens', async (t) => {
     t.same([missing.status, missing.body.error], [403, 'admission_invalid']);
     const a = await audit(w.url, 'sale1');
     t.same([a.ok, a.reserved, a.available], [true, 0, 5], 'nothing reserved');
+  });
+
+  await t.test('a token living exactly the longest room TTL is accepted', async (t) => {
+    const now = Math.floor(Date.now() / 1000);
+    t.equal(MAX_TOKEN_TTL_SECONDS, 3600);
+    const r = await reserve(w.url, users[7]!.token, await w.keys.sign({ sale: 'other', iat: now, exp: now + MAX_TOKEN_TTL_SECONDS }), 'other');
+    t.equal(r.status, 201);
+  });
+
+  await t.test('a NUL byte in a claim is a 400 naming the claim, and fails no other request of its batch', async (t) => {
+    const bad = [
+      ['claims.sub', await w.keys.sign({ sub: 'v\u0000x' })],
+      ['claims.room', await w.keys.sign({ room: 'room\u00001' })],
+      ['claims.jti', await w.keys.sign({ jti: `${randomUUID()}\u0000` })],
+    ] as const;
+    const extra = await usersWithSessions(w, 3, 'nul');
+    // Sent together: the good ones ride in the same batch as the bad ones.
+    const answers = await Promise.all([
+      ...bad.map(([, token]) => reserve(w.url, u4.token, token)),
+      ...(await Promise.all(extra.map(async (u) => [u, await w.keys.sign({ sale: 'other' })] as const))).map(([u, tok]) => reserve(w.url, u.token, tok, 'other')),
+    ]);
+    bad.forEach(([field], i) => {
+      t.same([answers[i]!.status, answers[i]!.body.error, answers[i]!.body.field], [400, 'bad_request', field], field);
+    });
+    t.same(answers.slice(bad.length).map((a) => a.status), [201, 201, 201], 'the others reserved');
+    const a = await audit(w.url, 'other');
+    t.ok(a.ok, 'audit ok');
   });
 
   await t.test('expired within the 30 s skew is still accepted', async (t) => {

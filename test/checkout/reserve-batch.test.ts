@@ -8,6 +8,8 @@ import t from 'tap';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { createDb, migrate } from '../../checkout/db.js';
+import { createReserver } from '../../checkout/reserve.js';
+import type { AdmissionClaims } from '../../shared/admission.js';
 import { testDatabase } from './helpers.js';
 
 const url = await testDatabase(t, 'batch');
@@ -114,8 +116,8 @@ t.test('a user with an order still uncommitted: the other batch answers already_
   first.release();
   const [row] = await other.done;
   t.equal(row!.code, 'already_purchased');
-  const stored = await pool.query(`SELECT status_code, body FROM idempotency_keys WHERE user_id = $1 AND key = 'k1'`, [a]);
-  t.same(stored.rows, [{ status_code: 409, body: { error: 'already_purchased' } }], 'the stored answer is the one given');
+  const stored = await pool.query(`SELECT code, body FROM idempotency_keys WHERE user_id = $1 AND key = 'k1'`, [a]);
+  t.same(stored.rows, [{ code: 'already_purchased', body: null }], 'the stored answer is the one given');
   t.same(await counters(s), { total: 10, available: 9, reserved: 1, sold: 0, rows: 1 });
 });
 
@@ -135,8 +137,8 @@ t.test('two batches see the same last units: the one that locks second gives its
   t.same(await counters(s), { total: 2, available: 0, reserved: 2, sold: 0, rows: 2 }, 'no row of the losing batch is left');
   const left = await pool.query(`SELECT count(*)::int AS n FROM reservations WHERE sale_id = $1 AND user_id = ANY($2::uuid[])`, [s, [us[2], us[3]]]);
   t.equal(left.rows[0].n, 0);
-  const stored = await pool.query(`SELECT status_code, body FROM idempotency_keys WHERE user_id = $1`, [us[2]]);
-  t.same(stored.rows, [{ status_code: 409, body: { error: 'sold_out' } }]);
+  const stored = await pool.query(`SELECT code, body FROM idempotency_keys WHERE user_id = $1`, [us[2]]);
+  t.same(stored.rows, [{ code: 'sold_out', body: null }]);
 });
 
 t.test('a partial grant: units go to the batch\'s earliest requests', async (t) => {
@@ -188,4 +190,60 @@ t.test('30 batches at once from 30 connections, tokens and users shared across t
   }
   if (codes.has('sold_out')) t.equal(c.available, 0, 'sold_out answered only once every unit was gone');
   t.ok(codes.has('admission_used') && codes.has('already_purchased'), 'the overlaps were exercised');
+});
+
+t.test('two batches holding the same users and tokens in opposite order, at once: no deadlock, each request decided once', async (t) => {
+  // Issue 10: rows went in under the unique indexes in arrival order, so batch A held user 1's
+  // index entry and waited for user 200's while batch B held 200's and waited for 1's.
+  for (let round = 0; round < 5; round++) {
+    const UNITS = 150;
+    const s = await sale(UNITS);
+    const us = await users(200);
+    const batch = us.map((user) => ({ user, jti: randomUUID() }));
+    const reversed = [...batch].reverse();
+    // Each batch on its own connection; both start before either commits.
+    const [a, b] = await Promise.allSettled([reserve(pool, s, batch), reserve(pool, s, reversed)]);
+    const failures = [a, b].filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason));
+    t.same(failures, [], `round ${round}: neither batch failed`);
+    if (failures.length) return;
+    const rowsA = (a as PromiseFulfilledResult<Row[]>).value;
+    const rowsB = (b as PromiseFulfilledResult<Row[]>).value;
+    // Request i of A and request 199-i of B are the same user with the same token: exactly one wins.
+    let won = 0;
+    let twice = 0;
+    for (let i = 0; i < batch.length; i++) {
+      const x = rowsA[i]!.code;
+      const y = rowsB[batch.length - 1 - i]!.code;
+      if (x === 'reserved' || y === 'reserved') won++;
+      if (x === 'reserved' && y === 'reserved') twice++;
+      if (x !== 'reserved' && y !== 'reserved' && (x !== 'sold_out' || y !== 'sold_out')) t.fail(`request ${i}: neither won, yet ${x} / ${y}`);
+    }
+    t.equal(twice, 0, 'no request reserved twice');
+    const c = await counters(s);
+    t.equal(won, UNITS, `round ${round}: every unit taken once`);
+    t.same(c, { total: UNITS, available: 0, reserved: UNITS, sold: 0, rows: UNITS });
+  }
+});
+
+t.test('a request Postgres cannot take fails alone: the rest of its batch is decided', async (t) => {
+  const s = await sale(10);
+  const us = await users(4);
+  const db = createDb(url, 2);
+  t.teardown(() => db.destroy());
+  const reserver = createReserver(db, Date.now, () => {});
+  const claims = (over: Record<string, string> = {}) =>
+    ({ iss: 'waiting-room', aud: 'checkout', sub: `v-${randomUUID()}`, room: s, sale: s, ticket: 1, jti: randomUUID(), iat: 0, exp: 0, ...over }) as AdmissionClaims;
+  // Sent in one event-loop turn: one batch. A NUL byte is refused before the call; a user id
+  // that is no uuid makes Postgres refuse the whole call (22P02), so the batch is split.
+  const answers = await Promise.all([
+    reserver.reserve(s, { userId: us[0]!, claims: claims() }),
+    reserver.reserve(s, { userId: us[1]!, claims: claims({ sub: 'v\u0000' }) }),
+    reserver.reserve(s, { userId: us[2]!, claims: claims() }),
+    reserver.reserve(s, { userId: 'not-a-uuid', claims: claims() }),
+    reserver.reserve(s, { userId: us[3]!, claims: claims() }),
+  ]);
+  t.same(answers.map((a) => a.status), [201, 400, 201, 400, 201]);
+  t.same([answers[1]!.body.error, answers[1]!.body.field], ['bad_request', 'claims.sub']);
+  t.equal(answers[3]!.body.error, 'bad_request');
+  t.same(await counters(s), { total: 10, available: 7, reserved: 3, sold: 0, rows: 3 });
 });

@@ -3,8 +3,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { HCAPTCHA_TEST_SECRET, HCAPTCHA_TEST_SITEKEY, loadConfig } from '../../shared/config.js';
-import { createRedis } from '../../shared/redis.js';
-import { roomKey } from '../../shared/keys.js';
+import { createRedis, dropPrefix } from '../../shared/redis.js';
+import { roomKeys } from '../../shared/keys.js';
 import { defaultRoomConfig, type RoomConfig } from '../../waiting-room/room-config.js';
 import { startFakeSiteverify, HCAPTCHA_TEST_RESPONSE } from '../../waiting-room/defence/fake-siteverify.js';
 import {
@@ -92,8 +92,7 @@ t.test('replay guard and failure window against Redis', async (t) => {
   const prefix = `t-${randomUUID().slice(0, 8)}`;
   const redis = createRedis('redis://127.0.0.1:6379');
   t.teardown(async () => {
-    const keys = await redis.keys(`${prefix}:*`);
-    if (keys.length) await redis.del(...keys);
+    await dropPrefix(redis, prefix);
     redis.disconnect();
   });
   const [a, b] = await Promise.all([firstUseOfToken(redis, prefix, 'tok'), firstUseOfToken(redis, prefix, 'tok')]);
@@ -106,7 +105,7 @@ t.test('replay guard and failure window against Redis', async (t) => {
   const now = Date.now();
   for (let i = 1; i <= 3; i++) {
     t.equal(await f.record('198.51.100.4', 'drop', now), false, `failure ${i} does not block`);
-    t.equal(await redis.hget(roomKey(prefix, 'drop', 'tb:i:198.51.100.4'), 'cf'), String(i), 'mirrored into cf');
+    t.equal(await redis.hget(roomKeys(prefix, 'drop').ipBucket('198.51.100.4'), 'cf'), String(i), 'mirrored into cf');
   }
   t.equal(await f.blocked('198.51.100.4', now), false);
   t.equal(await f.record('198.51.100.4', 'drop', now), true, 'the fourth blocks');
@@ -116,7 +115,7 @@ t.test('replay guard and failure window against Redis', async (t) => {
   t.equal(other.blockedHere('198.51.100.4', now), true);
   t.equal(f.blockedHere('198.51.100.4', now + 121_000), false, 'the block ends');
   t.equal(await f.blocked('198.51.100.5', now), false, 'other IPs are not blocked');
-  const ttl = await redis.ttl(roomKey(prefix, 'drop', 'tb:i:198.51.100.4'));
+  const ttl = await redis.ttl(roomKeys(prefix, 'drop').ipBucket('198.51.100.4'));
   t.ok(ttl > 0 && ttl <= 60, 'the mirrored count expires');
 });
 
@@ -126,8 +125,7 @@ t.test('beforeJoin: lists, score, CAPTCHA path, fail modes (module level, real R
   const fake = await startFakeSiteverify({ allowReuse: true });
   t.teardown(async () => {
     await fake.close();
-    const keys = await redis.keys(`${prefix}:*`);
-    if (keys.length) await redis.del(...keys);
+    await dropPrefix(redis, prefix);
     redis.disconnect();
   });
   const env = { REDIS_PREFIX: prefix, HCAPTCHA_VERIFY_URL: fake.url, CAPTCHA_TIMEOUT_MS: '300' };
@@ -142,7 +140,7 @@ t.test('beforeJoin: lists, score, CAPTCHA path, fail modes (module level, real R
   const ctx = (over: Partial<JoinContext> = {}): JoinContext => ({
     room, socketIp: '192.0.2.1', headers: BROWSER, visitorId: 'v1', newVisitor: true, now, ...over,
   });
-  const stat = async (f: string) => Number((await redis.hget(roomKey(prefix, 'drop', 'stats'), f)) ?? 0);
+  const stat = async (f: string) => Number((await redis.hget(roomKeys(prefix, 'drop').stats, f)) ?? 0);
   const settle = () => redis.ping();
 
   t.match(await closed.beforeJoin(ctx({ socketIp: '198.51.7.7' })), { kind: 'blocked', reason: 'block_list' });
@@ -188,7 +186,7 @@ t.test('beforeJoin: lists, score, CAPTCHA path, fail modes (module level, real R
   t.equal(await stat('captcha_passed'), 2);
   t.equal(await stat('captcha_failed'), 2);
   t.equal(await stat('captcha_unavailable'), 2);
-  const sec = await redis.hgetall(roomKey(prefix, 'drop', `sec:${Math.floor(now / 1000)}`));
+  const sec = await redis.hgetall(roomKeys(prefix, 'drop').sec(now));
   t.equal(sec.captcha_unavailable, '2');
 
   // failures of 192.0.2.1 so far: replay + wrong = 2 (max 2); one more blocks it

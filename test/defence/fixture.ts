@@ -7,7 +7,7 @@ import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import type { Test } from 'tap';
 import { loadConfig, type Config } from '../../shared/config.js';
-import { createRedis } from '../../shared/redis.js';
+import { createRedis, dropPrefix } from '../../shared/redis.js';
 import type { Redis } from 'ioredis';
 import { startGateway } from '../../waiting-room/server.js';
 import { createDefence, type DefenceOptions } from '../../waiting-room/defence/index.js';
@@ -77,12 +77,7 @@ export function fixture(t: Test): Fixture {
   t.teardown(async () => {
     for (const c of closers.reverse()) await c();
     const redis = createRedis('redis://127.0.0.1:6379');
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await redis.del(...keys);
-    } while (cursor !== '0');
+    await dropPrefix(redis, prefix);
     redis.disconnect();
   });
   return {

@@ -6,7 +6,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { queueKeys } from '../../waiting-room/scripts.js';
+import { roomKeys } from '../../shared/keys.js';
 import { ADMIN, gateway, join, manualClock, OPEN_LIMITS, putRoom, testConfig, type Teardown } from './helpers.js';
 import type { Config } from '../../shared/config.js';
 
@@ -68,7 +68,7 @@ t.test('600/min with three processes admitting at once: 10 per second, never mor
   t.ok(worstWindow <= 10, `no one-second window admits more than 10 (worst ${worstWindow})`);
   t.ok(perChild.filter((c) => c > 0).length >= 2, `more than one process admitted (${perChild.join(', ')})`);
 
-  const k = queueKeys(config.redisPrefix, 'r');
+  const k = roomKeys(config.redisPrefix, 'r');
   const [at, tokens, active] = await Promise.all([gw.redis.hget(k.q, 'at'), gw.redis.hlen(k.tok), gw.redis.zcard(k.active)]);
   t.equal(Number(at), 80, 'admittedThrough = 80');
   t.equal(tokens, 80, 'one token per admitted visitor: no ticket admitted twice');
@@ -85,7 +85,7 @@ t.test('maxActive holds across processes; a finished order or an expired token f
   await putRoom(gw, 'r', { opensAt: new Date(opensAt).toISOString(), admitRatePerMin: 600, maxActive: 25, tokenTtlSeconds: 30, ...OPEN_LIMITS });
   await Promise.all(Array.from({ length: 60 }, () => join(gw, 'r')));
   const children = await spawnChildren(t, config, clock.now(), 3);
-  const k = queueKeys(config.redisPrefix, 'r');
+  const k = roomKeys(config.redisPrefix, 'r');
   await Promise.all(children.map((c) => c.call('admit', clock.now())));
   const tick = async () => {
     clock.advance(100);

@@ -1,5 +1,7 @@
 /** Joins through the real HTTP server: every visitor exactly one ticket, however concurrent. */
 import t from 'tap';
+import { roomKeys } from '../../shared/keys.js';
+import { scanKeys } from '../../shared/redis.js';
 import { gateway, join, OPEN_LIMITS, putRoom, testConfig } from './helpers.js';
 
 t.test('2,000 concurrent joins by 2,000 visitors get tickets 1..2,000, each once', async (t) => {
@@ -45,7 +47,7 @@ t.test('captcha mode off: the join script keeps no suspicion state (no per-ip Hy
   const config = testConfig();
   const gw = await gateway(t, config);
   await putRoom(gw, 'r', { opensAt: new Date(Date.now() - 1000).toISOString(), ...OPEN_LIMITS });
-  const hv = () => gw.redis.keys(`${config.redisPrefix}:{r}:hv:*`);
+  const hv = () => scanKeys(gw.redis, roomKeys(config.redisPrefix, 'r').ipVisitors('*'));
   t.equal((await join(gw, 'r')).status, 200);
   t.same(await hv(), [], 'mode off: nothing written for the score');
   await putRoom(gw, 'r', { captcha: { mode: 'suspicious', threshold: 1000 } });

@@ -6,7 +6,7 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
-import { roomKey } from '../../shared/keys.js';
+import { captchaFailKeyPrefix, captchaSeenKey, roomKeys } from '../../shared/keys.js';
 
 // ---------------------------------------------------------------- siteverify client
 
@@ -109,7 +109,7 @@ export function passIsValid(value: string | undefined, key: string, room: string
 export const REPLAY_TTL_SECONDS = 300;
 
 export function seenTokenKey(prefix: string, token: string): string {
-  return `${prefix}:captcha-seen:${createHash('sha256').update(token).digest('base64url')}`;
+  return captchaSeenKey(prefix, createHash('sha256').update(token).digest('base64url'));
 }
 
 /** Marks the token used; true only the first time any gateway process sees it (SET NX + TTL). */
@@ -142,7 +142,7 @@ export class CaptchaFailures {
   constructor(private readonly redis: Redis, private readonly prefix: string, private readonly opts: FailureWindowOptions) {
     this.limiter = new RateLimiterRedis({
       storeClient: redis,
-      keyPrefix: `${prefix}:captcha-fail`,
+      keyPrefix: captchaFailKeyPrefix(prefix),
       points: opts.maxFailures,
       duration: opts.windowSeconds,
       blockDuration: opts.blockSeconds,
@@ -178,7 +178,7 @@ export class CaptchaFailures {
       tipped = true;
       this.remember(ip, now + res.msBeforeNext);
     }
-    const bucket = roomKey(this.prefix, room, `tb:i:${ip}`);
+    const bucket = roomKeys(this.prefix, room).ipBucket(ip);
     await this.redis
       .multi()
       .hset(bucket, 'cf', res.consumedPoints)

@@ -1,10 +1,10 @@
 /**
  * The defence's counters for `GET /admin/rooms/:room/stats`: the room's running totals
- * (`roomKey(prefix, room, 'stats')`) and the per-second hash `sec:<epoch second>` (kept 120 s).
+ * (`roomKeys(prefix, room).stats`) and the per-second hash `.sec(now)` (kept 120 s).
  * The join script counts `arrivals`, `joined`, `rate_limited`, `challenged`; these are written here:
  */
 import type { Redis } from 'ioredis';
-import { roomKey } from '../../shared/keys.js';
+import { roomKeys } from '../../shared/keys.js';
 
 export type DefenceStat =
   /** Refused by the block list or by the failed-CAPTCHA window. */
@@ -20,10 +20,11 @@ export const SECOND_TTL_SECONDS = 120;
 
 /** Fire and forget: the counters never hold up a response, and their failure never fails one. */
 export function countStat(redis: Redis, prefix: string, room: string, field: DefenceStat, now: number): void {
-  const sec = roomKey(prefix, room, `sec:${Math.floor(now / 1000)}`);
+  const k = roomKeys(prefix, room);
+  const sec = k.sec(now);
   redis
     .multi()
-    .hincrby(roomKey(prefix, room, 'stats'), field, 1)
+    .hincrby(k.stats, field, 1)
     .hincrby(sec, field, 1)
     .expire(sec, SECOND_TTL_SECONDS)
     .exec()

@@ -5,6 +5,9 @@
   Stock (CONTRACT.md section 7, lua/include/admissionCap.lua): no more than
   ceil(available * overbook) outstanding admissions at once; `held` while they reach it.
   Bounded: at most ARGV[6] visitors per call (O(log N + k) for the pre-queue part).
+  Caller: waiting-room/scripts.ts admitBatch() (the only one). Every key is in KEYS, all in the
+  room's hash tag {room} (one cluster slot). The sale's stock signal lives in the sale's slot: the
+  caller reads it and passes what this script needs of it in ARGV (the gate).
   Input:
     KEYS[1] q      hash (opened, N, next, at, credit, cts, fsum, fn)
     KEYS[2] pre    zset pre-queue, frozen at open: ticket t <= N is the member of rank t-1
@@ -12,37 +15,37 @@
     KEYS[4] qpost  list "<vid> <arrival ms>" of tickets N+1.. not yet admitted, in ticket order
     KEYS[5] active zset admitted visitors counting against maxActive (score = token expiry ms)
     KEYS[6] stats  hash          KEYS[7] sec hash of the current second (EXPIRE 120 s)
-    KEYS[8] claims zset   KEYS[9] claims:used zset   KEYS[10] claims:refused zset (admissionCap.lua)
+    KEYS[8] fair:post list: the post-open fairness sample, the arrival ms of each admitted
+            post-open ticket in admission order, capped to the last ARGV[8] entries (LTRIM)
+    KEYS[9] claims zset   KEYS[10] claims:used zset   KEYS[11] claims:refused zset (admissionCap.lua)
     ARGV[1] now (ms)   ARGV[2] opensAt (ms)   ARGV[3] admitRatePerMin (visitors/min)
     ARGV[4] maxActive (visitors)   ARGV[5] token TTL (ms)   ARGV[6] most to admit in this call
-    ARGV[7] gate: 0 admit, 1 paused, 2 held (no unit available, some reserved), 3 sold_out/closed
-    ARGV[8] optional: name of the post-open fairness sample, a list in this room's hash tag
-            (`<prefix>:{room}:fair:post`): the arrival ms of each admitted post-open ticket, in
-            admission order, capped to the last ARGV[9] entries (LTRIM)
-    ARGV[9] the sample's cap (entries)
-    ARGV[10] available: the sale's unreserved units from the stock signal, -1 when unknown (no cap)
-    ARGV[11] used cutoff: reservations of this stock version or older are in `available`
-    ARGV[12] overbook (1..10)
-    ARGV[13] claimSeconds in ms
-  Also writes to q: out (outstanding after this call), avl (ARGV[10]), held (1 when the stock
+    ARGV[7] gate (Gate in scripts.ts, the same in every script): 0 open, 1 paused, 2 held (no
+            unit available, some reserved), 3 sold_out, 4 closed, 5 scheduled; admits only at 0
+    ARGV[8] the fairness sample's cap (entries; 0 = keep no sample)
+    ARGV[9] available: the sale's unreserved units from the stock signal, -1 when unknown (no cap)
+    ARGV[10] used cutoff: reservations of this stock version or older are in `available`
+    ARGV[11] overbook (1..10)   ARGV[12] claimSeconds in ms
+  Also writes to q: out (outstanding after this call), avl (ARGV[9]), held (1 when the stock
   holds the line: gate 2, or the cap reached), cres / clap (running counts of admissions that
   went on to reserve / whose claim lapsed: the room's evidence for `chance`).
   Output: { at, admitted count, waiting (tickets issued and not admitted), active count,
             then vid1, ticket1, vid2, ticket2, ... }
     admitted 0 when: not open yet, gate != 0, credit < 1, maxActive reached, the stock cap
     reached, nobody waiting.
+    No negative codes; every other reply is an error of Redis itself.
   Fairness figure: for every admitted pre-queue visitor, fsum += join order / N and fn += 1, so
   fsum / fn is the mean join percentile of those admitted (0.5 = joining early was worth nothing).
-  After open, the arrival ms of admitted tickets go to the sample ARGV[8] (admin.ts compares that
+  After open, the arrival ms of admitted tickets go to the sample KEYS[8] (admin.ts compares that
   order with arrival order: Kendall tau, overtakes).
 ]]
-local qKey, preKey, preseqKey, qpostKey, activeKey, statsKey, secKey, claimsKey, usedKey, refusedKey =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local qKey, preKey, preseqKey, qpostKey, activeKey, statsKey, secKey, sampleKey, claimsKey, usedKey, refusedKey =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
 local now, opensAt, rate = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local maxActive, ttl, most, gate = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local sampleKey, sampleCap = ARGV[8], tonumber(ARGV[9] or '0') or 0
-local available, usedCutoff = tonumber(ARGV[10]) or -1, tonumber(ARGV[11]) or 0
-local overbook, claimMs = tonumber(ARGV[12]) or 1, tonumber(ARGV[13]) or 120000
+local sampleCap = tonumber(ARGV[8] or '0') or 0
+local available, usedCutoff = tonumber(ARGV[9]) or -1, tonumber(ARGV[10]) or 0
+local overbook, claimMs = tonumber(ARGV[11]) or 1, tonumber(ARGV[12]) or 120000
 
 --@include openIfDue
 --@include admissionCap
@@ -104,7 +107,7 @@ if k > 0 then
         vids[#vids + 1] = e
       end
     end
-    if sampleKey and sampleCap > 0 and #arrivals > 0 then
+    if sampleCap > 0 and #arrivals > 0 then
       redis.call('RPUSH', sampleKey, unpack(arrivals))
       redis.call('LTRIM', sampleKey, -sampleCap, -1)
     end

@@ -1,0 +1,107 @@
+/**
+ * The shopper's queue API (CONTRACT.md section 1): a room's public state, join, the visitor's
+ * place (`/me`) and the admission token once admitted (`/claim`).
+ */
+import type uWS from 'uWebSockets.js';
+import { ensureToken } from '../admitter.js';
+import type { GatewayContext } from '../context.js';
+import { readJson, route } from '../http.js';
+import { etaSeconds, etaSecondsPerPlace } from '../live.js';
+import { outlook } from '../outlook.js';
+import { lookupVisitor, queueSnapshot } from '../scripts.js';
+import { tokenExpiry } from '../tokens.js';
+import { mintVisitorId, visitorCookie } from '../visitor.js';
+import { findRoom, visitorFrom } from './common.js';
+
+export function registerQueueRoutes(app: uWS.TemplatedApp, ctx: GatewayContext): void {
+  const { config, redis, prefix, clock, defence, recorder, metrics, log } = ctx;
+
+  route(app, 'get', '/api/rooms/:room', log, async (req, reply) => {
+    const view = await findRoom(ctx, req.params[0], reply);
+    if (!view) return;
+    const snap = await queueSnapshot(redis, prefix, view.cfg.room);
+    const o = outlook(view, snap);
+    reply.json(200, {
+      room: view.cfg.room, name: view.cfg.name, sale: view.cfg.sale, state: view.state, opensAt: view.cfg.opensAt,
+      prequeueOpensAt: new Date(view.prequeueOpensAtMs).toISOString(), closesAt: view.cfg.closesAt,
+      queued: snap.queued, admittedThrough: snap.at, admitRatePerMin: view.cfg.admitRatePerMin,
+      etaSecondsPerPlace: etaSecondsPerPlace(view), held: o.held, unitsLeft: o.unitsLeft,
+    });
+  });
+
+  route(app, 'post', '/api/rooms/:room/join', log, async (req, reply, body) => {
+    const now = clock();
+    const json = await readJson(reply.res, req, reply, body!);
+    if (!json) return;
+    const view = await findRoom(ctx, req.params[0], reply);
+    if (!view) return;
+    const extra = Object.keys(json).find((k) => k !== 'captchaToken');
+    if (extra) return reply.error('bad_request', { field: extra }, `${extra} is not a field of a join.`);
+    if (json.captchaToken !== undefined && (typeof json.captchaToken !== 'string' || json.captchaToken.length > 4000)) {
+      return reply.error('bad_request', { field: 'captchaToken' }, 'captchaToken must be a string.');
+    }
+    const known = visitorFrom(config, req.headers);
+    const vid = known ?? mintVisitorId(config.visitorSecret);
+    const cookies = [visitorCookie(vid, req.headers['x-forwarded-proto'] === 'https')];
+    const verdict = await defence.beforeJoin({
+      room: view.cfg, socketIp: req.socketIp, headers: req.headers, visitorId: vid, newVisitor: !known,
+      captchaToken: json.captchaToken as string | undefined, now,
+    });
+    const record = (outcome: string, ip: string, subnet: string, ticket: number | null) => {
+      metrics.joins.inc({ room: view.cfg.room, outcome });
+      if (view.cfg.record) recorder.record({ room: view.cfg.room, at: now, ip, subnet, visitorId: vid, userAgent: req.headers['user-agent'] ?? '', outcome, ticket });
+    };
+    if (verdict.kind !== 'continue') {
+      record(verdict.kind, defence.clientIp(req.socketIp, req.headers, view.cfg), '', null);
+      if (verdict.kind === 'rate_limited') return reply.error('rate_limited', { retryAfterSeconds: verdict.retryAfterSeconds }, undefined, { 'set-cookie': cookies });
+      return reply.error(verdict.kind, verdict.reason ? { reason: verdict.reason } : {}, undefined, { 'set-cookie': cookies });
+    }
+    cookies.push(...verdict.setCookies);
+    const r = await ctx.batcher.join(view, {
+      vid, ip: verdict.ip, subnet: verdict.subnet, allowListed: verdict.allowListed, headerScore: verdict.headerScore, captchaPassed: verdict.captchaPassed,
+      arrivedAt: now,
+    });
+    record(r.code === 'have' || r.code === 'new' || r.code === 'pre' ? 'joined' : r.code, verdict.ip, verdict.subnet, r.ticket);
+    const headers = { 'set-cookie': cookies };
+    switch (r.code) {
+      case 'rate_limited': return reply.error('rate_limited', { retryAfterSeconds: r.retryAfterSeconds }, undefined, headers);
+      case 'captcha_required': return reply.error('captcha_required', { siteKey: config.hcaptchaSitekey }, undefined, headers);
+      case 'not_open': return reply.error('not_open', { opensAt: view.cfg.opensAt, prequeueOpensAt: new Date(view.prequeueOpensAtMs).toISOString() }, undefined, headers);
+      case 'closed': case 'sold_out': return reply.error(r.code, {}, undefined, headers);
+      default:
+        if (r.ticket !== null) ctx.live.setTicket(view.cfg.room, vid, r.ticket);
+        return reply.json(200, { ticket: r.ticket, position: r.position, state: view.state, visitorId: vid }, headers);
+    }
+  });
+
+  route(app, 'get', '/api/rooms/:room/me', log, async (req, reply) => {
+    const view = await findRoom(ctx, req.params[0], reply);
+    if (!view) return;
+    const vid = visitorFrom(config, req.headers);
+    const place = vid ? await lookupVisitor(redis, prefix, view.cfg.room, vid) : null;
+    if (!place || place.kind === 'none') return reply.error('not_in_queue');
+    const o = outlook(view, await queueSnapshot(redis, prefix, view.cfg.room));
+    const stock = { held: o.held, unitsLeft: o.unitsLeft };
+    if (place.kind === 'pre') return reply.json(200, { ticket: null, position: null, admitted: false, state: view.state, etaSeconds: null, chance: null, ...stock });
+    const position = Math.max(0, place.ticket - place.at);
+    reply.json(200, {
+      ticket: place.ticket, position, admitted: position === 0, state: view.state,
+      etaSeconds: position === 0 ? 0 : etaSeconds(view, position, o.held), chance: position === 0 ? 1 : o.chanceAt(position), ...stock,
+    });
+  });
+
+  route(app, 'post', '/api/rooms/:room/claim', log, async (req, reply, body) => {
+    const json = await readJson(reply.res, req, reply, body!);
+    if (!json) return;
+    const view = await findRoom(ctx, req.params[0], reply);
+    if (!view) return;
+    const vid = visitorFrom(config, req.headers);
+    const place = vid ? await lookupVisitor(redis, prefix, view.cfg.room, vid) : null;
+    if (!vid || !place || place.kind === 'none') return reply.error('not_in_queue');
+    if (place.kind === 'pre' || place.ticket > place.at) {
+      return reply.error('not_yet', { position: place.kind === 'pre' ? null : place.ticket - place.at });
+    }
+    const token = await ensureToken(redis, prefix, ctx.keys, view, vid, place.ticket, place.token);
+    reply.json(200, { token, checkoutUrl: view.cfg.checkoutUrl, expiresAt: new Date(tokenExpiry(token)).toISOString() });
+  });
+}
