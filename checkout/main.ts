@@ -13,6 +13,7 @@ import { createProvider, type ProviderOptions } from './payments/provider.js';
 import { reconcilePayments } from './payments/reconcile.js';
 import { createReserver } from './reserve.js';
 import { buildServer, type ServerTimeouts } from './server.js';
+import { createRoomNotice, noticingRooms } from './room-notice.js';
 import { createStockSignal } from './stock-signal.js';
 import { startSweeper, type Sweeper } from './sweeper.js';
 
@@ -64,10 +65,11 @@ export async function startCheckout(config: Config, opts: CheckoutOptions = {}):
     provider = createProvider(() => `${selfUrl}/api/payments/webhook`, config.paymentWebhookSecret, opts.provider, (e) =>
       app?.log.error({ err: e }, 'payment webhook not delivered'),
     );
-    const reserver = createReserver(db, clock, (sale, counters, size, taken) => {
+    const notice = createRoomNotice(redis, config.redisPrefix, (e) => app?.log.warn({ err: e }, 'room not told of an admission'));
+    const reserver = noticingRooms(createReserver(db, clock, (sale, counters, size, taken) => {
       metrics.batchSize.observe(size);
       if (taken) signal.committed(sale, counters);
-    }, opts.reserveInFlight);
+    }, opts.reserveInFlight), notice, clock);
     const ctx: Ctx = {
       config,
       db,

@@ -29,6 +29,8 @@ export interface ReserveAnswer {
   body: Record<string, unknown>;
   /** The first answer of this idempotency key, given again. */
   stored?: boolean;
+  /** A reservation made now: the stock version (sales.stock_version) of the commit that took its unit. */
+  stockVersion?: number;
 }
 
 interface Pending extends ReserveRequest {
@@ -314,7 +316,11 @@ export async function storedAnswerOf(db: Db, userId: string, sale: string, key: 
 function answerOf(row: BatchRow): ReserveAnswer {
   switch (row.code) {
     case 'reserved':
-      return { status: 201, body: { reservationId: row.reservation_id, status: 'reserved', expiresAt: row.expires_at!.toISOString() } };
+      return {
+        status: 201,
+        body: { reservationId: row.reservation_id, status: 'reserved', expiresAt: row.expires_at!.toISOString() },
+        ...(row.stock_version !== null ? { stockVersion: Number(row.stock_version) } : {}),
+      };
     case 'stored':
       return storedAnswer(row.stored_code!, row.stored_body);
     default:

@@ -49,6 +49,7 @@ export function roomKeys(prefix: string, room: string) {
     ipBucket: (ip: string) => k(`tb:i:${ip}`),
     subnetBucket: (subnet: string) => k(`tb:s:${subnet}`),
     ipVisitors: (ip: string) => k(`hv:${ip}`),
+    claims: claimsKey(prefix, room), claimsUsed: claimsUsedKey(prefix, room), claimsRefused: claimsRefusedKey(prefix, room),
   };
 }
 export type RoomKeys = ReturnType<typeof roomKeys>;
@@ -107,6 +108,33 @@ export function admittedChannel(prefix: string, room: string): string {
  */
 export function soldVisitorsKey(prefix: string, room: string): string {
   return roomKey(prefix, room, 'sold');
+}
+
+/**
+ * Outstanding admissions (CONTRACT.md section 7), in the room's slot. `claims`: a sorted set of
+ * visitors admitted and not yet reserved, score = claim deadline (admission + claimSeconds, ms);
+ * the admitter adds them, checkout removes a visitor when it reserves or is refused `sold_out`.
+ */
+export function claimsKey(prefix: string, room: string): string {
+  return roomKey(prefix, room, 'claims');
+}
+
+/**
+ * Reservations checkout has told the room about: member visitor id, score = the stock version
+ * (`version` of the stock signal, shared/stock.ts) of the commit that took its unit. Until the stock signal
+ * reaches that version its unit still shows as available, so the admitter counts it as taken.
+ */
+export function claimsUsedKey(prefix: string, room: string): string {
+  return roomKey(prefix, room, 'claims:used');
+}
+
+/**
+ * Admitted visitors checkout refused `sold_out`: member visitor id, score = ms of the latest
+ * refusal. They count as outstanding for claimSeconds after it, so a unit that comes back goes to
+ * them before anyone new is admitted; they no longer count against `maxActive`.
+ */
+export function claimsRefusedKey(prefix: string, room: string): string {
+  return roomKey(prefix, room, 'claims:refused');
 }
 
 /**

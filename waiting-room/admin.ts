@@ -3,7 +3,7 @@
  * time), room changes as compare-and-set in Redis (lua/saveRoomConfig) with an audit entry and a
  * pub/sub nudge to every process, and a room's stats.
  */
-import { defaultRoomConfig, type RoomConfig } from './room-config.js';
+import { defaultRoomConfig, withNewDefaults, type RoomConfig } from './room-config.js';
 import { applyPatch, type Patch } from './room-validate.js';
 import { configChannel, roomKeys, roomsSetKey } from '../shared/keys.js';
 import { orderFairness } from './fairness.js';
@@ -22,7 +22,7 @@ export async function saveRoom(ctx: GatewayContext, room: string, patch: Patch, 
   const k = roomKeys(ctx.prefix, room);
   for (let attempt = 0; attempt < 10; attempt++) {
     const raw = await ctx.redis.get(k.cfg);
-    const cur = raw ? (JSON.parse(raw) as RoomConfig) : defaultRoomConfig(room, ctx.config.checkoutUrl, new Date(ctx.clock()));
+    const cur = raw ? withNewDefaults(JSON.parse(raw) as RoomConfig) : defaultRoomConfig(room, ctx.config.checkoutUrl, new Date(ctx.clock()));
     const { next, changes } = applyPatch(cur, patch);
     if (next.closesAt && Date.parse(next.closesAt) <= Date.parse(next.opensAt)) {
       return { ok: false, field: 'closesAt', message: 'closesAt must be after opensAt.' };

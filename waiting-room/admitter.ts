@@ -5,7 +5,7 @@
  * the admitted messages to whichever process holds each visitor's WebSocket.
  */
 import type { Redis } from 'ioredis';
-import { admittedChannel, parseStockSignal, roomKeys, saleStockKey } from '../shared/keys.js';
+import { admittedChannel, parseStockSignal, roomKeys, saleStockKey, type StockSignal } from '../shared/keys.js';
 import type { Metrics } from './metrics.js';
 import { isHeld, stateAt, type Rooms, type RoomView } from './rooms.js';
 import { FAIRNESS_SAMPLE } from './fairness.js';
@@ -34,6 +34,15 @@ export async function ensureToken(redis: Redis, prefix: string, keys: KeyRing, v
   const { token } = keys.sign({ sub: vid, room: view.cfg.room, sale: view.cfg.sale, ticket, ttlSeconds: view.cfg.tokenTtlSeconds });
   if (await redis.hsetnx(tok, vid, token)) return token;
   return (await redis.hget(tok, vid)) ?? token;
+}
+
+/**
+ * The newest stock version whose reservations the signal's counters include: its own version
+ * (sales.stock_version, bumped under the sale row's lock by every change of stock). No signal:
+ * no cap, and nothing reported needs keeping.
+ */
+export function usedCutoff(stock: StockSignal | null): number {
+  return stock ? stock.version : Number.MAX_SAFE_INTEGER;
 }
 
 export class Admitter {
@@ -88,6 +97,10 @@ export class Admitter {
     const r = await admitBatch(this.redis, this.prefix, cfg.room, {
       now, opensAtMs: view.opensAtMs, admitRatePerMin: cfg.admitRatePerMin, maxActive: cfg.maxActive,
       tokenTtlMs: cfg.tokenTtlSeconds * 1000, most: MAX_ADMIT_PER_CALL, gate: gateOf(state, isHeld(stock)), fairnessSampleCap: FAIRNESS_SAMPLE,
+      // The stock cap (CONTRACT.md section 7): the script decides from the signal's available units
+      // (-1 = checkout does not know the sale, no cap) and the reservations it already shows.
+      available: stock ? Math.max(0, stock.available) : -1, usedCutoff: usedCutoff(stock),
+      overbook: cfg.overbook, claimMs: cfg.claimSeconds * 1000,
     });
     const { at } = r;
     const count = r.admitted.length;

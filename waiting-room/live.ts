@@ -22,6 +22,7 @@ import type { Metrics } from './metrics.js';
 import type { Rooms, RoomView } from './rooms.js';
 import { ensureToken, type AdmittedNotice } from './admitter.js';
 import type { Draws } from './draw.js';
+import { outlook, type Outlook } from './outlook.js';
 import { lookupVisitor, queueSnapshot, type Snapshot } from './scripts.js';
 import { tokenExpiry, type KeyRing } from './tokens.js';
 
@@ -70,19 +71,23 @@ export function etaSecondsPerPlace(view: RoomView): number | null {
   return view.cfg.admitRatePerMin > 0 ? 60 / view.cfg.admitRatePerMin : null;
 }
 
-export function etaSeconds(view: RoomView, position: number | null): number | null {
+export function etaSeconds(view: RoomView, position: number | null, held = view.held): number | null {
   const per = etaSecondsPerPlace(view);
-  if (position === null || per === null || view.held || view.state !== 'open') return null;
+  if (position === null || per === null || held || view.state !== 'open') return null;
   return Math.ceil(position * per);
 }
 
 /** The room-wide parts of one round's position messages: a socket adds only its own numbers. */
-interface RoundParts { head: string; eta: string; per: number | null; tail: string; unticketed: string }
+interface RoundParts { head: string; eta: string; per: number | null; chance: Outlook['chanceAt']; tail: string; unticketed: string }
 
 function roundParts(view: RoomView, snap: Snapshot): RoundParts {
-  const tail = `,"admittedThrough":${snap.at},"queued":${snap.queued},"state":"${view.state}","held":${view.held}}`;
-  const per = view.held || view.state !== 'open' ? null : etaSecondsPerPlace(view);
-  return { head: '{"type":"position","position":', eta: ',"etaSeconds":', per, tail, unticketed: `{"type":"position","position":null,"etaSeconds":null${tail}` };
+  const o = outlook(view, snap);
+  const tail = `,"admittedThrough":${snap.at},"queued":${snap.queued},"state":"${view.state}","held":${o.held},"unitsLeft":${o.unitsLeft}}`;
+  const per = o.held || view.state !== 'open' ? null : etaSecondsPerPlace(view);
+  return {
+    head: '{"type":"position","position":', eta: ',"etaSeconds":', per, chance: o.chanceAt, tail,
+    unticketed: `{"type":"position","position":null,"etaSeconds":null,"chance":null${tail}`,
+  };
 }
 
 export function admittedMessage(token: string, expiresAt: number, checkoutUrl: string): string {
@@ -197,8 +202,9 @@ export class Live {
     if (d.closed || d.admitted) return;
     if (d.ticket > 0 && d.ticket <= snap.at) { this.sendAdmitted(ws, view).catch(() => { d.admitted = false; }); return; }
     if (ws.getBufferedAmount() > SLOW_SOCKET_BYTES) return;
+    const pos = d.ticket - snap.at;
     const msg = d.ticket > 0
-      ? parts.head + (d.ticket - snap.at) + parts.eta + (parts.per === null ? 'null' : Math.ceil((d.ticket - snap.at) * parts.per)) + parts.tail
+      ? parts.head + pos + parts.eta + (parts.per === null ? 'null' : Math.ceil(pos * parts.per)) + ',"chance":' + parts.chance(pos) + parts.tail
       : parts.unticketed;
     ws.send(msg);
   }

@@ -17,6 +17,8 @@ export type CaptchaMode = 'off' | 'suspicious' | 'always';
 
 export interface RoomConfig {
   room: string;
+  /** What shoppers read above the queue (default: the room's id). */
+  name: string;
   sale: string;
   /** ISO-8601; the sale opens (pre-queue is drawn, admission starts). */
   opensAt: string;
@@ -26,6 +28,13 @@ export interface RoomConfig {
   admitRatePerMin: number;
   maxActive: number;
   tokenTtlSeconds: number;
+  /**
+   * Outstanding admissions (admitted, not reserved, claim not lapsed) may reach at most
+   * ceil(available × overbook): 1 admits no more shoppers than there are units (CONTRACT.md section 7).
+   */
+  overbook: number;
+  /** Seconds an admitted visitor's place counts as outstanding, unless it reserves first. */
+  claimSeconds: number;
   /** Where an admitted visitor goes: the queue page opens it with the token in the URL fragment, `#admission=<token>` (never sent to a server), and checkout reads it from there. */
   checkoutUrl: string;
   limits: { ip: Bucket; subnet: Bucket; room: Bucket };
@@ -50,9 +59,19 @@ export const DEFAULT_LIMITS: RoomConfig['limits'] = Object.freeze({
   room: { capacity: 20_000, refillPerSec: 5_000 },
 }) as RoomConfig['limits'];
 
+export const DEFAULT_OVERBOOK = 1;
+export const DEFAULT_CLAIM_SECONDS = 120;
+
+/** A config stored before a field existed gets that field's default. */
+export function withNewDefaults(cfg: RoomConfig): RoomConfig {
+  if (cfg.overbook !== undefined && cfg.claimSeconds !== undefined && cfg.name !== undefined) return cfg;
+  return { ...cfg, name: cfg.name ?? cfg.room, overbook: cfg.overbook ?? DEFAULT_OVERBOOK, claimSeconds: cfg.claimSeconds ?? DEFAULT_CLAIM_SECONDS };
+}
+
 export function defaultRoomConfig(room: string, checkoutBaseUrl: string, now = new Date()): RoomConfig {
   return {
     room,
+    name: room,
     sale: room,
     opensAt: now.toISOString(),
     closesAt: null,
@@ -60,6 +79,8 @@ export function defaultRoomConfig(room: string, checkoutBaseUrl: string, now = n
     admitRatePerMin: 600,
     maxActive: 1000,
     tokenTtlSeconds: DEFAULT_TOKEN_TTL_SECONDS,
+    overbook: DEFAULT_OVERBOOK,
+    claimSeconds: DEFAULT_CLAIM_SECONDS,
     checkoutUrl: `${checkoutBaseUrl}/sales/${encodeURIComponent(room)}`,
     limits: structuredClone(DEFAULT_LIMITS),
     captcha: { mode: 'suspicious', threshold: 50 },

@@ -63,7 +63,7 @@ function bucket(v: unknown, field: string): Partial<Bucket> {
   return out;
 }
 
-const FIELDS = ['room', 'sale', 'opensAt', 'closesAt', 'prequeueSeconds', 'admitRatePerMin', 'maxActive', 'tokenTtlSeconds', 'checkoutUrl',
+const FIELDS = ['room', 'name', 'sale', 'overbook', 'claimSeconds', 'opensAt', 'closesAt', 'prequeueSeconds', 'admitRatePerMin', 'maxActive', 'tokenTtlSeconds', 'checkoutUrl',
   'limits', 'captcha', 'allow', 'block', 'trustedProxies', 'paused', 'closed', 'record', 'version', 'updatedAt'];
 
 export function validateRoomPatch(room: string, body: Record<string, unknown>): Validated {
@@ -75,6 +75,14 @@ export function validateRoomPatch(room: string, body: Record<string, unknown>): 
       if (typeof b.sale !== 'string' || !SALE_NAME.test(b.sale)) throw new Invalid('sale', 'sale must be 1-64 letters, digits, "_", "-" or ".".');
       p.sale = b.sale;
     }
+    if (b.name !== undefined) {
+      if (typeof b.name !== 'string' || b.name.trim() === '' || b.name.length > 80 || /[\u0000-\u001f\u007f]/.test(b.name)) {
+        throw new Invalid('name', 'name must be 1-80 characters, without control characters.');
+      }
+      p.name = b.name.trim();
+    }
+    if (b.overbook !== undefined) p.overbook = num(b.overbook, 'overbook', 1, 10);
+    if (b.claimSeconds !== undefined) p.claimSeconds = int(b.claimSeconds, 'claimSeconds', 10, 3600);
     if (b.opensAt !== undefined) p.opensAt = date(b.opensAt, 'opensAt');
     if (b.closesAt !== undefined) p.closesAt = b.closesAt === null ? null : date(b.closesAt, 'closesAt');
     if (b.prequeueSeconds !== undefined) p.prequeueSeconds = int(b.prequeueSeconds, 'prequeueSeconds', 0, 7 * 86400);

@@ -7,7 +7,7 @@
 import type { Redis } from 'ioredis';
 import { roomKeys, roomsSetKey, saleStockKey } from '../shared/keys.js';
 import { isHeld as held, isSoldOut as soldOut, parseStockSignal, type StockSignal } from '../shared/stock.js';
-import type { RoomConfig } from './room-config.js';
+import { withNewDefaults, type RoomConfig } from './room-config.js';
 
 export type RoomState = 'scheduled' | 'prequeue' | 'open' | 'paused' | 'sold_out' | 'closed';
 
@@ -94,7 +94,7 @@ export class Rooms {
     if (v) return v;
     const raw = await this.redis.get(roomKeys(this.prefix, room).cfg);
     if (!raw) return undefined;
-    const cfg = JSON.parse(raw) as RoomConfig;
+    const cfg = withNewDefaults(JSON.parse(raw) as RoomConfig);
     const stock = parseStockSignal(await this.redis.hgetall(saleStockKey(this.prefix, cfg.sale)));
     return this.set(cfg, stock);
   }
@@ -122,7 +122,7 @@ export class Rooms {
     const names = await this.redis.smembers(roomsSetKey(this.prefix));
     if (!names.length) return;
     const raws = await Promise.all(names.map((n) => this.redis.get(roomKeys(this.prefix, n).cfg)));
-    const cfgs = raws.filter((r): r is string => !!r).map((r) => JSON.parse(r) as RoomConfig);
+    const cfgs = raws.filter((r): r is string => !!r).map((r) => withNewDefaults(JSON.parse(r) as RoomConfig));
     const stocks = await Promise.all(cfgs.map((c) => this.redis.hgetall(saleStockKey(this.prefix, c.sale))));
     cfgs.forEach((c, i) => this.set(c, parseStockSignal(stocks[i]!)));
   }

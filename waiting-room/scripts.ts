@@ -84,7 +84,7 @@ export type SigningKeyMode = (typeof SigningKeyMode)[keyof typeof SigningKeyMode
 // ------------------------------------------------------------------------------------ loading
 
 /** Every script file (`lua/<verbNoun>-<fixed key count>.lua`); its name is the part before the dash. */
-export const SCRIPT_FILES = ['joinBatch-8', 'admitBatch-8', 'lookupVisitor-4', 'saveRoomConfig-3', 'putSigningKey-1'] as const;
+export const SCRIPT_FILES = ['joinBatch-8', 'admitBatch-11', 'lookupVisitor-4', 'saveRoomConfig-3', 'putSigningKey-1'] as const;
 type NameOf<F> = F extends `${infer N}-${number}` ? N : never;
 export type ScriptName = NameOf<(typeof SCRIPT_FILES)[number]>;
 
@@ -222,6 +222,12 @@ export interface AdmitBatchInput {
   gate: Gate;
   /** Entries kept in the post-open fairness sample (0 = none). */
   fairnessSampleCap: number;
+  /** The stock cap (CONTRACT.md section 7): the sale's unreserved units, -1 when checkout does not know it (no cap). */
+  available?: number;
+  /** Reservations of this stock version or older are already out of `available`. */
+  usedCutoff?: number;
+  overbook?: number;
+  claimMs?: number;
 }
 
 export interface AdmitBatchResult {
@@ -235,12 +241,14 @@ export interface AdmitBatchResult {
   admitted: { vid: string; ticket: number }[];
 }
 
-/** Admit the next visitors of one room in ticket order (lua/admitBatch-8.lua). */
+/** Admit the next visitors of one room in ticket order (lua/admitBatch-11.lua). */
 export async function admitBatch(redis: Redis, prefix: string, room: string, input: AdmitBatchInput): Promise<AdmitBatchResult> {
   const k = roomKeys(prefix, room);
   const { now } = input;
-  const r = await run<Arg[]>(redis, 'admitBatch', [k.q, k.pre, k.preseq, k.qpost, k.active, k.stats, k.sec(now), k.fairPost], [
+  const r = await run<Arg[]>(redis, 'admitBatch', [k.q, k.pre, k.preseq, k.qpost, k.active, k.stats, k.sec(now), k.fairPost,
+    k.claims, k.claimsUsed, k.claimsRefused], [
     now, input.opensAtMs, input.admitRatePerMin, input.maxActive, input.tokenTtlMs, input.most, input.gate, input.fairnessSampleCap,
+    input.available ?? -1, input.usedCutoff ?? 0, input.overbook ?? 1, input.claimMs ?? 120_000,
   ]);
   const admitted: AdmitBatchResult['admitted'] = [];
   for (let i = 4; i < r.length; i += 2) admitted.push({ vid: String(r[i]), ticket: Number(r[i + 1]) });
@@ -264,6 +272,19 @@ export async function lookupVisitor(redis: Redis, prefix: string, room: string, 
   const [kind, ticket, at, next, opened, token] = [Number(r[0]), Number(r[1]), Number(r[2]), Number(r[3]), Number(r[4]) === 1, String(r[5] ?? '')];
   if (kind === PlaceKind.ticket) return { kind: 'ticket', ticket, at, next, opened, token: token || null };
   return { kind: kind === PlaceKind.pre ? 'pre' : 'none', at, next, opened };
+}
+
+/** What the admitter last saw of the stock (lua/admitBatch: out, avl, held, cres, clap in q). */
+export interface StockSeen {
+  /** Outstanding admissions (CONTRACT.md section 7). */
+  outstanding: number;
+  /** The sale's unreserved units as the admitter saw them; null when unknown. */
+  available: number | null;
+  /** The stock holds the line (no unit free, or outstanding admissions reach the cap). */
+  held: boolean;
+  /** Admissions that went on to reserve, and claims that lapsed, so far. */
+  reserved: number;
+  lapsed: number;
 }
 
 // ------------------------------------------------------------------------------------ saveRoomConfig
@@ -309,14 +330,18 @@ export async function putSigningKey(redis: Redis, prefix: string, input: PutSign
 
 // ------------------------------------------------------------------------------------ plain reads
 
-export interface Snapshot { at: number; next: number; opened: boolean; queued: number }
+export interface Snapshot { at: number; next: number; opened: boolean; queued: number; stock?: StockSeen }
 
-/** The room's queue counters (admittedThrough, last ticket, waiting count). */
+const num = (v: string | null | undefined) => Number(v ?? 0) || 0;
+
+/** The room's queue counters (admittedThrough, last ticket, waiting count) and what the admitter saw of the stock. */
 export async function queueSnapshot(redis: Redis, prefix: string, room: string): Promise<Snapshot> {
   const k = roomKeys(prefix, room);
-  const [h, preCount] = await Promise.all([redis.hmget(k.q, 'opened', 'next', 'at'), redis.zcard(k.pre)]);
+  const [h, preCount] = await Promise.all([redis.hmget(k.q, 'opened', 'next', 'at', 'out', 'avl', 'held', 'cres', 'clap'), redis.zcard(k.pre)]);
   const opened = h[0] === '1';
   const next = Number(h[1] ?? 0);
   const at = Number(h[2] ?? 0);
-  return { opened, next, at, queued: opened ? next - at : preCount };
+  const avl = h[4] == null ? -1 : Number(h[4]);
+  const stock: StockSeen = { outstanding: num(h[3]), available: avl >= 0 ? avl : null, held: h[5] === '1', reserved: num(h[6]), lapsed: num(h[7]) };
+  return { opened, next, at, queued: opened ? next - at : preCount, stock };
 }

@@ -21,6 +21,7 @@ import { Draws } from './draw.js';
 import { noteStateChange } from './report.js';
 import { registerDrawRoutes } from './routes/draw.js';
 import { createMetrics, type Metrics } from './metrics.js';
+import { outlook } from './outlook.js';
 import { createRecorder, type Recorder } from './recorder.js';
 import { Rooms } from './rooms.js';
 import { registerAdminRoutes } from './routes/admin.js';

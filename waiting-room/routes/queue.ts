@@ -10,6 +10,7 @@ import { etaSeconds, etaSecondsPerPlace } from '../live.js';
 import { roomKeys } from '../../shared/keys.js';
 import { entrantId } from '../draw.js';
 import { noteJoinOutcome } from '../report.js';
+import { outlook } from '../outlook.js';
 import { lookupVisitor, queueSnapshot } from '../scripts.js';
 import { tokenExpiry } from '../tokens.js';
 import { mintVisitorId, visitorCookie } from '../visitor.js';
@@ -22,11 +23,12 @@ export function registerQueueRoutes(app: uWS.TemplatedApp, ctx: GatewayContext):
     const view = await findRoom(ctx, req.params[0], reply);
     if (!view) return;
     const [snap, draw] = await Promise.all([queueSnapshot(redis, prefix, view.cfg.room), ctx.draws.publicView(view.cfg.room, roomKeys(prefix, view.cfg.room).q)]);
+    const o = outlook(view, snap);
     reply.json(200, {
-      room: view.cfg.room, sale: view.cfg.sale, state: view.state, opensAt: view.cfg.opensAt,
+      room: view.cfg.room, name: view.cfg.name, sale: view.cfg.sale, state: view.state, opensAt: view.cfg.opensAt,
       prequeueOpensAt: new Date(view.prequeueOpensAtMs).toISOString(), closesAt: view.cfg.closesAt,
       queued: snap.queued, admittedThrough: snap.at, admitRatePerMin: view.cfg.admitRatePerMin,
-      etaSecondsPerPlace: etaSecondsPerPlace(view), held: view.held, draw,
+      etaSecondsPerPlace: etaSecondsPerPlace(view), held: o.held, unitsLeft: o.unitsLeft, draw,
     });
   });
 
@@ -80,11 +82,20 @@ export function registerQueueRoutes(app: uWS.TemplatedApp, ctx: GatewayContext):
     const view = await findRoom(ctx, req.params[0], reply);
     if (!view) return;
     const vid = visitorFrom(config, req.headers);
-    const place = vid ? await lookupVisitor(redis, prefix, view.cfg.room, vid, await ctx.draws.member(view.cfg.room, vid)) : null;
-    if (!vid || !place || place.kind === 'none') return reply.error('not_in_queue');
-    if (place.kind === 'pre') return reply.json(200, { ticket: null, position: null, admitted: false, state: view.state, etaSeconds: null, entrantId: entrantId(vid) });
+    if (!vid) return reply.error('not_in_queue');
+    const [place, snap] = await Promise.all([
+      lookupVisitor(redis, prefix, view.cfg.room, vid, await ctx.draws.member(view.cfg.room, vid)),
+      queueSnapshot(redis, prefix, view.cfg.room),
+    ]);
+    if (place.kind === 'none') return reply.error('not_in_queue');
+    const o = outlook(view, snap);
+    const stock = { held: o.held, unitsLeft: o.unitsLeft };
+    if (place.kind === 'pre') return reply.json(200, { ticket: null, position: null, admitted: false, state: view.state, etaSeconds: null, chance: null, entrantId: entrantId(vid), ...stock });
     const position = Math.max(0, place.ticket - place.at);
-    reply.json(200, { ticket: place.ticket, position, admitted: position === 0, state: view.state, etaSeconds: position === 0 ? 0 : etaSeconds(view, position), entrantId: entrantId(vid) });
+    reply.json(200, {
+      ticket: place.ticket, position, admitted: position === 0, state: view.state,
+      etaSeconds: position === 0 ? 0 : etaSeconds(view, position, o.held), chance: position === 0 ? 1 : o.chanceAt(position), entrantId: entrantId(vid), ...stock,
+    });
   });
 
   route(app, 'post', '/api/rooms/:room/claim', log, async (req, reply, body) => {

@@ -1,0 +1,35 @@
+--[[ include admissionCap: outstanding admissions and the stock cap (CONTRACT.md section 7).
+  Outstanding = admitted visitors who may still take a unit the stock signal shows as available:
+    claims  zset visitor -> claim deadline ms (admission + claimSeconds); admitBatch adds,
+            checkout removes a visitor when it reserves or is refused sold_out
+    used    zset visitor -> stock version of the commit that took its unit, written by checkout;
+            counted until the stock signal shows it (its unit is then out of `available`): the
+            caller passes usedCutoff, the highest version the signal is known to show
+    refused zset visitor -> ms of its latest sold_out refusal, written by checkout; counted for
+            claimMs after it, so a unit that comes back goes to those already admitted first
+  Each prune is bounded (PRUNE_MAX members per set per call); the rest goes on the next call.
+  No per-visitor scan: ZRANGEBYSCORE ... LIMIT + ZREM, and ZCARD.
+  Returns outstanding, reservations seen (used entries the signal now shows), claims lapsed.
+]]
+local PRUNE_MAX = 1000
+
+local function pruneUpTo(key, maxScore)
+  local gone = redis.call('ZRANGEBYSCORE', key, '-inf', maxScore, 'LIMIT', 0, PRUNE_MAX)
+  if #gone > 0 then redis.call('ZREM', key, unpack(gone)) end
+  return #gone
+end
+
+local function outstandingAdmissions(claimsKey, usedKey, refusedKey, nowMs, claimMs, usedCutoff)
+  local lapsed = pruneUpTo(claimsKey, nowMs)
+  local seen = pruneUpTo(usedKey, usedCutoff)
+  pruneUpTo(refusedKey, nowMs - claimMs)
+  local n = redis.call('ZCARD', claimsKey) + redis.call('ZCARD', usedKey) + redis.call('ZCARD', refusedKey)
+  return n, seen, lapsed
+end
+
+-- Places the stock leaves for new admissions: ceil(available * overbook) - outstanding
+-- (available < 0: checkout does not know the sale, no cap). The 1e-9 keeps 10 * 1.1 at 11.
+local function stockRoom(available, overbook, outstanding)
+  if available < 0 then return math.huge end
+  return math.ceil(available * overbook - 1e-9) - outstanding
+end

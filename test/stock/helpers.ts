@@ -1,0 +1,105 @@
+/**
+ * A whole shop for the stock-admission tests, over real sockets: one gateway in this process and
+ * one in a child process, both running the admission loop in real time against one Redis
+ * prefix, and a checkout whose JWKS is the gateways'. Its own Postgres database and Redis
+ * prefix; everything stopped and dropped at teardown.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { loadConfig, type Config } from '../../shared/config.js';
+import { startCheckout, type Checkout, type CheckoutOptions } from '../../checkout/main.js';
+import { startGateway, type Gateway } from '../../waiting-room/server.js';
+import { ADMIN, call, cleanRedis, testDatabase, WEBHOOK_SECRET } from '../checkout/helpers.js';
+
+const CHILD = fileURLToPath(new URL('./gateway-child.ts', import.meta.url));
+
+interface Teardown { teardown(fn: () => unknown): void }
+
+export interface Shop {
+  config: Config;
+  /** Gateway URLs: [this process, the child process]. */
+  gateways: string[];
+  gateway: Gateway;
+  checkout: Checkout;
+}
+
+async function childGateway(env: Record<string, string>): Promise<{ proc: ChildProcess; url: string }> {
+  const proc = spawn(process.execPath, ['--import=tsx', CHILD], { env: { ...process.env, STOCK_TEST_ENV: JSON.stringify(env) }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('child gateway did not start in 30 s')), 30_000);
+    createInterface({ input: proc.stdout! }).once('line', (line) => { clearTimeout(timer); resolve((JSON.parse(line) as { url: string }).url); });
+    proc.once('exit', (code) => reject(new Error(`child gateway exited (${code})`)));
+  });
+  return { proc, url };
+}
+
+export async function shop(t: Teardown, tag: string, checkoutOpts: CheckoutOptions = {}): Promise<Shop> {
+  const later: (() => unknown)[] = [];
+  const stops: (() => Promise<unknown> | unknown)[] = [];
+  t.teardown(async () => {
+    for (const s of stops.reverse()) await s();
+    for (const fn of later) await fn();
+  });
+  const deferred = { teardown: (fn: () => unknown) => later.push(fn) };
+  const env: Record<string, string> = {
+    DATABASE_URL: await testDatabase(deferred, tag),
+    REDIS_PREFIX: `t-${randomUUID().slice(0, 8)}`,
+    ADMIN_TOKEN: ADMIN,
+    PAYMENT_WEBHOOK_SECRET: WEBHOOK_SECRET,
+    LOG_LEVEL: 'silent',
+    GATEWAY_PORT: '0',
+  };
+  const config = loadConfig(env);
+  cleanRedis(deferred, config);
+  const gateway = await startGateway(config, { admitter: true, admitIntervalMs: 50 });
+  stops.push(() => gateway.close());
+  const child = await childGateway(env);
+  stops.push(() => new Promise<void>((r) => {
+    if (child.proc.exitCode !== null) return r();
+    child.proc.once('exit', () => r());
+    child.proc.kill('SIGTERM');
+  }));
+  const checkout = await startCheckout(loadConfig({ ...env, JWKS_URL: `${gateway.url}/.well-known/jwks.json` }), {
+    port: 0, poolSize: 6, provider: { delayMs: 100 }, sweeper: { tickMs: 100 }, ...checkoutOpts,
+  });
+  stops.push(() => checkout.close());
+  return { config, gateways: [gateway.url, child.url], gateway, checkout };
+}
+
+export async function putSale(s: Shop, sale: string, fields: Record<string, unknown>) {
+  const now = Date.now();
+  const r = await call(s.checkout.url, 'PUT', `/admin/sales/${sale}`, {
+    token: ADMIN,
+    body: { name: `Sale ${sale}`, priceCents: 100, currency: 'EUR', startsAt: new Date(now - 60_000).toISOString(), endsAt: new Date(now + 3600_000).toISOString(), ...fields },
+  });
+  if (r.status !== 201) throw new Error(`sale: ${r.status} ${JSON.stringify(r.body)}`);
+}
+
+export async function putShopRoom(s: Shop, room: string, fields: Record<string, unknown>) {
+  const r = await call(s.gateways[0]!, 'PUT', `/admin/rooms/${room}`, {
+    token: ADMIN,
+    body: {
+      sale: room, opensAt: new Date(Date.now() - 1000).toISOString(), prequeueSeconds: 0, checkoutUrl: `${s.checkout.url}/sales/${room}`,
+      captcha: { mode: 'off', threshold: 1 },
+      limits: { ip: { capacity: 1_000_000, refillPerSec: 1_000_000 }, subnet: { capacity: 1_000_000, refillPerSec: 1_000_000 }, room: { capacity: 1_000_000, refillPerSec: 1_000_000 } },
+      ...fields,
+    },
+  });
+  if (r.status !== 201) throw new Error(`room: ${r.status} ${JSON.stringify(r.body)}`);
+}
+
+/** Visitors admitted by each gateway process so far (its wr_admitted_total). */
+export async function admittedBy(url: string, room: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const m = text.match(new RegExp(`^wr_admitted_total\\{room="${room}"\\} (\\d+)`, 'm'));
+  return m ? Number(m[1]) : 0;
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The `iat` claim of an admission token (seconds). */
+export function issuedAt(token: string): number {
+  return (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { iat: number }).iat;
+}
