@@ -1,7 +1,7 @@
 /**
  * One production gateway process (compose.yaml runs several behind a load balancer):
- * no demo room, no local Redis. Environment as in shared/config.ts, plus
- *   GATEWAY_HOST     listen address (default 0.0.0.0: this is the container entrypoint)
+ * no demo room, no local Redis. Environment as in shared/config.ts, including
+ *   GATEWAY_HOST     listen address (default here 0.0.0.0: this is the container entrypoint)
  *   TRUSTED_PROXIES  comma-separated CIDRs of the load balancer(s), whose x-forwarded-for is believed
  *   ADMITTER         "off" to run this process without the admission loop (default on; any number may run it)
  * SIGTERM/SIGINT: stop listening, end WebSockets with 1001, quit Redis, exit.
@@ -11,12 +11,9 @@ import { startGateway } from '../waiting-room/server.js';
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
-  const gateway = await startGateway(config, {
-    host: process.env.GATEWAY_HOST || '0.0.0.0',
-    trustedProxies: (process.env.TRUSTED_PROXIES ?? '').split(',').map((s) => s.trim()).filter(Boolean),
-    admitter: process.env.ADMITTER !== 'off',
-  });
-  console.log(`gateway listening on ${process.env.GATEWAY_HOST || '0.0.0.0'}:${gateway.port} (pid ${process.pid})`);
+  const host = config.gatewayHost ?? '0.0.0.0';
+  const gateway = await startGateway(config, { host, trustedProxies: [...config.trustedProxies], admitter: config.admitter });
+  console.log(`gateway listening on ${host}:${gateway.port} (pid ${process.pid})`);
   let stopping = false;
   const stop = () => {
     if (stopping) return;

@@ -41,6 +41,17 @@ export interface Config {
   readonly paymentWebhookSecret: string;
   /** Where the start command keeps local Redis/Postgres data (DATA_DIR). */
   readonly dataDir: string;
+  /**
+   * Listen address of the gateway (GATEWAY_HOST); undefined when unset, and the entry point picks:
+   * 127.0.0.1 for `npm start`, 0.0.0.0 for the production entry point.
+   */
+  readonly gatewayHost: string | undefined;
+  /** Listen address of checkout (CHECKOUT_HOST); undefined when unset (checkout's default, 127.0.0.1). */
+  readonly checkoutHost: string | undefined;
+  /** CIDRs of the load balancers whose x-forwarded-for the gateway believes (TRUSTED_PROXIES, comma-separated). */
+  readonly trustedProxies: readonly string[];
+  /** Run the admission loop in this gateway process (ADMITTER, "on" or "off"; default on). */
+  readonly admitter: boolean;
 }
 
 export class ConfigError extends Error {
@@ -67,6 +78,14 @@ function port(env: NodeJS.ProcessEnv, name: string, dflt: number): number {
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new ConfigError(`${name} must be a port number (0-65535), got "${raw}"`);
   return n;
+}
+
+function onOff(env: NodeJS.ProcessEnv, name: string, dflt: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return dflt;
+  if (raw === 'on') return true;
+  if (raw === 'off') return false;
+  throw new ConfigError(`${name} must be "on" or "off", got "${raw}"`);
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -107,6 +126,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     captchaTimeoutMs: Number(env.CAPTCHA_TIMEOUT_MS || 3000),
     paymentWebhookSecret: secret('PAYMENT_WEBHOOK_SECRET'),
     dataDir: env.DATA_DIR || path.join(PROJECT_ROOT, 'data'),
+    gatewayHost: env.GATEWAY_HOST || undefined,
+    checkoutHost: env.CHECKOUT_HOST || undefined,
+    trustedProxies: Object.freeze((env.TRUSTED_PROXIES ?? '').split(',').map((x) => x.trim()).filter(Boolean)),
+    admitter: onOff(env, 'ADMITTER', true),
   };
   if (missing.length) {
     throw new ConfigError(
