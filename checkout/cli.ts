@@ -11,7 +11,7 @@ import { ensurePostgres } from './postgres.js';
 const config = loadConfig(process.env);
 const log = (msg: string) => process.stderr.write(`checkout: ${msg}\n`);
 const pg = await ensurePostgres(config, log);
-const app = await startCheckout({ ...config, databaseUrl: pg.databaseUrl }, { host: process.env.CHECKOUT_HOST || undefined });
+const app = await startCheckout({ ...config, databaseUrl: pg.databaseUrl }, { host: config.checkoutHost });
 log(`listening on ${app.url} (sale page: ${app.url}/sales/<sale>)`);
 closeWithGrace({ delay: 10_000 }, async ({ err, signal }) => {
   if (err) log(`stopping after an error: ${err.stack ?? err.message}`);

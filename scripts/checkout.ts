@@ -15,7 +15,6 @@ import { ConfigError, loadConfig } from '../shared/config.js';
 import { startCheckout } from '../checkout/main.js';
 import { createDatabaseIfMissing } from '../checkout/postgres.js';
 
-const host = process.env.CHECKOUT_HOST || '0.0.0.0';
 const log = (msg: string) => process.stderr.write(`checkout ${process.pid}: ${msg}\n`);
 
 async function worker(): Promise<void> {
@@ -24,6 +23,7 @@ async function worker(): Promise<void> {
   const database = decodeURIComponent(u.pathname.replace(/^\//, '')) || 'postgres';
   u.pathname = '/postgres';
   await createDatabaseIfMissing(u.toString(), database);
+  const host = config.checkoutHost ?? '0.0.0.0';
   const app = await startCheckout(config, { host });
   // Workers of one primary all get the same port, also with CHECKOUT_PORT=0.
   console.log(`listening on ${host}:${app.port} (checkout, pid ${process.pid})`);

@@ -2,7 +2,7 @@
  * `npm run gateway`: one production gateway process (compose.yaml runs several behind a load
  * balancer, `npm run cluster` three on one port): no demo room, no local Redis. Any number may
  * listen on one GATEWAY_PORT (uWebSockets.js sets SO_REUSEPORT on Linux); GATEWAY_PORT=0 picks a
- * free port. Prints `listening on HOST:PORT`. Environment as in shared/config.ts, plus
+ * free port. Prints `listening on HOST:PORT`. Environment as in shared/config.ts, including
  *   GATEWAY_HOST     listen address (default 0.0.0.0: this is the container entrypoint)
  *   TRUSTED_PROXIES  comma-separated CIDRs of the load balancer(s), whose x-forwarded-for is believed
  *   ADMITTER         "off" to run this process without the admission loop (default on; any number may run it)
@@ -13,13 +13,10 @@ import { startGateway } from '../waiting-room/server.js';
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
-  const gateway = await startGateway(config, {
-    host: process.env.GATEWAY_HOST || '0.0.0.0',
-    trustedProxies: (process.env.TRUSTED_PROXIES ?? '').split(',').map((s) => s.trim()).filter(Boolean),
-    admitter: process.env.ADMITTER !== 'off',
-  });
+  const host = config.gatewayHost ?? '0.0.0.0';
+  const gateway = await startGateway(config, { host, trustedProxies: [...config.trustedProxies], admitter: config.admitter });
   // Several gateways may listen on one port (uWS sets SO_REUSEPORT): the kernel spreads connections.
-  console.log(`listening on ${process.env.GATEWAY_HOST || '0.0.0.0'}:${gateway.port} (gateway, pid ${process.pid})`);
+  console.log(`listening on ${host}:${gateway.port} (gateway, pid ${process.pid})`);
   let stopping = false;
   const stop = () => {
     if (stopping) return;

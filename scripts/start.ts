@@ -34,7 +34,7 @@ async function main(): Promise<void> {
   admin.disconnect();
   const demoSale = `demo-${new Date().toISOString().replace(/\D/g, '').slice(0, 14)}`;
 
-  const gateway: Gateway = await startGateway(config, { host: process.env.GATEWAY_HOST || '127.0.0.1' });
+  const gateway: Gateway = await startGateway(config, { host: config.gatewayHost ?? '127.0.0.1', trustedProxies: [...config.trustedProxies], admitter: config.admitter });
   stops.push(() => gateway.close());
 
   const opensAt = new Date(Date.now() + 60_000).toISOString();

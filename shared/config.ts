@@ -52,6 +52,17 @@ export interface Config {
   readonly gateways: number;
   /** `npm run cluster`: checkout processes on one port (CHECKOUTS, default 2). */
   readonly checkouts: number;
+  /**
+   * Listen address of the gateway (GATEWAY_HOST); undefined when unset, and the entry point picks:
+   * 127.0.0.1 for `npm start`, 0.0.0.0 for the production entry point.
+   */
+  readonly gatewayHost: string | undefined;
+  /** Listen address of checkout (CHECKOUT_HOST); undefined when unset (checkout's default, 127.0.0.1). */
+  readonly checkoutHost: string | undefined;
+  /** CIDRs of the load balancers whose x-forwarded-for the gateway believes (TRUSTED_PROXIES, comma-separated). */
+  readonly trustedProxies: readonly string[];
+  /** Run the admission loop in this gateway process (ADMITTER, "on" or "off"; default on). */
+  readonly admitter: boolean;
 }
 
 export class ConfigError extends Error {
@@ -99,6 +110,14 @@ function clusterNodes(raw: string | undefined): { host: string; port: number }[]
   });
 }
 
+function onOff(env: NodeJS.ProcessEnv, name: string, dflt: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return dflt;
+  if (raw === 'on') return true;
+  if (raw === 'off') return false;
+  throw new ConfigError(`${name} must be "on" or "off", got "${raw}"`);
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const nodeEnv = env.NODE_ENV || 'development';
   const production = nodeEnv === 'production';
@@ -141,6 +160,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     checkoutWorkers: count(env, 'CHECKOUT_WORKERS', 1, 64),
     gateways: count(env, 'GATEWAYS', 3, 64),
     checkouts: count(env, 'CHECKOUTS', 2, 64),
+    gatewayHost: env.GATEWAY_HOST || undefined,
+    checkoutHost: env.CHECKOUT_HOST || undefined,
+    trustedProxies: Object.freeze((env.TRUSTED_PROXIES ?? '').split(',').map((x) => x.trim()).filter(Boolean)),
+    admitter: onOff(env, 'ADMITTER', true),
   };
   if (missing.length) {
     throw new ConfigError(

@@ -1,5 +1,17 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { loadConfig, ConfigError } from '../shared/config.js';
+
+/** The error loadConfig throws for `env`; fails the test when it does not throw. */
+function refusal(t: Test, env: Record<string, string>): Error {
+  try {
+    loadConfig(env);
+  } catch (e) {
+    t.type(e, ConfigError);
+    return e as Error;
+  }
+  t.fail(`loadConfig(${JSON.stringify(env)}) did not throw`);
+  return new Error('did not throw');
+}
 
 t.test('defaults need nothing set', async (t) => {
   const c = loadConfig({});
@@ -7,17 +19,18 @@ t.test('defaults need nothing set', async (t) => {
   t.equal(c.checkoutPort, 8081);
   t.equal(c.redisUrl, 'redis://127.0.0.1:6379');
   t.equal(c.jwksUrl, 'http://127.0.0.1:8080/.well-known/jwks.json');
+  t.equal(c.gatewayHost, undefined, 'GATEWAY_HOST unset: the entry point picks');
+  t.equal(c.checkoutHost, undefined);
+  t.same(c.trustedProxies, []);
+  t.equal(c.admitter, true);
   t.ok(Object.isFrozen(c));
 });
 
 t.test('production refuses to start without secrets, naming them', async (t) => {
   t.throws(() => loadConfig({ NODE_ENV: 'production' }), ConfigError);
-  try {
-    loadConfig({ NODE_ENV: 'production', ADMIN_TOKEN: 'x' });
-  } catch (e) {
-    t.match((e as Error).message, /VISITOR_SECRET/);
-    t.notMatch((e as Error).message, /ADMIN_TOKEN/);
-  }
+  const err = refusal(t, { NODE_ENV: 'production', ADMIN_TOKEN: 'x' });
+  t.match(err.message, /VISITOR_SECRET/);
+  t.notMatch(err.message, /ADMIN_TOKEN/);
   const ok = loadConfig({
     NODE_ENV: 'production', ADMIN_TOKEN: 'a', VISITOR_SECRET: 'b', SESSION_SECRET: 'c',
     HCAPTCHA_SECRET: 'd', PAYMENT_WEBHOOK_SECRET: 'e',
@@ -25,9 +38,20 @@ t.test('production refuses to start without secrets, naming them', async (t) => 
   t.equal(ok.adminToken, 'a');
 });
 
+t.test('the entry points\' settings are parsed here too', async (t) => {
+  const c = loadConfig({ GATEWAY_HOST: '0.0.0.0', CHECKOUT_HOST: '::', TRUSTED_PROXIES: ' 10.0.0.0/8, 172.16.0.0/12 ,', ADMITTER: 'off' });
+  t.equal(c.gatewayHost, '0.0.0.0');
+  t.equal(c.checkoutHost, '::');
+  t.same(c.trustedProxies, ['10.0.0.0/8', '172.16.0.0/12']);
+  t.ok(Object.isFrozen(c.trustedProxies));
+  t.equal(c.admitter, false);
+  t.equal(loadConfig({ ADMITTER: 'on' }).admitter, true);
+});
+
 t.test('bad values are refused with a message', async (t) => {
   t.throws(() => loadConfig({ GATEWAY_PORT: 'eighty' }), /GATEWAY_PORT/);
   t.throws(() => loadConfig({ CAPTCHA_FAIL_MODE: 'maybe' }), /CAPTCHA_FAIL_MODE/);
+  t.match(refusal(t, { ADMITTER: 'no' }).message, /ADMITTER must be "on" or "off"/);
 });
 
 t.test('REDIS_CLUSTER_NODES and the process counts', async (t) => {
