@@ -5,9 +5,9 @@
  * is stopped by its own pid.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import path from 'node:path';
 import { PROJECT_ROOT } from '../shared/config.js';
+import { freePort } from '../shared/ports.js';
 
 export interface Service {
   name: string;
@@ -90,12 +90,3 @@ export function spawnService(name: string, script: string, opts: SpawnOptions): 
   });
 }
 
-/** A free TCP port on 127.0.0.1 (listen on 0, read it, close). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer().once('error', reject).listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}

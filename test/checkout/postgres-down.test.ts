@@ -13,7 +13,8 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { startCheckout } from '../../checkout/main.js';
-import { answers, freePort } from '../../checkout/postgres.js';
+import { answers } from '../../checkout/postgres.js';
+import { freePort } from '../../shared/ports.js';
 import { audit, call, cleanRedis, createSale, jwksServer, testConfig, until, usersWithSessions } from './helpers.js';
 
 const BIN = (() => {

@@ -7,7 +7,8 @@
 import { execFileSync } from 'node:child_process';
 import net from 'node:net';
 import t from 'tap';
-import { freePort, spawnService, type Service } from '../../scripts/procs.js';
+import { spawnService, type Service } from '../../scripts/procs.js';
+import { freePort } from '../../shared/ports.js';
 import { dropTestKeys } from '../gateway/helpers.js';
 import { testDatabase } from '../checkout/helpers.js';
 import { randomUUID } from 'node:crypto';

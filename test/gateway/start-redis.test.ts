@@ -1,20 +1,11 @@
 /** npm start's Redis step: start a redis-server for the run when none answers, or say how to get one. */
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { redisAnswers } from '../../shared/redis.js';
 import { ensureRedis, NoRedisError } from '../../scripts/redis.js';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer().once('error', reject).listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from '../../shared/ports.js';
 
 t.test('no Redis at the URL: one is started for the run, with its data under the data folder, and stopped', async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'wr-redis-'));
