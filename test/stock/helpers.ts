@@ -5,13 +5,12 @@
  * prefix; everything stopped and dropped at teardown.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, type Config } from '../../shared/config.js';
 import { startCheckout, type Checkout, type CheckoutOptions } from '../../checkout/main.js';
 import { startGateway, type Gateway } from '../../waiting-room/server.js';
-import { ADMIN, call, cleanRedis, testDatabase, WEBHOOK_SECRET } from '../checkout/helpers.js';
+import { ADMIN, call, productEnv } from '../checkout/helpers.js';
 
 const CHILD = fileURLToPath(new URL('./gateway-child.ts', import.meta.url));
 
@@ -36,27 +35,12 @@ async function childGateway(env: Record<string, string>): Promise<{ proc: ChildP
 }
 
 export async function shop(t: Teardown, tag: string, checkoutOpts: CheckoutOptions = {}): Promise<Shop> {
-  const later: (() => unknown)[] = [];
-  const stops: (() => Promise<unknown> | unknown)[] = [];
-  t.teardown(async () => {
-    for (const s of stops.reverse()) await s();
-    for (const fn of later) await fn();
-  });
-  const deferred = { teardown: (fn: () => unknown) => later.push(fn) };
-  const env: Record<string, string> = {
-    DATABASE_URL: await testDatabase(deferred, tag),
-    REDIS_PREFIX: `t-${randomUUID().slice(0, 8)}`,
-    ADMIN_TOKEN: ADMIN,
-    PAYMENT_WEBHOOK_SECRET: WEBHOOK_SECRET,
-    LOG_LEVEL: 'silent',
-    GATEWAY_PORT: '0',
-  };
+  const { env, stop } = await productEnv(t, tag);
   const config = loadConfig(env);
-  cleanRedis(deferred, config);
   const gateway = await startGateway(config, { admitter: true, admitIntervalMs: 50 });
-  stops.push(() => gateway.close());
+  stop(() => gateway.close());
   const child = await childGateway(env);
-  stops.push(() => new Promise<void>((r) => {
+  stop(() => new Promise<void>((r) => {
     if (child.proc.exitCode !== null) return r();
     child.proc.once('exit', () => r());
     child.proc.kill('SIGTERM');
@@ -64,7 +48,7 @@ export async function shop(t: Teardown, tag: string, checkoutOpts: CheckoutOptio
   const checkout = await startCheckout(loadConfig({ ...env, JWKS_URL: `${gateway.url}/.well-known/jwks.json` }), {
     port: 0, poolSize: 6, provider: { delayMs: 100 }, sweeper: { tickMs: 100 }, ...checkoutOpts,
   });
-  stops.push(() => checkout.close());
+  stop(() => checkout.close());
   return { config, gateways: [gateway.url, child.url], gateway, checkout };
 }
 
