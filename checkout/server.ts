@@ -10,6 +10,7 @@ import type net from 'node:net';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { UNAVAILABLE_RETRY_AFTER_SECONDS } from '../shared/errors.js';
 import { addErrorResponses } from '../shared/openapi.js';
 import { JwksUnavailable } from './admission.js';
 import { isDatabaseUnavailable } from './db.js';
@@ -111,14 +112,12 @@ function answerError(e: FastifyError, req: FastifyRequest, reply: FastifyReply) 
     const field = fieldOf(e);
     return reply.code(400).send(bodyOf('bad_request', { ...(field ? { field } : {}), in: e.validationContext, detail: e.message }));
   }
-  if (e instanceof JwksUnavailable) {
-    req.log.warn({ err: e }, 'admission keys unavailable');
-    return reply.code(503).send(bodyOf('unavailable', { detail: 'admission keys could not be fetched' }));
-  }
-  if (isDatabaseUnavailable(e)) {
-    req.log.warn({ err: e }, 'postgres unavailable');
-    return reply.code(503).header('retry-after', '1').send(bodyOf('unavailable', { detail: 'the database does not answer' }));
-  }
+  const unavailable = (what: string, detail: string) => {
+    req.log.warn({ err: e }, `${what} unavailable`);
+    return reply.code(503).header('retry-after', String(UNAVAILABLE_RETRY_AFTER_SECONDS)).send(bodyOf('unavailable', { detail }));
+  };
+  if (e instanceof JwksUnavailable) return unavailable('admission keys', 'admission keys could not be fetched');
+  if (isDatabaseUnavailable(e)) return unavailable('postgres', 'the database does not answer');
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       // The limit this route enforces (the webhook's is larger than the default).

@@ -9,6 +9,9 @@ export interface ErrorBody {
   [field: string]: unknown;
 }
 
+/** The `Retry-After` (seconds) of every 503 `unavailable`, on both services: the store is expected back within seconds. */
+export const UNAVAILABLE_RETRY_AFTER_SECONDS = 1;
+
 export interface ErrorSpec {
   readonly status: number;
   readonly message: string;

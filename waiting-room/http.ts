@@ -6,7 +6,7 @@
  */
 import type uWS from 'uWebSockets.js';
 import type { Logger } from 'pino';
-import { errorBody } from '../shared/errors.js';
+import { errorBody, UNAVAILABLE_RETRY_AFTER_SECONDS } from '../shared/errors.js';
 import { isRedisUnavailable } from '../shared/redis.js';
 import { ERRORS, STATUS_TEXT, type ErrorCode } from './errors.js';
 
@@ -30,9 +30,6 @@ export interface Req {
 }
 
 export type Headers = Record<string, string | string[]>;
-
-/** The `Retry-After` of a 503 unavailable (the store is expected back within seconds). */
-export const UNAVAILABLE_RETRY_AFTER_SECONDS = 1;
 
 export class Reply {
   aborted = false;
