@@ -50,12 +50,6 @@ export class CheckoutError extends Error {
   body(): ErrorBody {
     return errorBody(this.code, ERRORS[this.code], this.fields, this.message);
   }
-  /** The error an answer's body says (a stored answer given again): its code, fields and message. */
-  static fromBody(body: Record<string, unknown>): CheckoutError {
-    const { error, message, ...fields } = body;
-    const code = typeof error === 'string' && error in ERRORS ? (error as ErrorCode) : 'internal';
-    return new CheckoutError(code, fields, typeof message === 'string' && code !== 'internal' ? message : undefined);
-  }
 }
 
 /** The error body of `code`, with optional extra fields. */
