@@ -276,7 +276,8 @@ async function decideOnce(db: Db, sale: string, batch: ReserveRequest[], now: nu
   });
   const answers: ReserveAnswer[] = new Array(batch.length);
   for (const row of rows) answers[sent[row.idx - 1]!] = answerOf(row);
-  for (const [i, first] of repeatOf) answers[i] = answers[first]!;
+  // A repeat of a key in the same batch is answered as a retry would be: the first one's answer, stored.
+  for (const [i, first] of repeatOf) answers[i] = { ...answers[first]!, stored: true };
   const r0 = rows[0];
   const taken = rows.filter((r) => r.code === 'reserved').length;
   const counters =
