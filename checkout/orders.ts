@@ -15,6 +15,8 @@ export type { EventOutcome, PaymentEvent } from './schemas.js';
 export interface Ended {
   row: SaleRow;
   visitors: { room: string; visitor_id: string }[];
+  /** The orders were paid (the visitors bought), not released. */
+  paid?: boolean;
 }
 
 async function ownReservation(db: Db | Tx, id: string, userId: string) {
@@ -162,7 +164,7 @@ export async function applyPaymentEvent(db: Db, ev: PaymentEvent, now: number): 
         RETURNING room, visitor_id`.execute(trx);
       if (rows.length) {
         await trx.updateTable('payments').set({ status: 'succeeded', updated_at: at }).where('id', '=', p.id).execute();
-        ended = { row: await moveStock(trx, p.sale_id, { reserved: -1, sold: 1 }), visitors: rows };
+        ended = { row: await moveStock(trx, p.sale_id, { reserved: -1, sold: 1 }), visitors: rows, paid: true };
         outcome = 'paid';
       } else {
         await trx

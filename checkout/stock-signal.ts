@@ -45,8 +45,6 @@ export interface StockSignal {
   ended(e: Ended): Promise<void>;
   /** Writes what is still coalescing and stops the timers. */
   flush(): Promise<void>;
-  /** These visitors' orders were paid: noted for the room's fairness report (best effort). */
-  sold(visitors: { room: string; visitor_id: string }[]): Promise<void>;
 }
 
 const RESULTS: Record<number, WriteResult> = { 1: 'written', 0: 'unchanged', [-1]: 'older' };
@@ -79,6 +77,15 @@ export function createStockSignal(redis: Redis, prefix: string, clock: () => num
     writing.add(w);
   };
 
+  /** These visitors' orders were paid: noted for the room's fairness report (best effort). */
+  const sold = async (visitors: Ended['visitors']) => {
+    try {
+      await Promise.all(visitors.map((v) => redis.sadd(soldVisitorsKey(prefix, v.room), v.visitor_id)));
+    } catch (e) {
+      onError(e); // only the report's share of units to flagged visitors is lower
+    }
+  };
+
   const released: StockSignal['released'] = async (visitors) => {
     if (!visitors.length) return;
     try {
@@ -100,18 +107,13 @@ export function createStockSignal(redis: Redis, prefix: string, clock: () => num
     },
     released,
     async ended(e) {
+      // Who bought is noted before the stock signal can say sold out (the fairness report reads it then).
+      if (e.paid) await sold(e.visitors);
       await Promise.all([publish(e.row), released(e.visitors)]);
     },
     async flush() {
       for (const sale of [...pending.keys()]) writePending(sale);
       await Promise.all([...writing]);
-    },
-    async sold(visitors) {
-      try {
-        await Promise.all(visitors.map((v) => redis.sadd(soldVisitorsKey(prefix, v.room), v.visitor_id)));
-      } catch (e) {
-        onError(e); // only the report's share of units to flagged visitors is lower
-      }
     },
   };
 }

@@ -44,8 +44,6 @@ const webhook: RoutePlugin = async (app, { ctx }) => {
     async (req) => {
       const { outcome, ended } = await applyPaymentEvent(ctx.db, req.body, ctx.clock());
       ctx.metrics.payments.inc({ outcome });
-      // Who bought is noted before the stock signal can say sold out (the report reads it then).
-      if (ended && outcome === 'paid') await ctx.signal.sold(ended.visitors);
       if (ended) await ctx.signal.ended(ended);
       return { received: true, outcome };
     },
