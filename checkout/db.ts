@@ -124,6 +124,20 @@ export function poolOf(db: Db): pg.Pool {
 
 export const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
 
+/**
+ * Brings the schema at `databaseUrl` up to date, on a connection of its own without the request
+ * timeouts (DB_TIMEOUTS): a migration may build an index for minutes, and a process that starts
+ * beside another waits on Kysely's migration lock for as long as that one migrates.
+ */
+export async function migrateDatabase(databaseUrl: string): Promise<string[]> {
+  const db = createDb(databaseUrl, 1, { connectMs: 10_000, statementMs: 0, answerMs: 0 });
+  try {
+    return await migrate(db);
+  } finally {
+    await db.destroy();
+  }
+}
+
 /** Brings the schema up to date; several processes starting at once serialise on Kysely's lock. */
 export async function migrate(db: Kysely<any>): Promise<string[]> {
   const migrator = new Migrator({ db, provider: new FileMigrationProvider({ fs, path, migrationFolder: MIGRATIONS_DIR }) });

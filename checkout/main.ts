@@ -7,7 +7,7 @@ import { createRedisClient } from '../shared/redis.js';
 import { createSessions, dummyHash } from './accounts.js';
 import { createAdmissionVerifier, type JwksOptions } from './admission.js';
 import type { Ctx } from './context.js';
-import { createDb, migrate } from './db.js';
+import { createDb, migrateDatabase } from './db.js';
 import { createMetrics } from './metrics.js';
 import { createProvider, type ProviderOptions } from './payments/provider.js';
 import { reconcilePayments } from './payments/reconcile.js';
@@ -56,7 +56,7 @@ export async function startCheckout(config: Config, opts: CheckoutOptions = {}):
   let sweeper: Sweeper | null = null;
   let provider: ReturnType<typeof createProvider> | null = null;
   try {
-    await migrate(db);
+    await migrateDatabase(config.databaseUrl);
     void dummyHash(); // computed now, so the first login with an unknown email is not slower than later ones
     const metrics = createMetrics();
     const log = (e: unknown) => app?.log.warn({ err: e }, 'stock signal not written');
