@@ -13,7 +13,7 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { startCheckout } from '../../checkout/main.js';
-import { answers } from '../../checkout/postgres.js';
+import { answers, createDatabaseIfMissing } from '../../checkout/postgres.js';
 import { freePort } from '../../shared/ports.js';
 import { audit, call, cleanRedis, createSale, jwksServer, testConfig, until, usersWithSessions } from './helpers.js';
 
@@ -61,12 +61,7 @@ async function ownPostgres(t: { teardown(fn: () => unknown): void }) {
 
 t.test('Postgres killed mid-traffic and started again', { skip: BIN ? false : 'no PostgreSQL binaries in /usr/lib/postgresql' }, async (t) => {
   const server = await ownPostgres(t);
-  {
-    const c = new pg.Client({ connectionString: server.adminUrl });
-    await c.connect();
-    await c.query('CREATE DATABASE checkout');
-    await c.end();
-  }
+  await createDatabaseIfMissing(server.adminUrl, 'checkout');
   const keys = await jwksServer(t);
   const config = testConfig(server.url, keys.url);
   cleanRedis(t, config);

@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig, type Config } from '../../shared/config.js';
 import { startCheckout, type Checkout, type CheckoutOptions } from '../../checkout/main.js';
 import { startGateway, type Gateway } from '../../waiting-room/server.js';
-import { ADMIN, call, productEnv } from '../checkout/helpers.js';
+import { createSale, productEnv } from '../checkout/helpers.js';
+import { OPEN_LIMITS, putRoom } from '../gateway/helpers.js';
 
 const CHILD = fileURLToPath(new URL('./gateway-child.ts', import.meta.url));
 
@@ -53,25 +54,14 @@ export async function shop(t: Teardown, tag: string, checkoutOpts: CheckoutOptio
 }
 
 export async function putSale(s: Shop, sale: string, fields: Record<string, unknown>) {
-  const now = Date.now();
-  const r = await call(s.checkout.url, 'PUT', `/admin/sales/${sale}`, {
-    token: ADMIN,
-    body: { name: `Sale ${sale}`, priceCents: 100, currency: 'EUR', startsAt: new Date(now - 60_000).toISOString(), endsAt: new Date(now + 3600_000).toISOString(), ...fields },
-  });
-  if (r.status !== 201) throw new Error(`sale: ${r.status} ${JSON.stringify(r.body)}`);
+  await createSale(s.checkout.url, sale, { priceCents: 100, ...fields });
 }
 
 export async function putShopRoom(s: Shop, room: string, fields: Record<string, unknown>) {
-  const r = await call(s.gateways[0]!, 'PUT', `/admin/rooms/${room}`, {
-    token: ADMIN,
-    body: {
-      sale: room, opensAt: new Date(Date.now() - 1000).toISOString(), prequeueSeconds: 0, checkoutUrl: `${s.checkout.url}/sales/${room}`,
-      captcha: { mode: 'off', threshold: 1 },
-      limits: { ip: { capacity: 1_000_000, refillPerSec: 1_000_000 }, subnet: { capacity: 1_000_000, refillPerSec: 1_000_000 }, room: { capacity: 1_000_000, refillPerSec: 1_000_000 } },
-      ...fields,
-    },
+  await putRoom(s.gateway, room, {
+    sale: room, opensAt: new Date(Date.now() - 1000).toISOString(), prequeueSeconds: 0, checkoutUrl: `${s.checkout.url}/sales/${room}`,
+    ...OPEN_LIMITS, ...fields,
   });
-  if (r.status !== 201) throw new Error(`room: ${r.status} ${JSON.stringify(r.body)}`);
 }
 
 /** Visitors admitted by each gateway process so far (its wr_admitted_total). */
