@@ -16,7 +16,7 @@ import { Draws } from '../waiting-room/draw.js';
 import { JoinBatcher } from '../waiting-room/join.js';
 import { createMetrics } from '../waiting-room/metrics.js';
 import { Rooms } from '../waiting-room/rooms.js';
-import { defineScripts } from '../waiting-room/scripts.js';
+import { defineScripts } from '../shared/scripts.js';
 import { isValidVisitorId, mintVisitorId, VISITOR_COOKIE, visitorCookie } from '../waiting-room/visitor.js';
 
 export interface BaselineOptions {

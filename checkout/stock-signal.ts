@@ -9,26 +9,15 @@
  * counters. The sweeper's rewrite heals a crash between a commit and its write.
  * When an order ends its visitor also leaves the room's active set.
  */
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import type { Redis, Result } from 'ioredis';
-import { PROJECT_ROOT } from '../shared/config.js';
+import type { Redis } from 'ioredis';
 import { activeKey, saleStockKey, soldVisitorsKey, stockChannel } from '../shared/keys.js';
+import { runScript } from '../shared/scripts.js';
 import type { StockCounters } from '../shared/stock.js';
 import type { Ended } from './orders.js';
 import { saleState, type SaleRow, type SaleState } from './sales.js';
 
-const PUBLISH_STOCK = readFileSync(path.join(PROJECT_ROOT, 'lua', 'publishStock-1.lua'), 'utf8');
-
 /** How long reserve batches' counters are coalesced before one write (ms). */
 export const RESERVE_SIGNAL_EVERY_MS = 50;
-
-declare module 'ioredis' {
-  interface RedisCommander<Context> {
-    /** lua/publishStock-1.lua: 1 written, 0 same version and state, -1 older than stored. */
-    publishStock(key: string, version: number, total: number, available: number, reserved: number, sold: number, state: string, now: number, channel: string, sale: string): Result<number, Context>;
-  }
-}
 
 export type WriteResult = 'written' | 'unchanged' | 'older';
 
@@ -50,11 +39,11 @@ export interface StockSignal {
 const RESULTS: Record<number, WriteResult> = { 1: 'written', 0: 'unchanged', [-1]: 'older' };
 
 export function createStockSignal(redis: Redis, prefix: string, clock: () => number, onError: (e: unknown) => void): StockSignal {
-  redis.defineCommand('publishStock', { numberOfKeys: 1, lua: PUBLISH_STOCK });
   const channel = stockChannel(prefix);
   const write: StockSignal['write'] = async (sale, c, state) => {
     try {
-      const r = await redis.publishStock(saleStockKey(prefix, sale), c.version, c.total, c.available, c.reserved, c.sold, state, clock(), channel, sale);
+      // lua/publishStock-1.lua: 1 written, 0 same version and state, -1 older than stored.
+      const r = Number(await runScript<number>(redis, 'publishStock', [saleStockKey(prefix, sale)], [c.version, c.total, c.available, c.reserved, c.sold, state, clock(), channel, sale]));
       return RESULTS[r] ?? null;
     } catch (e) {
       onError(e); // the sweeper rewrites it within a second

@@ -1,5 +1,5 @@
---[[
-  Writes a sale's stock signal unless a newer one is already there, and announces a change.
+--[[ publishStock: write a sale's stock signal unless a newer one is already there, and announce a change.
+  Caller: checkout/stock-signal.ts write(). Its one key is in the sale's own hash tag.
 
   Input:
     KEYS[1] the sale's stock hash (shared/keys.ts saleStockKey)

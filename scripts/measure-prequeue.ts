@@ -11,7 +11,8 @@ import { createRedis } from '../shared/redis.js';
 import { MAX_ADMIT_PER_CALL } from '../waiting-room/admitter.js';
 import { roomKeys } from '../shared/keys.js';
 import { preMember } from '../waiting-room/draw.js';
-import { admitBatch, defineScripts, Gate, lookupVisitor } from '../waiting-room/scripts.js';
+import { defineScripts } from '../shared/scripts.js';
+import { admitBatch, Gate, lookupVisitor } from '../waiting-room/scripts.js';
 
 const n = Number(process.argv[2] ?? 1_000_000);
 const config = loadConfig(process.env);

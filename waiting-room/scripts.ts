@@ -1,30 +1,19 @@
 /**
  * The one typed layer over the gateway's Redis scripts (lua/*.lua): every script call of the
- * product goes through a function here, which builds its KEYS (names from shared/keys.ts) and ARGV
+ * gateway goes through a function here, which builds its KEYS (names from shared/keys.ts) and ARGV
  * and turns its tuple reply into a typed result. Nothing else assembles KEYS/ARGV or decodes a
- * script reply.
- *
- * Loading and versions: each script is read once, its `--@include name` lines replaced by
- * lua/include/name.lua, and registered on a client with ioredis defineCommand (EVALSHA, reloaded
- * on NOSCRIPT) under the name `<script>:<first 8 hex of its SHA-1>`, e.g. `joinBatch:1a2b3c4d`,
- * so two versions of a script never share a command name. test/scripts/shas.test.ts pins every
- * SHA: a changed script is a visible change in that test's diff.
+ * script reply. Loading and versions: shared/scripts.ts.
  *
  * Calling convention: every call passes its key count first (numberOfKeys is not fixed at
  * definition), so a script may take a variable number of keys (joinBatch: 8 + 3 per entry) and
  * every key it touches is in KEYS, as Redis Cluster requires. The number in a file's name
  * (`<verbNoun>-<numKeys>.lua`) is its count of fixed keys.
  */
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import type { Redis } from 'ioredis';
-import { PROJECT_ROOT } from '../shared/config.js';
 import { roomKeys, signingKeysKey } from '../shared/keys.js';
+import { runScript as run, type Arg } from '../shared/scripts.js';
 import type { RoomConfig } from './room-config.js';
 import type { RoomState } from './rooms.js';
-
-const LUA_DIR = path.join(PROJECT_ROOT, 'lua');
 
 // ------------------------------------------------------------------------------------ codes
 
@@ -80,64 +69,6 @@ export type SaveConfigReply = (typeof SaveConfigReply)[keyof typeof SaveConfigRe
 /** putSigningKey's mode. */
 export const SigningKeyMode = { init: 'init', rotate: 'rotate' } as const;
 export type SigningKeyMode = (typeof SigningKeyMode)[keyof typeof SigningKeyMode];
-
-// ------------------------------------------------------------------------------------ loading
-
-/** Every script file (`lua/<verbNoun>-<fixed key count>.lua`); its name is the part before the dash. */
-export const SCRIPT_FILES = ['joinBatch-8', 'admitBatch-11', 'lookupVisitor-4', 'saveRoomConfig-3', 'putSigningKey-1'] as const;
-type NameOf<F> = F extends `${infer N}-${number}` ? N : never;
-export type ScriptName = NameOf<(typeof SCRIPT_FILES)[number]>;
-
-export interface LoadedScript {
-  name: ScriptName;
-  file: string;
-  /** Keys every call passes (joinBatch passes 3 more per entry). */
-  fixedKeys: number;
-  /** The source as sent to Redis, includes expanded. */
-  lua: string;
-  /** SHA-1 of `lua`, as Redis computes it (SCRIPT LOAD / EVALSHA). */
-  sha: string;
-  /** The ioredis command name: `<name>:<sha[0..8]>`. */
-  command: string;
-}
-
-export function loadLua(file: string): string {
-  const src = readFileSync(path.join(LUA_DIR, `${file}.lua`), 'utf8');
-  return src.replace(/^--@include (\w+)\s*$/gm, (_m, inc: string) => readFileSync(path.join(LUA_DIR, 'include', `${inc}.lua`), 'utf8'));
-}
-
-let loaded: Record<ScriptName, LoadedScript> | null = null;
-
-/** Every script, read and hashed once per process. */
-export function scripts(): Readonly<Record<ScriptName, LoadedScript>> {
-  loaded ??= Object.fromEntries(SCRIPT_FILES.map((file) => {
-    const name = file.split('-')[0] as ScriptName;
-    const lua = loadLua(file);
-    const sha = createHash('sha1').update(lua).digest('hex');
-    return [name, { name, file, fixedKeys: Number(file.split('-')[1]), lua, sha, command: `${name}:${sha.slice(0, 8)}` }];
-  })) as Record<ScriptName, LoadedScript>;
-  return loaded;
-}
-
-/** Register every script on `redis` (done by the first call anyway; start-up does it up front). */
-export function defineScripts(redis: Redis): Redis {
-  for (const s of Object.values(scripts())) define(redis, s);
-  return redis;
-}
-
-type Arg = string | number;
-type ScriptFn = (numKeys: number, ...keysThenArgs: Arg[]) => Promise<unknown>;
-
-function define(redis: Redis, s: LoadedScript): ScriptFn {
-  const has = redis as unknown as Record<string, ScriptFn | undefined>;
-  if (!has[s.command]) redis.defineCommand(s.command, { lua: s.lua });
-  return has[s.command]!;
-}
-
-function run<T>(redis: Redis, name: ScriptName, keys: string[], argv: Arg[]): Promise<T> {
-  const fn = define(redis, scripts()[name]);
-  return fn.call(redis, keys.length, ...keys, ...argv) as Promise<T>;
-}
 
 // ------------------------------------------------------------------------------------ joinBatch
 

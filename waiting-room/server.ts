@@ -29,7 +29,7 @@ import { registerOpsRoutes } from './routes/ops.js';
 import { registerPageRoutes } from './routes/pages.js';
 import { registerQueueRoutes } from './routes/queue.js';
 import { registerWsRoute } from './routes/ws.js';
-import { defineScripts } from './scripts.js';
+import { defineScripts } from '../shared/scripts.js';
 import { KeyRing } from './tokens.js';
 
 export type { GatewayContext } from './context.js';

@@ -6,7 +6,7 @@
 import t from 'tap';
 import type { Redis } from 'ioredis';
 import { startFakeSiteverify } from '../../waiting-room/defence/fake-siteverify.js';
-import { scripts } from '../../waiting-room/scripts.js';
+import { scripts } from '../../shared/scripts.js';
 import { fixture, openRoom } from './fixture.js';
 
 function countCommands(redis: Redis): string[] {

@@ -8,12 +8,14 @@
  * and their typed results are checked on the way.
  */
 import t from 'tap';
-import { roomKeys, signingKeysKey } from '../../shared/keys.js';
+import { roomKeys, saleStockKey, signingKeysKey } from '../../shared/keys.js';
 import { scanKeys } from '../../shared/redis.js';
 import { defaultRoomConfig } from '../../waiting-room/room-config.js';
+import { scripts, type ScriptName } from '../../shared/scripts.js';
+import { createStockSignal } from '../../checkout/stock-signal.js';
 import {
-  admitBatch, Gate, joinBatch, lookupVisitor, putSigningKey, SaveConfigReply, saveRoomConfig, scripts, SigningKeyMode,
-  type JoinBatchEntry, type ScriptName,
+  admitBatch, Gate, joinBatch, lookupVisitor, putSigningKey, SaveConfigReply, saveRoomConfig, SigningKeyMode,
+  type JoinBatchEntry,
 } from '../../waiting-room/scripts.js';
 import { hashTag, privateRedis, trace, type ScriptRun } from './private-redis.js';
 
@@ -121,11 +123,17 @@ t.test('each script touches only the keys in its KEYS, all in its room\'s hash t
   t.equal(await checked('putSigningKey init again', () => putSigningKey(redis, prefix, { kid: 'k2', keyJson: '{}', mode: SigningKeyMode.init, now: opensAt }), null), 'k1', 'a racing init keeps the first key');
   t.equal(await checked('putSigningKey rotate', () => putSigningKey(redis, prefix, { kid: 'k3', keyJson: '{}', mode: SigningKeyMode.rotate, now: opensAt }), null), 'k3');
 
+  // checkout's script: the sale's stock signal, in the sale's own hash tag.
+  const signal = createStockSignal(redis, prefix, () => opensAt, (e) => { throw e; });
+  const counters = { total: 10, available: 9, reserved: 1, sold: 0 };
+  t.equal(await checked('publishStock', () => signal.write('sale-1', { ...counters, version: 2 }, 'active'), 'sale-1'), 'written');
+  t.equal(await checked('publishStock, an older version', () => signal.write('sale-1', { ...counters, version: 1 }, 'active'), 'sale-1'), 'older');
+
   t.same([...ran.keys()].sort(), Object.keys(scripts()).sort(), 'every script was exercised');
 
   // What the scripts left behind: every room key in the room's tag, and the one tagless key is the signing keys'.
   const left = await scanKeys(redis, `${prefix}:*`);
-  t.same(left.filter((k) => hashTag(k) !== room && k !== signingKeysKey(prefix)), [], 'no key outside the room\'s slot but the signing keys');
+  t.same(left.filter((k) => hashTag(k) !== room && k !== signingKeysKey(prefix) && k !== saleStockKey(prefix, 'sale-1')), [], 'no key outside the room\'s slot but the signing keys and the sale\'s stock');
   const k = roomKeys(prefix, room);
   for (const key of [k.ipBucket('198.51.100.1'), k.subnetBucket('198.51.100.0/24'), k.ipVisitors('198.51.100.1'), k.fairPost, k.active]) {
     t.ok(left.includes(key), `${key.slice(prefix.length + 1)} was written (the path that writes it ran)`);
