@@ -8,9 +8,9 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { loadConfig, type Config } from '../../shared/config.js';
-import { createRedis } from '../../shared/redis.js';
 import { createDatabaseIfMissing } from '../../checkout/postgres.js';
 import { startCheckout, type CheckoutOptions } from '../../checkout/main.js';
+import { dropKeys } from '../gateway/helpers.js';
 
 export const ADMIN = 'test-admin-token';
 export const WEBHOOK_SECRET = 'test-webhook-secret';
@@ -108,19 +108,7 @@ export function testConfig(databaseUrl: string, jwksUrl: string, extra: Record<s
 
 /** Deletes every Redis key under the config's prefix at the end of the test. */
 export function cleanRedis(t: Teardown, config: Config) {
-  t.teardown(async () => {
-    const r = createRedis(config.redisUrl);
-    try {
-      let cursor = '0';
-      do {
-        const [next, keys] = await r.scan(cursor, 'MATCH', `${config.redisPrefix}:*`, 'COUNT', 1000);
-        cursor = next;
-        if (keys.length) await r.del(...keys);
-      } while (cursor !== '0');
-    } finally {
-      r.disconnect();
-    }
-  });
+  t.teardown(() => dropKeys(config));
 }
 
 export interface World {

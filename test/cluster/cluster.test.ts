@@ -10,7 +10,8 @@ import { saleStockKey } from '../../shared/keys.js';
 import { startCheckout } from '../../checkout/main.js';
 import { createSale, jwksServer, testDatabase, testConfig as checkoutConfig } from '../checkout/helpers.js';
 import { gateway, getJson, join, OPEN_LIMITS, putRoom, testConfig, until } from '../gateway/helpers.js';
-import { dropKeys, redisCluster } from './harness.js';
+import { dropKeys } from '../gateway/helpers.js';
+import { redisCluster } from './harness.js';
 
 const backends = ['one Redis', 'Redis Cluster'] as const;
 

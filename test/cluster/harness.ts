@@ -7,8 +7,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startRedisCluster, type RedisCluster } from '../../scripts/redis-cluster.js';
-import { createRedisClient, dropPrefix } from '../../shared/redis.js';
-import type { Config } from '../../shared/config.js';
 
 interface Teardown { teardown(fn: () => unknown): void }
 
@@ -20,13 +18,3 @@ export async function redisCluster(t: Teardown, opts: { replicas?: number } = {}
   return cluster;
 }
 
-/** Delete a config's keys on whichever backend it names (each master scanned on a cluster). */
-export async function dropKeys(config: Config): Promise<void> {
-  const r = createRedisClient(config, { enableAutoPipelining: false });
-  r.on('error', () => {});
-  try {
-    await dropPrefix(r, config.redisPrefix);
-  } finally {
-    r.disconnect();
-  }
-}

@@ -9,7 +9,7 @@ import net from 'node:net';
 import t from 'tap';
 import { spawnService, type Service } from '../../scripts/procs.js';
 import { freePort } from '../../shared/ports.js';
-import { dropTestKeys } from '../gateway/helpers.js';
+import { dropKeys } from '../gateway/helpers.js';
 import { testDatabase } from '../checkout/helpers.js';
 import { randomUUID } from 'node:crypto';
 
@@ -47,7 +47,7 @@ t.test('three gateway processes on one port: the kernel spreads connections over
   const started: Service[] = [];
   t.teardown(async () => {
     await Promise.all(started.map((s) => s.stop()));
-    await dropTestKeys('redis://127.0.0.1:6379', prefix);
+    await dropKeys({ redisUrl: 'redis://127.0.0.1:6379', redisClusterNodes: [], redisPrefix: prefix });
   });
   // uWS sets SO_REUSEPORT only on a named port (a socket bound to port 0 is exclusive), so the
   // shared port is picked here and given to all three.
@@ -76,7 +76,7 @@ t.test('three gateway processes on one port: the kernel spreads connections over
 t.test('GATEWAY_PORT=0: a free port, printed', async (t) => {
   const prefix = `t-${randomUUID().slice(0, 8)}`;
   const gw = await spawnService('gateway', 'scripts/gateway.ts', { env: baseEnv({ REDIS_PREFIX: prefix, GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: '0' }) });
-  t.teardown(async () => { await gw.stop(); await dropTestKeys('redis://127.0.0.1:6379', prefix); });
+  t.teardown(async () => { await gw.stop(); await dropKeys({ redisUrl: 'redis://127.0.0.1:6379', redisClusterNodes: [], redisPrefix: prefix }); });
   t.ok(gw.port > 0, `listening on 127.0.0.1:${gw.port}`);
   t.equal((await fetch(`http://127.0.0.1:${gw.port}/healthz`, { signal: AbortSignal.timeout(5000) })).status, 200, 'and it answers there');
 });
@@ -89,7 +89,7 @@ t.test('checkout with CHECKOUT_WORKERS=2: two workers on one port, a killed work
   const svc = await spawnService('checkout', 'scripts/checkout.ts', { env, onLine: (l) => lines.push(l) });
   t.teardown(async () => {
     await svc.stop();
-    await dropTestKeys('redis://127.0.0.1:6379', prefix);
+    await dropKeys({ redisUrl: 'redis://127.0.0.1:6379', redisClusterNodes: [], redisPrefix: prefix });
   });
   // Both workers print their line (the same port: node:cluster shares the primary's handle).
   const workers = async () => {

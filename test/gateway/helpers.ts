@@ -1,8 +1,7 @@
 /** Shared set-up for the gateway tests: a config with its own Redis prefix, a gateway on port 0, cleanup. */
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { loadConfig, type Config } from '../../shared/config.js';
-import { dropPrefix } from '../../shared/redis.js';
+import { createRedisClient, dropPrefix } from '../../shared/redis.js';
 import { startGateway, type Gateway, type GatewayOptions } from '../../waiting-room/server.js';
 
 export const ADMIN = 'test-admin-token';
@@ -13,11 +12,12 @@ export function testConfig(extra: Record<string, string> = {}): Config {
 
 export interface Teardown { teardown(fn: () => unknown): void }
 
-/** Delete every key of a prefix (the test's own). */
-export async function dropTestKeys(redisUrl: string, prefix: string): Promise<void> {
-  const r = new Redis(redisUrl);
+/** Delete every key of a config's prefix (the test's own), on one Redis or on each master of a cluster. */
+export async function dropKeys(config: Pick<Config, 'redisUrl' | 'redisClusterNodes' | 'redisPrefix'>): Promise<void> {
+  const r = createRedisClient(config, { enableAutoPipelining: false });
+  r.on('error', () => {});
   try {
-    await dropPrefix(r, prefix);
+    await dropPrefix(r, config.redisPrefix);
   } finally {
     r.disconnect();
   }
@@ -28,7 +28,7 @@ export async function gateway(t: Teardown, config: Config, opts: GatewayOptions 
   const gw = await startGateway(config, { port: 0, admitter: false, ...opts });
   t.teardown(async () => {
     await gw.close();
-    await dropTestKeys(config.redisUrl, config.redisPrefix);
+    await dropKeys(config);
   });
   return gw;
 }
