@@ -153,10 +153,15 @@ export async function applyPaymentEvent(db: Db, ev: PaymentEvent, now: number): 
       return { outcome };
     }
     await lockSale(trx, p.sale_id);
-    const pay = await trx.selectFrom('payments').select('status').where('id', '=', p.id).forUpdate().executeTakeFirstOrThrow();
+    const pay = await trx.selectFrom('payments').select(['status', 'amount_cents', 'currency']).where('id', '=', p.id).forUpdate().executeTakeFirstOrThrow();
     let outcome: EventOutcome;
     let ended: Ended | undefined;
+    // A capture of another amount or currency than this payment's sells nothing: the payment stays
+    // pending (reconciliation asks the provider what it really charged) and the event is recorded.
+    const mismatch = (ev.data.amountCents !== undefined && ev.data.amountCents !== pay.amount_cents)
+      || (ev.data.currency !== undefined && ev.data.currency !== pay.currency);
     if (pay.status !== 'pending') outcome = 'ignored_final';
+    else if (ev.type === 'payment.succeeded' && mismatch) outcome = 'amount_mismatch';
     else if (ev.type === 'payment.succeeded') {
       const { rows } = await sql<{ room: string; visitor_id: string }>`
         UPDATE reservations SET status = 'paid', ended_at = ${at}

@@ -105,7 +105,8 @@ export const PaymentPendingSchema = Type.Object({ status: OneOf(['payment_pendin
 export const EVENT_TYPES = ['payment.processing', 'payment.succeeded', 'payment.failed'] as const;
 /**
  * A payment provider's event, as its webhook carries it. The amount and currency are what the
- * provider charged: checkout compares them with the payment before it sells a unit. Fields
+ * provider charged: a success whose amount or currency is not the payment's sells nothing
+ * (outcome `amount_mismatch`, orders.ts applyPaymentEvent). Fields
  * the provider may add later are allowed (and ignored).
  */
 export const PaymentEventSchema = Type.Object({

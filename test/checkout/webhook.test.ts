@@ -15,8 +15,8 @@ async function post(w: World, body: string, signature?: string) {
   if (signature !== undefined) headers['x-signature'] = signature;
   return call(w.url, 'POST', '/api/payments/webhook', { raw: body, headers });
 }
-const event = (type: string, paymentId: string, id = `evt_${randomUUID()}`) =>
-  JSON.stringify({ id, type, created: new Date().toISOString(), data: { paymentId } });
+const event = (type: string, paymentId: string, id = `evt_${randomUUID()}`, charged: { amountCents?: number; currency?: string } = {}) =>
+  JSON.stringify({ id, type, created: new Date().toISOString(), data: { paymentId, ...charged } });
 
 /** A reserved unit with a pending payment the provider will never answer (test_timeout). */
 async function pendingPayment(w: World, sale: string, user: { token: string }) {
@@ -49,8 +49,19 @@ t.test('webhook by hand', async (t) => {
   t.equal(garbage.status, 401);
   t.same(await audit(w.url, 's'), before, 'nothing changed');
 
+  // The sale costs 4999 EUR (createSale): a capture of anything else sells nothing.
+  for (const charged of [{ amountCents: 1, currency: 'EUR' }, { amountCents: 4999, currency: 'USD' }, { amountCents: 0 }]) {
+    const wrong = event('payment.succeeded', paymentId, undefined, charged);
+    const r = await post(w, wrong, signBody(WEBHOOK_SECRET, wrong));
+    t.same([r.status, r.body.outcome], [200, 'amount_mismatch'], `a capture of ${JSON.stringify(charged)}`);
+  }
+  t.same(await audit(w.url, 's'), before, 'a mismatched capture changed nothing');
+  t.equal((await call(w.url, 'GET', '/api/sales/s/purchase', { token: users[0]!.token })).body.status, 'in_progress', 'the shopper is still paying');
+
   const first = await post(w, ok, signBody(WEBHOOK_SECRET, ok));
   t.same([first.status, first.body.outcome], [200, 'paid']);
+  const exact = event('payment.succeeded', paymentId, undefined, { amountCents: 4999, currency: 'EUR' });
+  t.same((await post(w, exact, signBody(WEBHOOK_SECRET, exact))).body.outcome, 'ignored_final', 'the matching capture of a paid payment is final already');
   const paid = await audit(w.url, 's');
   t.same([paid.ok, paid.sold, paid.reserved, paid.available], [true, 1, 0, 2]);
 
