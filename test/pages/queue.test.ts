@@ -38,6 +38,8 @@ t.test('the position falls as others are admitted, then the page forwards to che
 
   const browser = await launch(t);
   const page = await open(browser);
+  const sockets: string[] = [];
+  page.on('websocket', (ws) => sockets.push(ws.url()));
   await page.goto(`${s.gw.url}/rooms/drop`);
   await showsPosition(page, 50);
   t.equal(await text(page, '#posText'), 'You are number 50 in line');
@@ -48,6 +50,7 @@ t.test('the position falls as others are admitted, then the page forwards to che
   await page.waitForFunction(() => document.getElementById('connText')?.textContent === 'Live');
   const vid = await visitorId(page);
   t.ok(vid, 'the visitor id is kept in localStorage');
+  t.ok(sockets.length > 0 && sockets.every((u) => !u.includes('vid=')), `the WebSocket URL carries no visitor id (the cookie does): ${sockets.join(', ')}`);
   t.equal((await me(s, 'drop', vid)).ticket, 50, 'the page joined as the 50th');
 
   // admit in steps; after each, the page shows exactly what the API says, and never more
