@@ -5,7 +5,7 @@
 import type uWS from 'uWebSockets.js';
 import { ensureToken } from '../admitter.js';
 import type { GatewayContext } from '../context.js';
-import { readJson, route } from '../http.js';
+import { faultCode, readJson, route } from '../http.js';
 import { etaSeconds, etaSecondsPerPlace } from '../live.js';
 import { roomKeys } from '../../shared/keys.js';
 import { entrantId } from '../draw.js';
@@ -61,10 +61,19 @@ export function registerQueueRoutes(app: uWS.TemplatedApp, ctx: GatewayContext):
       return reply.error(verdict.kind, verdict.reason ? { reason: verdict.reason } : {}, undefined, { 'set-cookie': cookies });
     }
     cookies.push(...verdict.setCookies);
-    const r = await ctx.batcher.join(view, {
-      vid, ip: verdict.ip, subnet: verdict.subnet, allowListed: verdict.allowListed, headerScore: verdict.headerScore, captchaPassed: verdict.captchaPassed,
-      arrivedAt: now,
-    });
+    let r;
+    try {
+      r = await ctx.batcher.join(view, {
+        vid, ip: verdict.ip, subnet: verdict.subnet, allowListed: verdict.allowListed, headerScore: verdict.headerScore, captchaPassed: verdict.captchaPassed,
+        arrivedAt: now,
+      });
+    } catch (err) {
+      if (faultCode(err) !== 'unavailable') throw err;
+      // Redis too slow or away: the join may still have been applied. The visitor keeps its id
+      // (cookie and body), so joining again gives back the same place instead of a second one.
+      log.warn({ err: err instanceof Error ? err.message : String(err) }, 'join: redis unavailable');
+      return reply.error('unavailable', { visitorId: vid }, undefined, { 'set-cookie': cookies });
+    }
     record(r.code === 'have' || r.code === 'new' || r.code === 'pre' ? 'joined' : r.code, verdict.ip, verdict.subnet, r.ticket);
     const headers = { 'set-cookie': cookies };
     switch (r.code) {
