@@ -7,8 +7,23 @@ import { gateway, join, OPEN_LIMITS, putRoom, testConfig } from './helpers.js';
 t.test('2,000 concurrent joins by 2,000 visitors get tickets 1..2,000, each once', async (t) => {
   const gw = await gateway(t, testConfig());
   await putRoom(gw, 'r', { opensAt: new Date(Date.now() - 1000).toISOString(), ...OPEN_LIMITS });
-  const replies = await Promise.all(Array.from({ length: 2000 }, () => join(gw, 'r')));
-  t.same(replies.filter((r) => r.status !== 200).map((r) => r.body), [], 'every join answered 200');
+  // A Redis too busy to answer within the command timeout (this machine's 2 cores are shared with
+  // other test files) sheds load with 503 unavailable + Retry-After, and gives the visitor its id:
+  // each visitor retries as the queue page does, with that id. A shed join that Redis applied all
+  // the same must then answer the same ticket, never a second one: tickets stay exactly 1..2,000.
+  let shed = 0;
+  const replies = await Promise.all(Array.from({ length: 2000 }, async () => {
+    let r = await join(gw, 'r');
+    for (let i = 0; i < 10 && r.status === 503 && r.body.error === 'unavailable'; i++) {
+      shed++;
+      t.ok(r.visitorId, 'a shed join still names its visitor');
+      await new Promise((ok) => setTimeout(ok, 1000));
+      r = await join(gw, 'r', r.visitorId);
+    }
+    return r;
+  }));
+  t.comment(`${shed} joins shed with 503 and retried`);
+  t.same(replies.filter((r) => r.status !== 200).map((r) => r.body), [], 'every visitor\'s join answered 200 (retrying a 503 as told)');
   const tickets = replies.map((r) => r.body.ticket as number).sort((a, b) => a - b);
   t.same(tickets, Array.from({ length: 2000 }, (_, i) => i + 1), 'tickets are exactly 1..2000');
   t.equal(new Set(replies.map((r) => r.visitorId)).size, 2000, '2,000 distinct visitor ids');
