@@ -13,8 +13,8 @@ export function testConfig(extra: Record<string, string> = {}): Config {
 export interface Teardown { teardown(fn: () => unknown): void }
 
 /** Delete every key of a config's prefix (the test's own), on one Redis or on each master of a cluster. */
-export async function dropKeys(config: Pick<Config, 'redisUrl' | 'redisClusterNodes' | 'redisPrefix'>): Promise<void> {
-  const r = createRedisClient(config, { enableAutoPipelining: false });
+export async function dropKeys(config: Pick<Config, 'redisUrl' | 'redisPrefix'> & Partial<Pick<Config, 'redisClusterNodes'>>): Promise<void> {
+  const r = createRedisClient({ redisUrl: config.redisUrl, redisClusterNodes: config.redisClusterNodes ?? [] }, { enableAutoPipelining: false });
   r.on('error', () => {});
   try {
     await dropPrefix(r, config.redisPrefix);
