@@ -89,6 +89,10 @@ export function createDb(databaseUrl: string, poolSize = 10, timeouts = DB_TIMEO
     query_timeout: timeouts.answerMs,
   });
   pool.on('error', () => {}); // an idle client lost (e.g. Postgres restarted): the pool replaces it
+  // A client checked out of the pool has no error listener of the pool's: a backend killed
+  // between two statements of a transaction would emit 'error' with nobody listening, an
+  // uncaught exception. The next statement on it rejects instead, and the pool drops it.
+  pool.on('connect', (client) => client.on('error', () => {}));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   pools.set(db, pool);
   return db;

@@ -41,6 +41,7 @@ export async function answers(adminUrl: string): Promise<boolean> {
 /** CREATE DATABASE unless it exists (two processes racing is fine). Returns true when created. */
 export async function createDatabaseIfMissing(adminUrl: string, database: string): Promise<boolean> {
   const c = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 3000 });
+  c.on('error', () => {}); // a server going away mid-way rejects the pending query instead
   await c.connect();
   try {
     const { rowCount } = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
