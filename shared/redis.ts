@@ -22,6 +22,7 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Config } from './config.js';
 import { keyPattern } from './keys.js';
+import { scripts } from './scripts.js';
 
 /** The fault-handling options of every client (the cluster constructor reuses them per node). */
 export const REDIS_FAULT_OPTIONS = Object.freeze({
@@ -76,6 +77,12 @@ export function isRedisUnavailable(err: unknown): boolean {
  * times out after `commandTimeout` (1 s) instead of waiting, so a route answers 503 meanwhile, and
  * the client refreshes the slot map every second and on every MOVED, so it finds the promoted
  * replica by itself. Sharded subscribers (one connection per master) carry SSUBSCRIBE.
+ *
+ * Script calls are left out of auto-pipelining: ioredis groups an auto-pipelined call by the slot
+ * of its first argument, which for our scripts is the key count (numberOfKeys is given per call),
+ * so two scripts on keys of different masters sent in one tick went into one pipeline and both
+ * failed "All keys in the pipeline should belong to the same slots allocation group"
+ * (redis/ioredis#2109). Every other command is grouped by its real first key and keeps it.
  */
 export function createCluster(nodes: readonly { host: string; port: number }[], opts: RedisOptions = {}, clusterOpts: ClusterOptions = {}): Cluster {
   const { enableAutoPipelining = true, ...redisOptions } = opts;
@@ -88,6 +95,7 @@ export function createCluster(nodes: readonly { host: string; port: number }[], 
     retryDelayOnClusterDown: 200,
     clusterRetryStrategy: (times) => Math.min(100 * times, 1000),
     redisOptions: { ...REDIS_FAULT_OPTIONS, ...redisOptions },
+    autoPipeliningIgnoredCommands: Object.values(scripts()).map((s) => s.command),
     ...clusterOpts,
   });
 }

@@ -6,7 +6,8 @@
 import t from 'tap';
 import WebSocket from 'ws';
 import { createRedisClient } from '../../shared/redis.js';
-import { saleStockKey } from '../../shared/keys.js';
+import { roomKeys, saleStockKey } from '../../shared/keys.js';
+import { lookupVisitor } from '../../waiting-room/scripts.js';
 import { startCheckout } from '../../checkout/main.js';
 import { createSale, jwksServer, testDatabase, testConfig as checkoutConfig } from '../checkout/helpers.js';
 import { gateway, getJson, join, OPEN_LIMITS, putRoom, testConfig, until } from '../gateway/helpers.js';
@@ -77,3 +78,22 @@ for (const backend of backends) {
     t.equal(room!.body.state, 'sold_out', 'the gateway heard it: a sale with no stock sells the room out');
   });
 }
+
+t.test('Redis Cluster: script calls on keys of two masters, sent in the same tick, each reach their own master', async (t) => {
+  const cluster = await redisCluster(t);
+  const config = testConfig({ REDIS_CLUSTER_NODES: cluster.seeds });
+  const redis = createRedisClient(config);
+  t.teardown(() => redis.disconnect());
+  // Two rooms whose keys live on different masters (the slot is the room's hash tag).
+  const rooms: string[] = [];
+  const owners = new Set<number>();
+  for (let i = 0; rooms.length < 2; i++) {
+    const owner = await cluster.masterOf(roomKeys(config.redisPrefix, `r${i}`).q);
+    if (!owners.has(owner)) { owners.add(owner); rooms.push(`r${i}`); }
+  }
+  // ioredis's auto-pipelining groups a call by the slot of its first argument: for a script
+  // that is the key count, not a key, so both calls went into one pipeline and failed.
+  const places = await Promise.all(rooms.map((room) => lookupVisitor(redis, config.redisPrefix, room, 'v1', 'v1')));
+  t.equal(places.length, 2, 'both answered');
+  t.same(places.map((p) => p.kind), ['none', 'none'], 'a visitor unknown to either room');
+});
