@@ -2,6 +2,8 @@
  * Starts checkout: migrations, the server (on 127.0.0.1 unless `opts.host` says otherwise), the sweeper. `npm start` calls
  * `ensurePostgres` first and passes its URL in `config.databaseUrl`.
  */
+import type { Logger } from 'pino';
+import { createLogger } from '../shared/log.js';
 import type { Config } from '../shared/config.js';
 import { createRedisClient } from '../shared/redis.js';
 import { createSessions, dummyHash } from './accounts.js';
@@ -38,6 +40,8 @@ export interface CheckoutOptions {
   reserveInFlight?: number;
   /** How long a client may take to send a request's headers and the whole request. */
   timeouts?: ServerTimeouts;
+  /** The logger (default shared/log.ts's, at config.logLevel and config.logFormat, on stdout). */
+  logger?: Logger;
 }
 
 export interface Checkout {
@@ -82,7 +86,7 @@ export async function startCheckout(config: Config, opts: CheckoutOptions = {}):
       provider,
       metrics,
     };
-    var app = buildServer(ctx, opts.timeouts);
+    var app = buildServer(ctx, opts.timeouts, config.logLevel === 'silent' ? false : (opts.logger ?? createLogger(config, 'checkout')));
     const host = opts.host ?? '127.0.0.1';
     await app.listen({ host, port: opts.port ?? config.checkoutPort });
     const port = (app.server.address() as { port: number }).port;

@@ -5,9 +5,10 @@
  * contract's `{error, message}` bodies with a code from errors.ts. `GET /openapi.json` is
  * generated from the same schemas (`@fastify/swagger`).
  */
+import type { Logger } from 'pino';
 import http from 'node:http';
 import type net from 'node:net';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { UNAVAILABLE_RETRY_AFTER_SECONDS } from '../shared/errors.js';
@@ -40,10 +41,12 @@ const EVERY_ROUTE: ErrorCode[] = ['internal', 'unavailable'];
 const WITH_INPUT: ErrorCode[] = ['bad_request'];
 const WITH_BODY: ErrorCode[] = ['payload_too_large', 'unsupported_media_type'];
 
-export function buildServer(ctx: Ctx, timeouts: ServerTimeouts = {}): FastifyInstance {
+export function buildServer(ctx: Ctx, timeouts: ServerTimeouts = {}, logger: Logger | false = false): FastifyInstance {
   const headersMs = timeouts.headersMs ?? 10_000;
   const app = Fastify({
-    logger: ctx.config.logLevel === 'silent' ? false : { level: ctx.config.logLevel },
+    ...(logger ? { loggerInstance: logger as FastifyBaseLogger } : { logger: false }),
+    // One line per request only at debug (shared/log.ts): the route's pattern, never the raw URL.
+    disableRequestLogging: true,
     bodyLimit: BODY_LIMIT,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
     return503OnClosing: true,
@@ -54,6 +57,11 @@ export function buildServer(ctx: Ctx, timeouts: ServerTimeouts = {}): FastifyIns
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setErrorHandler((e: FastifyError, req, reply) => answerError(e, req, reply));
+  if (logger && logger.isLevelEnabled('debug')) {
+    app.addHook('onResponse', async (req, reply) => {
+      req.log.debug({ method: req.method, route: req.routeOptions.url ?? '(no route)', status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+    });
+  }
   app.setNotFoundHandler((_req, reply) => reply.code(404).send(bodyOf('not_found')));
 
   app.register(swagger, {

@@ -13,6 +13,8 @@ export interface Config {
   readonly nodeEnv: string;
   readonly production: boolean;
   readonly logLevel: string;
+  /** LOG_FORMAT: `auto` (readable on a terminal, JSON otherwise), `json` or `pretty` (shared/log.ts). */
+  readonly logFormat: LogFormat;
   /** Redis connection URL (REDIS_URL); unused when `redisClusterNodes` is set. */
   readonly redisUrl: string;
   /**
@@ -110,6 +112,16 @@ function clusterNodes(raw: string | undefined): { host: string; port: number }[]
   });
 }
 
+export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, allowed: readonly T[], dflt: T): T {
+  const v = env[name];
+  if (v === undefined || v === '') return dflt;
+  if (!(allowed as readonly string[]).includes(v)) throw new ConfigError(`${name} must be one of ${allowed.join(', ')}, got "${v}"`);
+  return v as T;
+}
+
 function onOff(env: NodeJS.ProcessEnv, name: string, dflt: boolean): boolean {
   const raw = env[name];
   if (raw === undefined || raw === '') return dflt;
@@ -138,6 +150,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     nodeEnv,
     production,
     logLevel: env.LOG_LEVEL || 'info',
+    logFormat: oneOf(env, 'LOG_FORMAT', LOG_FORMATS, 'auto'),
     redisUrl: env.REDIS_URL || 'redis://127.0.0.1:6379',
     redisClusterNodes: Object.freeze(clusterNodes(env.REDIS_CLUSTER_NODES).map((n) => Object.freeze(n))),
     redisPrefix: env.REDIS_PREFIX || 'wr',

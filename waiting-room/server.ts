@@ -7,7 +7,8 @@
  */
 import uWS from 'uWebSockets.js';
 import type { Redis } from 'ioredis';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { createLogger } from '../shared/log.js';
 import type { Config } from '../shared/config.js';
 import { admittedChannel, configChannel, stockChannel } from '../shared/keys.js';
 import { createRedisClient } from '../shared/redis.js';
@@ -76,7 +77,7 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
   }
   const clock = opts.clock ?? Date.now;
   const prefix = config.redisPrefix;
-  const log = opts.logger ?? pino({ level: config.logLevel, name: 'gateway' });
+  const log = opts.logger ?? createLogger(config, 'gateway');
   const redis = defineScripts(createRedisClient(config));
   const sub = createRedisClient(config, { enableAutoPipelining: false });
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
