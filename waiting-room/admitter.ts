@@ -9,13 +9,22 @@ import { admittedChannel, parseStockSignal, roomKeys, saleStockKey, type StockSi
 import type { Metrics } from './metrics.js';
 import { isHeld, stateAt, type Rooms, type RoomView } from './rooms.js';
 import { FAIRNESS_SAMPLE } from './fairness.js';
-import { admitBatch, gateOf } from './scripts.js';
+import { admitBatch, Gate, gateOf } from './scripts.js';
 import { tokenExpiry, type KeyRing } from './tokens.js';
 
 /** Most visitors one admitBatch call admits (keeps each call well under 10 ms of Redis time). */
 export const MAX_ADMIT_PER_CALL = 250;
 /** Calls per room per tick when the credit allows more than one call's worth (high rates). */
 const MAX_CALLS_PER_TICK = 40;
+/**
+ * A room with nobody to admit (nobody waiting, or a gate that admits nobody: closed, sold out,
+ * scheduled) is not called every tick: it is probed at most this often with one HMGET of its
+ * queue counters (cheap, pipelined with the other idle rooms'), and called again as soon as the
+ * probe shows someone waiting. A join through this process, and any change of the room's state
+ * or stock, wake it at once; a join through another process is admitted within this delay.
+ */
+export const IDLE_PROBE_MS = 1000;
+const IDLE_GATES: ReadonlySet<Gate> = new Set([Gate.closed, Gate.soldOut, Gate.scheduled]);
 
 /**
  * One admitted-message batch on the pub/sub channel: [visitor id, token, expiresAt ms], and the
@@ -48,6 +57,8 @@ export function usedCutoff(stock: StockSignal | null): number {
 export class Admitter {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<number> | null = null;
+  /** Idle rooms (IDLE_PROBE_MS): room → clock ms of its next probe. */
+  private readonly idle = new Map<string, number>();
 
   constructor(
     private readonly redis: Redis,
@@ -57,7 +68,14 @@ export class Admitter {
     private readonly clock: () => number,
     private readonly metrics: Metrics,
     private readonly onError: (err: unknown) => void = () => {},
-  ) {}
+  ) {
+    rooms.onChange((room) => this.wake(room));
+  }
+
+  /** Someone joined `room` here, or its state changed: call it on the next tick. */
+  wake(room: string): void {
+    this.idle.delete(room);
+  }
 
   /** One tick over every room; returns how many visitors were admitted. */
   admitOnce(): Promise<number> {
@@ -66,26 +84,42 @@ export class Admitter {
   }
 
   private async tick(): Promise<number> {
-    let total = 0;
+    const now = this.clock();
+    const due: RoomView[] = [];
+    const probes: RoomView[] = [];
     for (const view of this.rooms.list()) {
-      if (this.clock() < view.opensAtMs) continue;
-      total += await this.admitRoom(view);
+      if (now < view.opensAtMs) continue;
+      const probeAt = this.idle.get(view.cfg.room);
+      if (probeAt === undefined) due.push(view);
+      else if (now >= probeAt) probes.push(view);
     }
+    if (probes.length > 0) {
+      const seen = await Promise.all(probes.map((v) => this.redis.hmget(roomKeys(this.prefix, v.cfg.room).q, 'next', 'at')));
+      probes.forEach((v, i) => {
+        const [next, at] = seen[i]!;
+        if (Number(next ?? 0) > Number(at ?? 0)) due.push(v);
+        else this.idle.set(v.cfg.room, now + IDLE_PROBE_MS);
+      });
+    }
+    let total = 0;
+    for (const view of due) total += await this.admitRoom(view);
     return total;
   }
 
   private async admitRoom(view: RoomView): Promise<number> {
     let total = 0;
     for (let i = 0; i < MAX_CALLS_PER_TICK; i++) {
-      const n = await this.admitCall(view);
-      total += n;
-      if (n < MAX_ADMIT_PER_CALL) break;
+      const { count, waiting, gate } = await this.admitCall(view);
+      total += count;
+      if (count === 0 && (waiting === 0 || IDLE_GATES.has(gate))) this.idle.set(view.cfg.room, this.clock() + IDLE_PROBE_MS);
+      else this.idle.delete(view.cfg.room);
+      if (count < MAX_ADMIT_PER_CALL) break;
     }
     return total;
   }
 
   /** One bounded admitBatch call: admit, sign, store, publish. */
-  private async admitCall(view: RoomView): Promise<number> {
+  private async admitCall(view: RoomView): Promise<{ count: number; waiting: number; gate: Gate }> {
     const started = performance.now();
     const { cfg } = view;
     const now = this.clock();
@@ -94,9 +128,10 @@ export class Admitter {
     const stock = parseStockSignal(await this.redis.hgetall(saleStockKey(this.prefix, cfg.sale)));
     // The room's own state machine decides (closed includes a sale checkout says has ended).
     const state = stateAt(cfg, view.opensAtMs, view.closesAtMs, now, stock);
+    const gate = gateOf(state, isHeld(stock));
     const r = await admitBatch(this.redis, this.prefix, cfg.room, {
       now, opensAtMs: view.opensAtMs, admitRatePerMin: cfg.admitRatePerMin, maxActive: cfg.maxActive,
-      tokenTtlMs: cfg.tokenTtlSeconds * 1000, most: MAX_ADMIT_PER_CALL, gate: gateOf(state, isHeld(stock)), fairnessSampleCap: FAIRNESS_SAMPLE,
+      tokenTtlMs: cfg.tokenTtlSeconds * 1000, most: MAX_ADMIT_PER_CALL, gate, fairnessSampleCap: FAIRNESS_SAMPLE,
       // The stock cap (CONTRACT.md section 7): the script decides from the signal's available units
       // (-1 = checkout does not know the sale, no cap) and the reservations it already shows.
       available: stock ? Math.max(0, stock.available) : -1, usedCutoff: usedCutoff(stock),
@@ -107,7 +142,7 @@ export class Admitter {
     this.metrics.admittedThrough.set({ room: cfg.room }, at);
     this.metrics.queued.set({ room: cfg.room }, r.waiting);
     this.metrics.active.set({ room: cfg.room }, r.active);
-    if (count === 0) return 0;
+    if (count === 0) return { count, waiting: r.waiting, gate };
     const items: [string, string, number][] = [];
     for (const { vid, ticket } of r.admitted) {
       const { token, expiresAt } = this.keys.sign({ sub: vid, room: cfg.room, sale: cfg.sale, ticket, ttlSeconds: cfg.tokenTtlSeconds });
@@ -129,7 +164,7 @@ export class Admitter {
     await this.redis.spublish(admittedChannel(this.prefix, cfg.room), JSON.stringify(notice));
     this.metrics.admitted.inc({ room: cfg.room }, count);
     this.metrics.admissionLag.observe((performance.now() - started) / 1000);
-    return count;
+    return { count, waiting: r.waiting, gate };
   }
 
   start(intervalMs: number): void {

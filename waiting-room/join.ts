@@ -42,6 +42,8 @@ export class JoinBatcher {
     private readonly clock: () => number,
     private readonly metrics: Metrics,
     private readonly draws: Draws,
+    /** Told after each batch Redis applied (the admitter wakes the room if it was idle). */
+    private readonly onJoined: (room: string) => void = () => {},
   ) {}
 
   join(view: RoomView, entry: JoinEntry): Promise<JoinResult> {
@@ -79,6 +81,7 @@ export class JoinBatcher {
       now, opensAtMs: view.opensAtMs, gate: gateOf(view.state, view.held), limits: cfg.limits, captcha: cfg.captcha,
       entries: entries.map((e) => ({ ...e, preMember: preMember(seed, e.vid), arrivedAt: e.arrivedAt ?? now })),
     }).then(({ at, places }) => {
+      this.onJoined(cfg.room);
       waiters.forEach((w, i) => {
         const { code, ticket: t, score, retryAfterSeconds } = places[i]!;
         const ticket = t > 0 ? t : null;

@@ -91,7 +91,8 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
   rooms.onChange((_room, view) => noteStateChange(redis, prefix, view, clock()));
   const draws = new Draws(redis, prefix);
   const live = new Live(app, redis, prefix, rooms, keys, metrics, draws);
-  const batcher = new JoinBatcher(redis, prefix, clock, metrics, draws);
+  const admitter = new Admitter(redis, prefix, rooms, keys, clock, metrics, (err) => log.warn({ err }, 'admission tick failed'));
+  const batcher = new JoinBatcher(redis, prefix, clock, metrics, draws, (room) => admitter.wake(room));
   const ctx: GatewayContext = { config, redis, prefix, clock, rooms, live, batcher, keys, defence, recorder, log, metrics, draws };
 
   await keys.init();
@@ -123,6 +124,8 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
     }
   };
   await sub.subscribe(configChannel(prefix), stockChannel(prefix));
+  // Messages published while the subscriber was away are lost: reload once it is back.
+  sub.on('ready', () => { rooms.refresh().then(subscribeRooms).catch(() => {}); });
   sub.on('message', (channel: string, message: string) => {
     // A malformed message (another version, a stray PUBLISH) is logged and dropped: a throw here
     // would surface inside ioredis's reply parser.
@@ -152,7 +155,6 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
   const subTimer = setInterval(() => { subscribeRooms().catch(() => {}); }, 1000);
   const keyTimer = setInterval(() => { keys.reload().catch(() => {}); }, 1000);
   live.start(opts.positionIntervalMs ?? 1000, (err) => log.warn({ err }, 'position round failed'));
-  const admitter = new Admitter(redis, prefix, rooms, keys, clock, metrics, (err) => log.warn({ err }, 'admission tick failed'));
   if (opts.admitter !== false) admitter.start(opts.admitIntervalMs ?? 100);
 
   let closed = false;
