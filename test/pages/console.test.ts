@@ -6,7 +6,8 @@
  */
 import t from 'tap';
 import type { Page } from 'playwright-core';
-import { ADMIN, launch, open, pageErrors, shot, stack, viewShots } from './harness.js';
+import { OPEN_LIMITS } from '../gateway/helpers.js';
+import { ADMIN, cutLabels, launch, open, pageErrors, shot, stack, viewShots } from './harness.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const text = (page: Page, sel: string) => page.locator(sel).innerText();
@@ -167,5 +168,48 @@ t.test('on a phone: a room opened by name, created when missing', async (t) => {
   t.equal(overflow, 0, 'nothing wider than the phone');
   await page.evaluate(() => window.scrollTo(0, 0));
   await shot(page, 'console-new-room-phone', false);
+  t.same(pageErrors(page), []);
+});
+
+t.test('the picker says a room’s true state and name, the fairness tile counts the first admitted, no label is cut', async (t) => {
+  const s = await stack(t);
+  await s.admin('PUT', '/admin/rooms/gala', { ...OPEN_LIMITS, name: 'Gala Night', opensAt: iso(Date.now() - 60_000), prequeueSeconds: 0, admitRatePerMin: 6000 });
+  await s.admin('PUT', '/admin/rooms/later', { opensAt: iso(Date.now() + 3_600_000) });
+  for (let i = 0; i < 4; i++) await s.join('gala');
+  const browser = await launch(t);
+  const page = await open(browser, 1280);
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await page.addInitScript((tok) => sessionStorage.setItem('wr:adminToken', tok), ADMIN);
+  await page.goto(`${s.gw.url}/admin#room=gala`);
+  await page.waitForSelector('#roomView:not([hidden])');
+  t.equal(await text(page, '#roomName'), 'Gala Night', 'the display name heads the room');
+  t.match(await text(page, '#roomMeta'), /^room gala · sale gala/);
+  const option = (room: string) => page.locator(`#roomSelect option[value="${room}"]`).innerText();
+  t.equal(await option('gala'), 'Gala Night (gala) · open');
+  t.equal(await option('later'), 'later · scheduled');
+  await page.waitForFunction(() => /none admitted after open yet/.test(document.body.textContent ?? ''));
+
+  // someone is admitted after open: the tile says so, with the gateway's figure
+  while ((await s.gw.admitOnce!()) === 0) await new Promise((r) => setTimeout(r, 50));
+  const fair = (await s.admin('GET', '/admin/rooms/gala/stats')).body.fairness as { kendallTau: number | null; sample: number; overtakes: number };
+  t.ok(fair.sample > 0, `${fair.sample} admitted after open`);
+  const tile = figure(page, 'Fairness after open τ');
+  const value = typeof fair.kendallTau === 'number' ? new Intl.NumberFormat('en-US', { maximumFractionDigits: 2 }).format(fair.kendallTau) : 'in order';
+  await page.waitForFunction(([v, n]) => Array.from(document.querySelectorAll('.fig')).some((f) => f.querySelector('.k')?.textContent === 'Fairness after open τ'
+    && f.querySelector('.v')?.textContent === v && new RegExp(`in ${n} admitted$`).test(f.querySelector('.s')?.textContent ?? '')), [value, fair.sample] as const);
+  t.equal(await tile.innerText(), value);
+
+  // paused elsewhere (the API, not this console): the badge and the picker both say so
+  t.equal((await s.admin('POST', '/admin/rooms/gala/pause', {})).status, 200);
+  await page.waitForFunction(() => document.getElementById('stateBadge')?.textContent === 'paused');
+  await page.waitForFunction(() => document.querySelector('#roomSelect option[value="gala"]')?.textContent === 'Gala Night (gala) · paused');
+  t.equal(await option('gala'), 'Gala Night (gala) · paused', 'the picker does not say "open" while paused');
+  t.equal(await page.locator('#resumeBtn').isVisible(), true);
+
+  // nothing cut at a laptop's and a phone's size
+  t.same(await cutLabels(page), [], 'no label cut at 1280x800');
+  await viewShots(page, 'console-paused', 'body');
+  await page.setViewportSize({ width: 390, height: 844 });
+  t.same(await cutLabels(page), [], 'no label cut at 390x844');
   t.same(pageErrors(page), []);
 });

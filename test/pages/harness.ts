@@ -1,14 +1,18 @@
 /**
  * What the page tests share: headless Chromium (the system's, never a downloaded one), the real
  * gateway on its own Redis prefix, a tiny "checkout" page on 127.0.0.1 for admitted visitors to
- * land on, a stand-in for hCaptcha's script, and screenshots when SCREENSHOTS=1.
+ * land on, a stand-in for hCaptcha's script, and screenshots when SCREENSHOTS=1; `shop()` is the
+ * real gateway with the real checkout (its own Postgres database) for the pages that need both.
  */
 import http from 'node:http';
 import path from 'node:path';
 import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import type { Config } from '../../shared/config.js';
+import { loadConfig, type Config } from '../../shared/config.js';
+import { startCheckout, type Checkout } from '../../checkout/main.js';
+import { startGateway } from '../../waiting-room/server.js';
+import { productEnv } from '../checkout/helpers.js';
 import { createRedis } from '../../shared/redis.js';
 import { PROJECT_ROOT } from '../../shared/config.js';
 import { createDefence } from '../../waiting-room/defence/index.js';
@@ -141,4 +145,78 @@ export async function viewShots(page: Page, name: string, selector: string): Pro
     await shot(page, `${name}-${suffix}`, false);
   }
   await page.setViewportSize(size);
+}
+
+/** The whole shop: the real gateway and the real checkout (its own Postgres database), one Redis prefix. */
+export interface Shop extends Stack {
+  checkout: Checkout;
+  /** A shopper account at checkout, logged in: its session token. */
+  shopper(): Promise<string>;
+  /** Reserve a unit of `sale` with an admission token; the reservation id. */
+  reserve(sale: string, session: string, admission: string): Promise<string>;
+  /** Pay a reservation with the approving test card. */
+  pay(session: string, reservation: string): Promise<void>;
+  /** A sale at checkout. */
+  sale(sale: string, fields: Record<string, unknown>): Promise<void>;
+  /** The admission token of a visitor the room has admitted. */
+  claim(room: string, visitorId: string): Promise<string>;
+}
+
+export async function shop(t: Teardown, tag: string, opts: Omit<GatewayOptions, 'port'> = {}): Promise<Shop> {
+  const { env, stop } = await productEnv(t, tag);
+  const config = loadConfig(env);
+  const gw = await startGateway(config, { port: 0, admitter: false, ...opts });
+  stop(() => gw.close());
+  const checkout = await startCheckout(loadConfig({ ...env, GATEWAY_URL: gw.url, JWKS_URL: `${gw.url}/.well-known/jwks.json` }), { port: 0, poolSize: 4, provider: { delayMs: 50 } });
+  stop(() => checkout.close());
+  const api = async (base: string, method: string, p: string, body: unknown, headers: Record<string, string> = {}) => {
+    const res = await fetch(base + p, { method, headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers }, body: body === undefined ? undefined : JSON.stringify(body) });
+    return { status: res.status, body: (await res.json().catch(() => ({}))) as Record<string, unknown> };
+  };
+  const ok = <T extends { status: number; body: Record<string, unknown> }>(r: T, status: number, what: string): T => {
+    if (r.status !== status) throw new Error(`${what}: ${r.status} ${JSON.stringify(r.body)}`);
+    return r;
+  };
+  let shoppers = 0;
+  return {
+    gw, config, checkout,
+    admin: (method, p, body) => api(gw.url, method, p, body, { authorization: `Bearer ${ADMIN}` }),
+    join: (room) => api(gw.url, 'POST', `/api/rooms/${room}/join`, {}, { 'user-agent': 'Mozilla/5.0 (test shopper)', accept: '*/*', 'accept-language': 'en' }),
+    async shopper() {
+      const email = `shopper${++shoppers}-${Math.random().toString(36).slice(2, 8)}@example.com`;
+      return String(ok(await api(checkout.url, 'POST', '/api/users', { email, password: 'password123' }), 201, 'sign-up').body.sessionToken);
+    },
+    async reserve(sale, session, admission) {
+      const r = ok(await api(checkout.url, 'POST', `/api/sales/${sale}/reservations`, undefined, { authorization: `Bearer ${session}`, 'x-admission-token': admission }), 201, 'reserve');
+      return String(r.body.reservationId);
+    },
+    async pay(session, reservation) {
+      ok(await api(checkout.url, 'POST', `/api/reservations/${reservation}/payment`, { method: 'test_ok' }, { authorization: `Bearer ${session}` }), 202, 'pay');
+    },
+    async sale(sale, fields) {
+      const now = Date.now();
+      ok(await api(checkout.url, 'PUT', `/admin/sales/${sale}`, {
+        name: `Sale ${sale}`, priceCents: 4900, currency: 'EUR', total: 10,
+        startsAt: new Date(now - 60_000).toISOString(), endsAt: new Date(now + 3_600_000).toISOString(), ...fields,
+      }, { authorization: `Bearer ${ADMIN}` }), 201, 'sale');
+    },
+    async claim(room, visitorId) {
+      return String(ok(await api(gw.url, 'POST', `/api/rooms/${room}/claim`, {}, { 'x-visitor-id': visitorId }), 200, 'claim').body.token);
+    },
+  };
+}
+
+/** Elements whose text is cut: clipped (overflow hidden or an ellipsis) and wider than their box. */
+export async function cutLabels(page: Page): Promise<string[]> {
+  return page.evaluate(() => {
+    const out: string[] = [];
+    for (const e of Array.from(document.querySelectorAll<HTMLElement>('body *'))) {
+      if (!e.offsetParent || !e.textContent?.trim() || ['SCRIPT', 'STYLE', 'SELECT', 'OPTION', 'TEXTAREA', 'INPUT', 'CANVAS'].includes(e.tagName)) continue;
+      const cs = getComputedStyle(e);
+      const clips = cs.overflowX !== 'visible' || cs.textOverflow === 'ellipsis';
+      if (clips && e.scrollWidth > e.clientWidth + 1) out.push(`${e.tagName.toLowerCase()}${e.id ? '#' + e.id : ''}.${e.className}: ${e.textContent.trim().slice(0, 60)}`);
+    }
+    if (document.documentElement.scrollWidth > document.documentElement.clientWidth) out.push(`the page is ${document.documentElement.scrollWidth} px wide in ${document.documentElement.clientWidth}`);
+    return out;
+  });
 }

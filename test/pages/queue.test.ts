@@ -211,7 +211,7 @@ t.test('pre-queue: a calm countdown, then the drawn place; a scheduled room join
 t.test('paused, held and sold out are said plainly', async (t) => {
   const clock = manualClock(Date.now());
   const s = await stack(t, { clock: clock.now, admitter: false, positionIntervalMs: 200 });
-  await s.admin('PUT', '/admin/rooms/calm', { ...OPEN_LIMITS, opensAt: iso(clock.now() - 60_000), prequeueSeconds: 0, sale: 'calm-sale' });
+  await s.admin('PUT', '/admin/rooms/calm', { ...OPEN_LIMITS, name: 'Calm Before the Drop', opensAt: iso(clock.now() - 60_000), prequeueSeconds: 0, sale: 'calm-sale' });
   await s.join('calm');
   const browser = await launch(t);
   const page = await open(browser);
@@ -221,6 +221,8 @@ t.test('paused, held and sold out are said plainly', async (t) => {
   t.equal((await s.admin('POST', '/admin/rooms/calm/pause', {})).status, 200);
   await page.waitForFunction(() => document.getElementById('pill')?.textContent === 'Paused');
   t.equal(await text(page, '#note'), 'The queue is paused by the store; you keep your place.');
+  t.equal(await text(page, '#eta'), 'No estimate\nthe sale is paused', 'paused: no estimated time, the reason instead');
+  t.equal(await text(page, '#saleName'), 'Calm Before the Drop', 'the room’s display name, not its id');
   await s.admin('POST', '/admin/rooms/calm/resume', {});
   await page.waitForFunction(() => document.getElementById('pill')?.textContent === 'In line');
   t.equal(await page.locator('#note').isHidden(), true);
@@ -233,12 +235,12 @@ t.test('paused, held and sold out are said plainly', async (t) => {
   };
   await signal({ available: 0, reserved: 1, sold: 0, state: 'active' });
   await page.waitForFunction(() => document.getElementById('pill')?.textContent === 'On hold');
-  t.equal(await text(page, '#note'), 'All units are currently in someone’s cart; if one is released, the line moves again.');
+  t.equal(await text(page, '#note'), 'Every unit is in a cart or held for a shopper ahead of you. If one comes back, the line moves again.');
+  t.equal(await text(page, '#eta'), 'No estimate\nall units are in carts or held for shoppers ahead of you; a unit may come back', 'held: no estimated time');
   await signal({ available: 0, reserved: 0, sold: 1, state: 'sold_out' });
   await page.waitForFunction(() => document.getElementById('headline')?.textContent === 'Sold out');
   t.match(await text(page, '#lead'), /Thank you for waiting/);
-  t.equal(await page.title(), 'Sold out · Calm sale');
-  await shots(page, 'queue-sold-out');
+  t.equal(await page.title(), 'Sold out · Calm Before the Drop');
 
   // a fresh visitor to a sold-out room gets the same answer from the join (409 sold_out)
   const p2 = await open(browser);
