@@ -11,6 +11,7 @@ import { startGateway, type Gateway } from '../waiting-room/server.js';
 import { createRedisClient, dropPrefix } from '../shared/redis.js';
 import { roomPrefix } from '../shared/keys.js';
 import { describeError } from '../shared/errors.js';
+import { onLauncherGone } from '../shared/leftovers.js';
 import { ensureRedis, NoRedisError, type RedisHandle } from './redis.js';
 
 const DEMO_ROOM = 'demo';
@@ -30,6 +31,10 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void stopAll(0));
   process.on('SIGTERM', () => void stopAll(0));
   process.on('SIGHUP', () => void stopAll(0)); // the terminal closed
+  onLauncherGone((pid) => {
+    console.error(`npm start: the process that ran this one (pid ${pid}) is gone; stopping everything this command started.`);
+    void stopAll(1);
+  });
 
   const redis: RedisHandle = await ensureRedis(config.redisUrl, config.dataDir);
   stops.push(() => redis.stop());

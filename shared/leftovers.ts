@@ -1,8 +1,8 @@
 /**
  * Servers that `npm start` runs as its own children (the embedded PostgreSQL, a redis-server) must
  * not outlive it, and what a killed run left behind must not stop the next one. Each such child
- * gets a record next to its data (`<name>.run.json`: who started it, and its pid) and a watchdog:
- * a tiny detached Node process holding a pipe from the starter, which stops the child when the pipe
+ * gets a record next to its data (`<name>.run.json`: who started it, and its pid) and a watchdog
+ * (watchdog.cjs): a tiny detached Node process holding a pipe from the starter, which stops the child when the pipe
  * closes, i.e. when the starter is gone, however it ended (even `kill -9`). The next start reads
  * the record: a child still running whose starter is dead is stopped cleanly before a new one
  * starts. A process is known by its pid and its start time (Linux `/proc/<pid>/stat`), so a pid the
@@ -10,6 +10,18 @@
  */
 import { spawn } from 'node:child_process';
 import { openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/** From Linux `/proc/<pid>/stat`: state, parent, process group, start time; null elsewhere or when gone. */
+function procStat(pid: number): { state: string; ppid: number; pgrp: number; start: string } | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state: f[0] ?? '', ppid: Number(f[1]), pgrp: Number(f[2]), start: f[19] ?? '' };
+  } catch {
+    return null;
+  }
+}
 
 /**
  * A running process's identity: its start time on Linux (elsewhere '' when it runs), or null when
@@ -17,12 +29,9 @@ import { openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:f
  */
 export function processIdentity(pid: number): string | null {
   if (!Number.isInteger(pid) || pid <= 0) return null;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[0] === 'Z' || fields[0] === 'X' ? null : (fields[19] ?? '');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || process.platform === 'linux') return null;
+  if (process.platform === 'linux') {
+    const st = procStat(pid);
+    return st && st.state !== 'Z' && st.state !== 'X' ? st.start : null;
   }
   try {
     process.kill(pid, 0);
@@ -30,6 +39,30 @@ export function processIdentity(pid: number): string | null {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM' ? '' : null;
   }
+}
+
+/**
+ * Calls `onGone` (once) if a process between this one and the leader of its job dies: `npm start`
+ * runs npm → sh → tsx → node in one process group, and a `kill -9` of npm or tsx would otherwise
+ * leave this process serving on its ports, so that the next `npm start` could not listen. A
+ * process that leads its own group (started directly, by a service manager) watches nothing.
+ * Linux only; polls once a second.
+ */
+export function onLauncherGone(onGone: (pid: number) => void): void {
+  const self = procStat(process.pid);
+  if (!self) return;
+  const chain: { pid: number; start: string }[] = [];
+  for (let pid = self.ppid, st = procStat(pid); st && pid > 1 && st.pgrp === self.pgrp; pid = st.ppid, st = procStat(pid)) {
+    chain.push({ pid, start: st.start });
+  }
+  if (!chain.length) return;
+  const timer = setInterval(() => {
+    const gone = chain.find((c) => processIdentity(c.pid) !== c.start);
+    if (!gone) return;
+    clearInterval(timer);
+    onGone(gone.pid);
+  }, 1000);
+  timer.unref();
 }
 
 /** Is the process `pid` with this identity (from processIdentity) still running? */
@@ -91,28 +124,7 @@ export function leftover(recordFile: string): Leftover | null {
   return { pid: r.pid, owner: r.owner, ownerRuns: r.owner !== process.pid && stillRuns(r.owner, r.ownerIdentity) };
 }
 
-// Plain JavaScript, run by `node -e` (no loader, so it starts in tens of milliseconds). argv: pid,
-// identity, signal, and the record's path (only so that `ps` shows what it watches). When stdin ends (the starter is gone), signal the child if it is still the
-// same process, then exit.
-const WATCHDOG = `
-const fs = require('node:fs');
-const [pid, identity, signal] = [Number(process.argv[1]), process.argv[2], process.argv[3]];
-function ident() {
-  try {
-    const s = fs.readFileSync('/proc/' + pid + '/stat', 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return f[0] === 'Z' || f[0] === 'X' ? null : (f[19] || '');
-  } catch { if (process.platform === 'linux') return null; }
-  try { process.kill(pid, 0); return ''; } catch { return null; }
-}
-function fire() {
-  const now = ident();
-  if (now !== null && (identity === '' || now === identity)) { try { process.kill(pid, signal); } catch {} }
-  process.exit(0);
-}
-for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(s, () => {});
-process.stdin.on('end', fire).on('close', fire).on('error', fire).resume();
-`;
+const WATCHDOG = fileURLToPath(new URL('./watchdog.cjs', import.meta.url));
 
 export interface Guard {
   /** The child ended as planned: stop watching it and drop its record. */
@@ -126,7 +138,7 @@ export interface Guard {
 export function guardChild(recordFile: string, pid: number, signal: NodeJS.Signals): Guard {
   const record: RunRecord = { owner: process.pid, ownerIdentity: processIdentity(process.pid) ?? '', pid, identity: processIdentity(pid) ?? '' };
   writeFileSync(recordFile, JSON.stringify(record) + '\n');
-  const dog = spawn(process.execPath, ['-e', WATCHDOG, String(pid), record.identity, signal, recordFile], {
+  const dog = spawn(process.execPath, [WATCHDOG, String(pid), record.identity, signal, recordFile], {
     detached: true, // its own session: a Ctrl-C or hang-up of the terminal is not the starter ending
     stdio: ['pipe', 'ignore', 'ignore'],
   });

@@ -108,9 +108,13 @@ export async function place(t: Teardown, extraEnv: Record<string, string> = {}):
   return p;
 }
 
-/** Starts `npm start` (scripts/start.ts) in `p` (`env` overrides its environment). */
-export function start(p: Place, env: Record<string, string> = {}): Run {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'scripts/start.ts')], {
+/**
+ * Starts `npm start` in `p` (`env` overrides its environment): scripts/start.ts in one Node process,
+ * or with `viaNpm` the real `npm start` (npm → sh → tsx → node, npm leading the group).
+ */
+export function start(p: Place, env: Record<string, string> = {}, viaNpm = false): Run {
+  const [cmd, args] = viaNpm ? ['npm', ['start']] : [process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'scripts/start.ts')]];
+  const child: ChildProcess = spawn(cmd, args, {
     cwd: PROJECT_ROOT,
     env: { ...p.env, ...env },
     detached: true, // leads its own process group, as `npm start` in a terminal does
