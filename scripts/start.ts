@@ -1,28 +1,40 @@
 /**
  * `npm start`: the product on one machine with nothing set. Makes sure Redis is up (starting
  * one if needed), starts the gateway, creates (or updates) a demo room `demo` that opens about
- * 60 s from now with a pre-queue window, prints the URLs, and stops everything on Ctrl-C.
+ * 60 s from now with a pre-queue window, prints the URLs, and stops everything on Ctrl-C (or when
+ * start-up fails, after printing why). A Redis or Postgres it starts is stopped by a watchdog if
+ * this process is killed, and one that a killed earlier run left behind is stopped before the
+ * next run starts its own (shared/leftovers.ts), so a start after any crash comes back by itself.
  */
 import { ConfigError, loadConfig, type Config } from '../shared/config.js';
 import { startGateway, type Gateway } from '../waiting-room/server.js';
 import { createRedisClient, dropPrefix } from '../shared/redis.js';
 import { roomPrefix } from '../shared/keys.js';
+import { describeError } from '../shared/errors.js';
+import { onLauncherGone } from '../shared/leftovers.js';
 import { ensureRedis, NoRedisError, type RedisHandle } from './redis.js';
 
 const DEMO_ROOM = 'demo';
 
+/** What this run started, stopped last-first on Ctrl-C and when start-up fails half-way. */
+const stops: (() => Promise<void>)[] = [];
+let stopping = false;
+async function stopAll(code: number): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  for (const stop of stops.reverse()) await stop().catch((err: unknown) => console.error(`while stopping: ${describeError(err)}`));
+  process.exit(code);
+}
+
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
-  const stops: (() => Promise<void>)[] = [];
-  let stopping = false;
-  const stopAll = async (code: number) => {
-    if (stopping) return;
-    stopping = true;
-    for (const stop of stops.reverse()) await stop().catch((err: unknown) => console.error(err));
-    process.exit(code);
-  };
   process.on('SIGINT', () => void stopAll(0));
   process.on('SIGTERM', () => void stopAll(0));
+  process.on('SIGHUP', () => void stopAll(0)); // the terminal closed
+  onLauncherGone((pid) => {
+    console.error(`npm start: the process that ran this one (pid ${pid}) is gone; stopping everything this command started.`);
+    void stopAll(1);
+  });
 
   const redis: RedisHandle = await ensureRedis(config.redisUrl, config.dataDir);
   stops.push(() => redis.stop());
@@ -60,7 +72,7 @@ async function main(): Promise<void> {
     checkoutUrl = `${checkout.url}/sales/${demoSale}`;
     checkoutLine = `  checkout       ${checkoutUrl}`;
   } catch (err) {
-    console.error(`checkout did not start (the waiting room runs without it): ${err instanceof Error ? err.message : String(err)}`);
+    console.error(`checkout did not start (the waiting room runs without it): ${describeError(err)}`);
   }
 
   const res = await fetch(`${gateway.url}/admin/rooms/${DEMO_ROOM}`, {
@@ -81,6 +93,6 @@ Ctrl-C stops everything this command started.`);
 
 main().catch((err: unknown) => {
   if (err instanceof NoRedisError || err instanceof ConfigError) console.error(err.message);
-  else console.error(err);
-  process.exit(1);
+  else console.error(`npm start failed: ${describeError(err)}${err instanceof Error && err.stack ? `\n${err.stack}` : ''}`);
+  void stopAll(1);
 });

@@ -20,3 +20,24 @@ export interface ErrorSpec {
 export function errorBody(code: string, spec: ErrorSpec, fields: Record<string, unknown> = {}, message?: string): ErrorBody {
   return { error: code, message: message ?? spec.message, ...fields };
 }
+
+/**
+ * One line saying what went wrong, for a person: the message and the error code (`EADDRINUSE`,
+ * a Postgres SQLSTATE), the errors inside an AggregateError (a connection refused on every address
+ * has no message of its own), and the causes. Never `undefined`.
+ */
+export function describeError(err: unknown): string {
+  if (!(err instanceof Error)) {
+    if (err === undefined || err === null) return 'failed without saying why (no error was given)';
+    return typeof err === 'string' ? err : JSON.stringify(err) ?? String(err);
+  }
+  const code = (err as { code?: unknown }).code;
+  let text = err.message || err.name;
+  if (code !== undefined && !text.includes(String(code))) text += ` (${String(code)})`;
+  if (err instanceof AggregateError && err.errors.length) {
+    const inner = [...new Set(err.errors.map((e) => describeError(e)))];
+    text = err.message ? `${text}: ${inner.join('; ')}` : inner.join('; ');
+  }
+  if (err.cause !== undefined) text += `; caused by: ${describeError(err.cause)}`;
+  return text;
+}
