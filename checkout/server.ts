@@ -8,7 +8,7 @@
 import type { Logger } from 'pino';
 import http from 'node:http';
 import type net from 'node:net';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { UNAVAILABLE_RETRY_AFTER_SECONDS } from '../shared/errors.js';
@@ -46,7 +46,7 @@ export function buildServer(ctx: Ctx, timeouts: ServerTimeouts = {}, logger: Log
   const app = Fastify({
     ...(logger ? { loggerInstance: logger as FastifyBaseLogger } : { logger: false }),
     // One line per request only at debug (shared/log.ts): the route's pattern, never the raw URL.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
     return503OnClosing: true,

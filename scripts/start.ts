@@ -8,29 +8,17 @@
  */
 import { ConfigError, loadConfig, type Config } from '../shared/config.js';
 import { startGateway, type Gateway } from '../waiting-room/server.js';
-import { createRedisClient, dropPrefix } from '../shared/redis.js';
-import { roomPrefix } from '../shared/keys.js';
 import { describeError } from '../shared/errors.js';
 import { onLauncherGone } from '../shared/leftovers.js';
 import { ensureRedis, NoRedisError, type RedisHandle } from './redis.js';
+import { stopsOnSignals } from './stops.js';
+import { DEMO_NAME, freshDemo, putDemoRoom, putDemoSale } from './demo.js';
 
-const DEMO_ROOM = 'demo';
 
-/** What this run started, stopped last-first on Ctrl-C and when start-up fails half-way. */
-const stops: (() => Promise<void>)[] = [];
-let stopping = false;
-async function stopAll(code: number): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  for (const stop of stops.reverse()) await stop().catch((err: unknown) => console.error(`while stopping: ${describeError(err)}`));
-  process.exit(code);
-}
+const { stops, stopAll } = stopsOnSignals();
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
-  process.on('SIGINT', () => void stopAll(0));
-  process.on('SIGTERM', () => void stopAll(0));
-  process.on('SIGHUP', () => void stopAll(0)); // the terminal closed
   onLauncherGone((pid) => {
     console.error(`npm start: the process that ran this one (pid ${pid}) is gone; stopping everything this command started.`);
     void stopAll(1);
@@ -39,22 +27,15 @@ async function main(): Promise<void> {
   const redis: RedisHandle = await ensureRedis(config.redisUrl, config.dataDir);
   stops.push(() => redis.stop());
 
-  // Every start gets a fresh demo: the room's queue is emptied (a room that already opened cannot
-  // be moved back to a pre-queue) and the sale is new, so nothing sold in an earlier run shows.
-  const admin = createRedisClient(config);
-  await dropPrefix(admin, roomPrefix(config.redisPrefix, DEMO_ROOM));
-  admin.disconnect();
-  const demoSale = `demo-${new Date().toISOString().replace(/\D/g, '').slice(0, 14)}`;
+  const demo = await freshDemo(config);
 
   const gateway: Gateway = await startGateway(config, { host: config.gatewayHost ?? '127.0.0.1', trustedProxies: [...config.trustedProxies], admitter: config.admitter });
   stops.push(() => gateway.close());
 
-  const opensAt = new Date(Date.now() + 60_000).toISOString();
-
   // ---- checkout starts here: Postgres (embedded if none answers), the checkout service and the
   // demo sale. A failure is reported and the gateway keeps running without it. ----
   let checkoutLine = '  checkout       not running (see the message above)';
-  let checkoutUrl = `${config.checkoutUrl}/sales/${demoSale}`;
+  let salePage = `${config.checkoutUrl}/sales/${demo.sale}`;
   try {
     const { ensurePostgres } = await import('../checkout/postgres.js');
     const { startCheckout } = await import('../checkout/main.js');
@@ -63,28 +44,20 @@ async function main(): Promise<void> {
     const checkoutConfig: Config = Object.freeze({ ...config, databaseUrl: pg.databaseUrl });
     const checkout = await startCheckout(checkoutConfig);
     stops.push(() => checkout.close());
-    const sale = await fetch(`${checkout.url}/admin/sales/${demoSale}`, {
-      method: 'PUT',
-      headers: { authorization: `Bearer ${config.adminToken}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'Demo drop', priceCents: 4900, currency: 'EUR', total: 100, startsAt: opensAt, endsAt: new Date(Date.now() + 86_400_000).toISOString() }),
+    salePage = await putDemoSale(config, checkout.url, demo).catch((err: unknown) => {
+      console.error(`checkout: ${describeError(err)}`);
+      return salePage;
     });
-    if (!sale.ok) console.error(`checkout: could not create the demo sale: ${sale.status} ${await sale.text()}`);
-    checkoutUrl = `${checkout.url}/sales/${demoSale}`;
-    checkoutLine = `  checkout       ${checkoutUrl}`;
+    checkoutLine = `  checkout       ${salePage}`;
   } catch (err) {
     console.error(`checkout did not start (the waiting room runs without it): ${describeError(err)}`);
   }
 
-  const res = await fetch(`${gateway.url}/admin/rooms/${DEMO_ROOM}`, {
-    method: 'PUT',
-    headers: { authorization: `Bearer ${config.adminToken}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ sale: demoSale, checkoutUrl, opensAt, prequeueSeconds: 120, admitRatePerMin: 60, maxActive: 100, paused: false, closed: false }),
-  });
-  if (!res.ok) throw new Error(`could not create the demo room: ${res.status} ${await res.text()}`);
+  await putDemoRoom(config, gateway.url, demo, salePage);
 
   console.log(`
 Waiting room running.
-  queue page     ${gateway.url}/rooms/${DEMO_ROOM}   (room "${DEMO_ROOM}" opens at ${opensAt}, pre-queue open now)
+  queue page     ${gateway.url}/rooms/${demo.room}   (room "${demo.room}", ${DEMO_NAME}, opens at ${demo.opensAt}, pre-queue open now)
   admin console  ${gateway.url}/admin   (admin token: ${config.adminToken})
   JWKS           ${gateway.url}/.well-known/jwks.json
 ${checkoutLine}
