@@ -3,15 +3,9 @@
  * its fix.
  */
 import t from 'tap';
-import crypto, { randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { call, createSale, world } from '../checkout/helpers.js';
-
-const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
-/** A session token signed with the session secret (testConfig's), over any claims. */
-function session(claims: Record<string, unknown>): string {
-  const head = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`;
-  return `${head}.${crypto.createHmac('sha256', 'test-session-secret').update(head).digest('base64url')}`;
-}
+import { hs256 as session } from './fuzz.js';
 
 t.test('a validly signed session whose subject is not a user id is 401 unauthenticated, not a 500', async (t) => {
   const w = await world(t, 'found');
