@@ -15,6 +15,10 @@
 import crypto from 'node:crypto';
 import { promisify } from 'node:util';
 import { SignJWT } from 'jose';
+import { UUID_PATTERN } from './schemas.js';
+
+/** A session's subject is a user id (a UUID): anything else would reach Postgres's uuid columns. */
+const USER_ID = new RegExp(UUID_PATTERN);
 
 const scrypt = promisify(crypto.scrypt) as (pw: string, salt: Buffer, len: number, opts: crypto.ScryptOptions) => Promise<Buffer>;
 
@@ -83,7 +87,7 @@ export function createSessions(secret: string, clock: () => number): SessionSign
         const header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8'));
         if (header.alg !== 'HS256') return null;
         const c = JSON.parse(Buffer.from(p, 'base64url').toString('utf8'));
-        if (c.iss !== SESSION_ISSUER || c.aud !== SESSION_AUDIENCE || typeof c.sub !== 'string') return null;
+        if (c.iss !== SESSION_ISSUER || c.aud !== SESSION_AUDIENCE || typeof c.sub !== 'string' || !USER_ID.test(c.sub)) return null;
         if (typeof c.exp !== 'number' || clock() / 1000 >= c.exp) return null;
         return c.sub;
       } catch {
