@@ -115,7 +115,7 @@ export async function startCheckout(config: Config, opts: CheckoutOptions = {}):
         closing ??= (async () => {
           prov.close();
           await sw.stop();
-          await app.close();
+          await closeServer(app);
           await reserver.drain();
           await signal.flush();
           await db.destroy();
@@ -130,6 +130,22 @@ export async function startCheckout(config: Config, opts: CheckoutOptions = {}):
     await db.destroy().catch(() => {});
     redis.disconnect();
     throw e;
+  }
+}
+
+/**
+ * Close the server: in-flight requests finish, then every connection goes. Fastify closes the
+ * connections idle when close starts; one still serving a request then (a webhook delivery, a
+ * shopper's call) stays open after its answer, idle, until the client's keep-alive lapses: undici
+ * keeps it for the server's advertised 72 s, and close waited that long. So idle connections are
+ * closed again until the server has none.
+ */
+async function closeServer(app: { close(): Promise<unknown>; server: { closeIdleConnections(): void } }): Promise<void> {
+  const sweep = setInterval(() => app.server.closeIdleConnections(), 50);
+  try {
+    await app.close();
+  } finally {
+    clearInterval(sweep);
   }
 }
 

@@ -6,7 +6,7 @@ export const ADMISSION_ALG = 'EdDSA';
 export const DEFAULT_TOKEN_TTL_SECONDS = 600;
 /**
  * The longest token lifetime (`exp - iat`, seconds) a room may set (`tokenTtlSeconds`, checked
- * in waiting-room/room-validate.ts); checkout refuses any token that claims a longer one.
+ * in waiting-room/schemas.ts); checkout refuses any token that claims a longer one.
  */
 export const MAX_TOKEN_TTL_SECONDS = 3600;
 /** Clock skew checkout tolerates on `exp`/`iat`/`nbf` (seconds). */

@@ -1,16 +1,9 @@
 import t, { type Test } from 'tap';
 import { loadConfig, ConfigError } from '../shared/config.js';
 
-/** The error loadConfig throws for `env`; fails the test when it does not throw. */
+/** The ConfigError loadConfig throws for `env`: t.throws fails the test when it does not throw, or throws something else. */
 function refusal(t: Test, env: Record<string, string>): Error {
-  try {
-    loadConfig(env);
-  } catch (e) {
-    t.type(e, ConfigError);
-    return e as Error;
-  }
-  t.fail(`loadConfig(${JSON.stringify(env)}) did not throw`);
-  return new Error('did not throw');
+  return t.throws(() => loadConfig(env), ConfigError, `loadConfig(${JSON.stringify(env)}) is refused`) as Error;
 }
 
 t.test('defaults need nothing set', async (t) => {

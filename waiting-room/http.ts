@@ -179,6 +179,21 @@ export function faultCode(err: unknown): 'unavailable' | 'internal' {
   return isRedisUnavailable(err) ? 'unavailable' : 'internal';
 }
 
+const registered = new WeakMap<uWS.TemplatedApp, string[]>();
+const METHOD_NAME = { get: 'GET', post: 'POST', put: 'PUT', del: 'DELETE' } as const;
+
+/** Note `METHOD pattern` as registered on `app` (route() does; so does the WebSocket route). */
+export function noteRoute(app: uWS.TemplatedApp, method: keyof typeof METHOD_NAME, pattern: string): void {
+  let list = registered.get(app);
+  if (!list) registered.set(app, (list = []));
+  list.push(`${METHOD_NAME[method]} ${pattern}`);
+}
+
+/** Every route registered on `app`, as `METHOD pattern` (the OpenAPI test holds the document to it). */
+export function registeredRoutes(app: uWS.TemplatedApp): string[] {
+  return [...(registered.get(app) ?? [])];
+}
+
 /**
  * Register a route: copy the request, start reading the body, answer 400 for a malformed URL and
  * 500/503 on faults. Nothing thrown by the handler, synchronously or not, escapes into uWS.
@@ -186,6 +201,7 @@ export function faultCode(err: unknown): 'unavailable' | 'internal' {
 export function route(app: uWS.TemplatedApp, method: 'get' | 'post' | 'put' | 'del', pattern: string, log: Logger, fn: Handler): void {
   const params = (pattern.match(/:/g) ?? []).length;
   const limit = bodyLimitOf(pattern);
+  noteRoute(app, method, pattern);
   app[method](pattern, (res, req) => {
     const reply = new Reply(res, limit);
     let url = '';

@@ -15,7 +15,7 @@ import { createRedisClient } from '../shared/redis.js';
 import { Admitter, type AdmittedNotice } from './admitter.js';
 import type { GatewayContext } from './context.js';
 import { createDefence, type Defence } from './defence/index.js';
-import { Reply } from './http.js';
+import { registeredRoutes, Reply } from './http.js';
 import { JoinBatcher } from './join.js';
 import { Live } from './live.js';
 import { Draws } from './draw.js';
@@ -69,6 +69,8 @@ export interface Gateway {
   /** Reload the signing keys now, as the once-a-second reload does (tests). */
   reloadKeys?(): Promise<void>;
   metrics?: Metrics;
+  /** Every route registered, as `METHOD pattern` (the OpenAPI test compares them to the document). */
+  routes: string[];
 }
 
 export async function startGateway(config: Config, opts: GatewayOptions = {}): Promise<Gateway> {
@@ -163,6 +165,7 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
     url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
     redis,
     metrics,
+    routes: registeredRoutes(app),
     admitOnce: () => admitter.admitOnce(),
     positionsOnce: () => live.tick(),
     refreshRooms: () => rooms.refresh(),

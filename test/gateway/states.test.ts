@@ -6,7 +6,7 @@
 import t from 'tap';
 import WebSocket from 'ws';
 import { saleStockKey, stockChannel } from '../../shared/keys.js';
-import { ADMIN, adminHeaders, gateway, getJson, join, OPEN_LIMITS, putRoom, testConfig, until } from './helpers.js';
+import { ADMIN, adminHeaders, gateway, getJson, join, manualClock, OPEN_LIMITS, putRoom, testConfig, until } from './helpers.js';
 
 interface Msg { type: string; [k: string]: unknown }
 
@@ -23,8 +23,9 @@ function watch(url: string): Promise<{ ws: WebSocket; messages: Msg[] }> {
 const post = (url: string) => fetch(url, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}` } });
 
 t.test('pause and resume: visitors told, joins still accepted, admission stops', async (t) => {
-  const gw = await gateway(t, testConfig());
-  await putRoom(gw, 'r', { opensAt: new Date(Date.now() - 1000).toISOString(), admitRatePerMin: 60_000, ...OPEN_LIMITS });
+  const clock = manualClock(Date.now());
+  const gw = await gateway(t, testConfig(), { clock: clock.now });
+  await putRoom(gw, 'r', { opensAt: new Date(clock.now() - 1000).toISOString(), admitRatePerMin: 60_000, ...OPEN_LIMITS });
   const a = await join(gw, 'r');
   const w = await watch(`${gw.url.replace('http', 'ws')}/api/rooms/r/ws?vid=${a.visitorId}`);
   t.teardown(() => w.ws.close());
@@ -36,13 +37,15 @@ t.test('pause and resume: visitors told, joins still accepted, admission stops',
   await until(() => w.messages.find((m) => m.type === 'state' && m.state === 'paused'), 2000, 'state paused');
   const b = await join(gw, 'r');
   t.match(b, { status: 200, body: { ticket: 2, state: 'paused' } }, 'a paused room still accepts joins');
-  await new Promise((r) => setTimeout(r, 50));
-  t.equal(await gw.admitOnce!(), 0, 'a paused room admits nobody');
+  await gw.admitOnce!();
+  clock.advance(1000);
+  t.equal(await gw.admitOnce!(), 0, 'a paused room admits nobody, a second of credit notwithstanding');
   t.equal((await getJson(`${gw.url}/api/rooms/r`)).body.state, 'paused');
 
   t.equal((await post(`${gw.url}/admin/rooms/r/resume`)).status, 200);
   await until(() => w.messages.find((m) => m.type === 'state' && m.state === 'open'), 2000, 'state open');
-  await until(async () => (await gw.admitOnce!()) > 0 || (await getJson(`${gw.url}/api/rooms/r`)).body.admittedThrough === 2, 2000, 'admission resumed');
+  clock.advance(1000);
+  t.equal(await gw.admitOnce!(), 2, 'admission resumed: both admitted');
   await until(() => w.messages.find((m) => m.type === 'admitted'), 2000, 'admitted after resume');
   const audit = (await getJson(`${gw.url}/admin/rooms/r/audit`, adminHeaders())).body.entries as { action: string; changes: { field: string; old: unknown; new: unknown }[] }[];
   t.same(audit.map((e) => e.action), ['resume', 'pause', 'create'], 'audit newest first');
@@ -63,8 +66,9 @@ t.test('closed: joins refused with 409 closed, visitors told', async (t) => {
 
 t.test('stock signal: held admits nobody and says so; sold out within 2 s to every waiting visitor', async (t) => {
   const config = testConfig();
-  const gw = await gateway(t, config);
-  await putRoom(gw, 'r', { sale: 's1', opensAt: new Date(Date.now() - 1000).toISOString(), admitRatePerMin: 120, ...OPEN_LIMITS });
+  const clock = manualClock(Date.now());
+  const gw = await gateway(t, config, { clock: clock.now });
+  await putRoom(gw, 'r', { sale: 's1', opensAt: new Date(clock.now() - 1000).toISOString(), admitRatePerMin: 120, ...OPEN_LIMITS });
   const visitors = await Promise.all(Array.from({ length: 5 }, () => join(gw, 'r')));
   const sockets = await Promise.all(visitors.map((v) => watch(`${gw.url.replace('http', 'ws')}/api/rooms/r/ws?vid=${v.visitorId}`)));
   t.teardown(() => sockets.forEach((s) => s.ws.close()));
@@ -76,13 +80,15 @@ t.test('stock signal: held admits nobody and says so; sold out within 2 s to eve
 
   await signal({ total: 10, available: 0, reserved: 3, sold: 7 });
   await until(async () => (await getJson(`${gw.url}/api/rooms/r`)).body.held === true, 2000, 'held in public state');
-  await new Promise((r) => setTimeout(r, 50));
-  t.equal(await gw.admitOnce!(), 0, 'held: nobody admitted');
+  await gw.admitOnce!();
+  clock.advance(1000);
+  t.equal(await gw.admitOnce!(), 0, 'held: nobody admitted, a second of credit notwithstanding');
   await gw.positionsOnce!();
   await until(() => sockets[4]!.messages.find((m) => m.type === 'position' && m.held === true), 2000, 'held in position messages');
 
   await signal({ total: 10, available: 1, reserved: 2, sold: 7 });
-  t.equal(await until(async () => gw.admitOnce!(), 2000, 'a freed unit resumes admission'), 1, 'admission resumed');
+  // Each try has a second of credit (2 places at 120/min): the one freed unit admits one.
+  t.equal(await until(async () => { clock.advance(1000); return gw.admitOnce!(); }, 2000, 'a freed unit resumes admission'), 1, 'admission resumed');
 
   const started = Date.now();
   await signal({ total: 10, available: 0, reserved: 0, sold: 10 });

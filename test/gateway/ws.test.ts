@@ -110,19 +110,20 @@ t.test('position falls to 1, then admitted with a token that verifies against th
 
 t.test('key rotation: new tokens use the new kid, old tokens still verify, both keys published', async (t) => {
   const config = testConfig();
-  const gw = await gateway(t, config);
-  await putRoom(gw, 'r', { opensAt: new Date(Date.now() - 1000).toISOString(), admitRatePerMin: 6000, ...OPEN_LIMITS });
+  const clock = manualClock(Date.now());
+  const gw = await gateway(t, config, { clock: clock.now });
+  await putRoom(gw, 'r', { opensAt: new Date(clock.now() - 1000).toISOString(), admitRatePerMin: 6000, ...OPEN_LIMITS });
   const a = await join(gw, 'r');
-  await gw.admitOnce!();
-  await new Promise((r) => setTimeout(r, 20));
-  await gw.admitOnce!();
+  await gw.admitOnce!(); // starts the credit clock
+  clock.advance(20);
+  t.equal(await gw.admitOnce!(), 1, 'the first visitor admitted');
   const claimA = (await (await fetch(`${gw.url}/api/rooms/r/claim`, { method: 'POST', headers: { 'x-visitor-id': a.visitorId } })).json()) as { token: string };
   const rot = await fetch(`${gw.url}/admin/keys/rotate`, { method: 'POST', headers: { authorization: 'Bearer test-admin-token' } });
   t.equal(rot.status, 200);
   const { kid } = (await rot.json()) as { kid: string };
   const b = await join(gw, 'r');
-  await new Promise((r) => setTimeout(r, 20));
-  await gw.admitOnce!();
+  clock.advance(20);
+  t.equal(await gw.admitOnce!(), 1, 'the second visitor admitted');
   const claimB = (await (await fetch(`${gw.url}/api/rooms/r/claim`, { method: 'POST', headers: { 'x-visitor-id': b.visitorId } })).json()) as { token: string };
   t.equal(decodeProtectedHeader(claimB.token).kid, kid, 'new tokens carry the new kid');
   t.not(decodeProtectedHeader(claimA.token).kid, kid);
@@ -135,15 +136,16 @@ t.test('key rotation: new tokens use the new kid, old tokens still verify, both 
 
 t.test('admitted by one gateway, told on another: the WebSocket lives on a different process than the admitter', async (t) => {
   const config = testConfig();
-  const a = await gateway(t, config);
-  const b = await gateway(t, config);
-  await putRoom(a, 'r', { opensAt: new Date(Date.now() - 1000).toISOString(), admitRatePerMin: 60_000, ...OPEN_LIMITS });
+  const clock = manualClock(Date.now());
+  const a = await gateway(t, config, { clock: clock.now });
+  const b = await gateway(t, config, { clock: clock.now });
+  await putRoom(a, 'r', { opensAt: new Date(clock.now() - 1000).toISOString(), admitRatePerMin: 60_000, ...OPEN_LIMITS });
   const v = await join(a, 'r');
   const c = await connect(`${b.url.replace('http', 'ws')}/api/rooms/r/ws?vid=${encodeURIComponent(v.visitorId)}`);
   t.teardown(() => c.ws.close());
   await c.next((m) => m.type === 'position' && m.position === 1);
-  await a.admitOnce!();
-  await new Promise((r) => setTimeout(r, 20));
+  await a.admitOnce!(); // starts the credit clock
+  clock.advance(20);
   t.equal(await a.admitOnce!(), 1, 'gateway A admitted the visitor');
   const msg = await c.next((m) => m.type === 'admitted', 2000);
   const claim = await fetch(`${a.url}/api/rooms/r/claim`, { method: 'POST', headers: { 'x-visitor-id': v.visitorId } });
@@ -173,9 +175,10 @@ t.test('a pre-queue WebSocket waits with position null, then learns its drawn pl
 t.test('an admission step pushes positions at once to waiters on every process (no periodic round needed)', async (t) => {
   const config = testConfig();
   // Periodic rounds every 10 minutes: any update seen below comes from the push.
-  const a = await gateway(t, config, { positionIntervalMs: 600_000 });
-  const b = await gateway(t, config, { positionIntervalMs: 600_000 });
-  await putRoom(a, 'r', { opensAt: new Date(Date.now() - 1000).toISOString(), admitRatePerMin: 60, ...OPEN_LIMITS });
+  const clock = manualClock(Date.now());
+  const a = await gateway(t, config, { positionIntervalMs: 600_000, clock: clock.now });
+  const b = await gateway(t, config, { positionIntervalMs: 600_000, clock: clock.now });
+  await putRoom(a, 'r', { opensAt: new Date(clock.now() - 1000).toISOString(), admitRatePerMin: 60, ...OPEN_LIMITS });
   const first = await join(a, 'r');
   const second = await join(b, 'r');
   const third = await join(a, 'r');
@@ -184,7 +187,7 @@ t.test('an admission step pushes positions at once to waiters on every process (
   await cs[0]!.next((m) => m.type === 'position' && m.position === 2);
   await cs[1]!.next((m) => m.type === 'position' && m.position === 3);
   await a.admitOnce!(); // starts the credit clock
-  await new Promise((r) => setTimeout(r, 1100));
+  clock.advance(1100);
   t.equal(await a.admitOnce!(), 1, 'one admitted: the first visitor');
   const m2 = await cs[0]!.next((m) => m.type === 'position' && m.admittedThrough === 1, 3000);
   t.match(m2, { position: 1, admittedThrough: 1, queued: 2, state: 'open', etaSeconds: 1 });

@@ -12,21 +12,19 @@ import { entrantId, memberVisitor } from '../draw.js';
 import { queryParam, route, type Reply } from '../http.js';
 import { buildReport } from '../report.js';
 import { ROOM_NAME } from '../room-config.js';
+import { DrawQuery, validator } from '../schemas.js';
 import type { RoomView } from '../rooms.js';
 import { roomKeys } from '../../shared/keys.js';
 import type { GatewayContext } from '../context.js';
 
-/** Most entrants one page of the draw lists (CONTRACT.md section 8). */
-export const MAX_DRAW_PAGE = 10_000;
-const DEFAULT_DRAW_PAGE = 1000;
 const PAGE = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'pages', 'draw.html');
 
-/** A non-negative integer query parameter, its default when absent, or null when malformed. */
-function intParam(query: string, name: string, dflt: number): number | null {
+const checkDrawQuery = validator(DrawQuery);
+/** A query parameter of DrawQuery: its default when absent, a number when it is digits (the schema checks the range), else the text (refused). */
+function intParam(query: string, name: keyof typeof DrawQuery.properties): number | string {
   const raw = queryParam(query, name);
-  if (raw === undefined) return dflt;
-  if (!/^\d{1,9}$/.test(raw)) return null;
-  return Number(raw);
+  if (raw === undefined) return (DrawQuery.properties[name] as unknown as { default: number }).default;
+  return /^\d{1,15}$/.test(raw) ? Number(raw) : raw;
 }
 
 export function registerDrawRoutes(app: uWS.TemplatedApp, ctx: GatewayContext): void {
@@ -39,10 +37,10 @@ export function registerDrawRoutes(app: uWS.TemplatedApp, ctx: GatewayContext): 
   route(app, 'get', '/api/rooms/:room/draw', ctx.log, async (req, reply) => {
     const view = await findRoom(req.params[0], reply);
     if (!view) return;
-    const after = intParam(req.query, 'after', 0);
-    if (after === null) return reply.error('bad_request', { field: 'after' }, 'after must be a whole number (the last ticket already read, 0 to start).');
-    const limit = intParam(req.query, 'limit', DEFAULT_DRAW_PAGE);
-    if (limit === null || limit < 1 || limit > MAX_DRAW_PAGE) return reply.error('bad_request', { field: 'limit' }, `limit must be a whole number from 1 to ${MAX_DRAW_PAGE}.`);
+    const q = { after: intParam(req.query, 'after'), limit: intParam(req.query, 'limit') };
+    const v = checkDrawQuery(q);
+    if (!v.ok) return reply.error('bad_request', { field: v.field }, v.message);
+    const { after, limit } = q as { after: number; limit: number };
     const k = roomKeys(ctx.prefix, view.cfg.room);
     const n = await ctx.draws.openedCount(view.cfg.room, k.q);
     if (n === null) return reply.error('not_open', { opensAt: view.cfg.opensAt }, 'The draw is revealed when the room opens.');

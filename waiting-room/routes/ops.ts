@@ -1,7 +1,8 @@
-/** Operations routes: `/healthz`, `/metrics`, `/.well-known/jwks.json`. */
+/** Operations routes: `/healthz`, `/metrics`, `/.well-known/jwks.json`, `/openapi.json`. */
 import type uWS from 'uWebSockets.js';
 import type { GatewayContext } from '../context.js';
 import { route } from '../http.js';
+import { openApiDocument } from '../openapi.js';
 
 /** How long /healthz waits for Redis's PING before saying 503. */
 const HEALTH_TIMEOUT_MS = 1000;
@@ -21,5 +22,9 @@ export function registerOpsRoutes(app: uWS.TemplatedApp, ctx: GatewayContext): v
   });
   route(app, 'get', '/.well-known/jwks.json', ctx.log, async (_req, reply) => {
     reply.json(200, ctx.keys.jwks(), { 'cache-control': 'public, max-age=60' });
+  });
+  const doc = JSON.stringify(openApiDocument());
+  route(app, 'get', '/openapi.json', ctx.log, async (_req, reply) => {
+    reply.send(200, doc, { 'content-type': 'application/json', 'cache-control': 'public, max-age=300' });
   });
 }

@@ -14,7 +14,10 @@ import { outlook } from '../outlook.js';
 import { lookupVisitor, queueSnapshot } from '../scripts.js';
 import { tokenExpiry } from '../tokens.js';
 import { mintVisitorId, visitorCookie } from '../visitor.js';
+import { JoinBody, validator } from '../schemas.js';
 import { findRoom, visitorFrom } from './common.js';
+
+const checkJoin = validator(JoinBody);
 
 export function registerQueueRoutes(app: uWS.TemplatedApp, ctx: GatewayContext): void {
   const { config, redis, prefix, clock, defence, recorder, metrics, log } = ctx;
@@ -38,17 +41,14 @@ export function registerQueueRoutes(app: uWS.TemplatedApp, ctx: GatewayContext):
     if (!json) return;
     const view = await findRoom(ctx, req.params[0], reply);
     if (!view) return;
-    const extra = Object.keys(json).find((k) => k !== 'captchaToken');
-    if (extra) return reply.error('bad_request', { field: extra }, `${extra} is not a field of a join.`);
-    if (json.captchaToken !== undefined && (typeof json.captchaToken !== 'string' || json.captchaToken.length > 4000)) {
-      return reply.error('bad_request', { field: 'captchaToken' }, 'captchaToken must be a string.');
-    }
+    const valid = checkJoin(json);
+    if (!valid.ok) return reply.error('bad_request', { field: valid.field }, valid.message);
     const known = visitorFrom(config, req.headers);
     const vid = known ?? mintVisitorId(config.visitorSecret);
     const cookies = [visitorCookie(vid, req.headers['x-forwarded-proto'] === 'https')];
     const verdict = await defence.beforeJoin({
       room: view.cfg, socketIp: req.socketIp, headers: req.headers, visitorId: vid, newVisitor: !known,
-      captchaToken: json.captchaToken as string | undefined, now,
+      captchaToken: (json as JoinBody).captchaToken, now,
     });
     const record = (outcome: string, ip: string, subnet: string, ticket: number | null) => {
       metrics.joins.inc({ room: view.cfg.room, outcome });

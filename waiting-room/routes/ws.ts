@@ -5,7 +5,7 @@
  */
 import type uWS from 'uWebSockets.js';
 import type { GatewayContext } from '../context.js';
-import { copyRequest, faultCode, Reply } from '../http.js';
+import { copyRequest, faultCode, noteRoute, Reply } from '../http.js';
 import type { WsData } from '../live.js';
 import { lookupVisitor } from '../scripts.js';
 import { findRoom, visitorFrom } from './common.js';
@@ -17,6 +17,7 @@ export function registerWsRoute(app: uWS.TemplatedApp, ctx: GatewayContext): voi
     try { fn(...a); } catch (err) { log.error({ err }, `websocket ${what} failed`); }
   };
 
+  noteRoute(app, 'get', '/api/rooms/:room/ws');
   app.ws<WsData>('/api/rooms/:room/ws', {
     maxPayloadLength: 1024,
     maxBackpressure: 64 * 1024,
