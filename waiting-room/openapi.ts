@@ -9,6 +9,7 @@ import type { TSchema } from 'typebox';
 import { addErrorResponses, openApiPath } from '../shared/openapi.js';
 import { ERRORS, type ErrorCode } from './errors.js';
 import {
+  SaleRoomQuery,
   AdminRoom, AdminRooms, AnyObject, AuditAnswer, ClaimAnswer, DrawAnswer, DrawQuery, HealthAnswer, JoinAnswer, JoinBody, JwksAnswer,
   MeAnswer, PauseAnswer, ReportAnswer, RoomParam, RoomPatchBody, RoomStateAnswer, RotateAnswer, StatsAnswer,
 } from './schemas.js';
@@ -35,6 +36,10 @@ const WS_DESCRIPTION = 'Upgrade to a WebSocket (the visitor from the `wr_vid` co
 export const OPERATIONS: Record<string, Operation> = {
   'GET /rooms/:room': { summary: 'The queue page (HTML)', answer: { status: 200, media: 'text/html' }, static: true },
   'GET /rooms/:room/draw': { summary: 'The draw verifier page (HTML)', answer: { status: 200, media: 'text/html' }, static: true },
+  'GET /rooms': {
+    summary: "The sale's waiting room: 302 to its queue page (the open one first), or a 404 page when no room guards the sale",
+    query: SaleRoomQuery, answer: { status: 302 }, static: true,
+  },
   'GET /admin': { summary: 'The operator console (HTML; it asks for the admin token before any /admin/ call)', answer: { status: 200, media: 'text/html' }, static: true },
   'GET /api/rooms/:room': { summary: "A room's public state", answer: { status: 200, schema: RoomStateAnswer } },
   'POST /api/rooms/:room/join': {

@@ -98,6 +98,11 @@ export const AnyObject = Type.Object({});
 /** Most entrants one page of the draw lists (CONTRACT.md section 8). */
 export const MAX_DRAW_PAGE = 10_000;
 /** `GET /api/rooms/:room/draw?after=N&limit=L`. */
+/** GET /rooms?sale=: the sale whose waiting room a shopper is sent to. */
+export const SaleRoomQuery = Type.Object({
+  sale: Type.String({ maxLength: 200, description: "the sale's id, as checkout knows it" }),
+});
+
 export const DrawQuery = Type.Object({
   after: Type.Optional(Type.Integer({ minimum: 0, maximum: 999_999_999, default: 0, description: 'the last ticket already read (0 to start)' })),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_DRAW_PAGE, default: 1000 })),
