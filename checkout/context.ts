@@ -26,6 +26,8 @@ export interface Ctx {
   signal: StockSignal;
   provider: Provider;
   metrics: Metrics;
+  /** Payments pending longer than this are looked up at the provider (ms): the audit's deadlines follow from it. */
+  reconcileAfterMs: number;
 }
 
 /** A route plugin: registered by server.ts with `{ctx}` (and a prefix where it has one). */

@@ -51,6 +51,8 @@ export interface Database {
     currency: string;
     status: PaymentStatus;
     note: string | null;
+    /** The provider's refund of a `refunded` payment once it confirmed; null while owed. */
+    refund_id: Generated<string | null>;
     created_at: Generated<Date>;
     updated_at: Generated<Date>;
   };

@@ -12,7 +12,7 @@ import type { Ctx } from './context.js';
 import { createDb, migrateDatabase } from './db.js';
 import { createMetrics } from './metrics.js';
 import { createProvider, type ProviderOptions } from './payments/provider.js';
-import { reconcilePayments } from './payments/reconcile.js';
+import { reconcilePayments, unsettledPayments } from './payments/reconcile.js';
 import { createReserver } from './reserve.js';
 import { buildServer, type ServerTimeouts } from './server.js';
 import { createRoomNotice, noticingRooms } from './room-notice.js';
@@ -54,6 +54,7 @@ export interface Checkout {
 
 export async function startCheckout(config: Config, opts: CheckoutOptions = {}): Promise<Checkout> {
   const clock = opts.clock ?? Date.now;
+  const reconcileAfterMs = opts.reconcileAfterMs ?? 30_000;
   const db = createDb(config.databaseUrl, opts.poolSize ?? 10);
   const redis = createRedisClient(config);
   redis.on('error', () => {}); // ioredis reconnects; /healthz tells
@@ -66,7 +67,7 @@ export async function startCheckout(config: Config, opts: CheckoutOptions = {}):
     const log = (e: unknown) => app?.log.warn({ err: e }, 'stock signal not written');
     const signal = createStockSignal(redis, config.redisPrefix, clock, (e) => log(e));
     let selfUrl = '';
-    provider = createProvider(() => `${selfUrl}/api/payments/webhook`, config.paymentWebhookSecret, opts.provider, (e) =>
+    provider = createProvider(db, () => `${selfUrl}/api/payments/webhook`, config.paymentWebhookSecret, opts.provider, (e) =>
       app?.log.error({ err: e }, 'payment webhook not delivered'),
     );
     const notice = createRoomNotice(redis, config.redisPrefix, (e) => app?.log.warn({ err: e }, 'room not told of an admission'));
@@ -85,6 +86,7 @@ export async function startCheckout(config: Config, opts: CheckoutOptions = {}):
       signal,
       provider,
       metrics,
+      reconcileAfterMs,
     };
     var app = buildServer(ctx, opts.timeouts, config.logLevel === 'silent' ? false : (opts.logger ?? createLogger(config, 'checkout')));
     const host = opts.host ?? '127.0.0.1';
@@ -96,9 +98,17 @@ export async function startCheckout(config: Config, opts: CheckoutOptions = {}):
     sweeper = startSweeper(db, signal, clock, {
       ...sweeperOpts,
       run: opts.sweeper !== false,
-      reconcile: async (now) => {
-        const r = await reconcilePayments(db, prov0, now, opts.reconcileAfterMs ?? 30_000);
-        for (const outcome of r.outcomes) metrics.payments.inc({ outcome });
+      reconcile: async (now, full) => {
+        const r = await reconcilePayments(db, prov0, now, reconcileAfterMs, { full, onError: (e) => app.log.warn({ err: e }, 'payment not reconciled') });
+        for (const outcome of r.outcomes) {
+          metrics.payments.inc({ outcome });
+          metrics.reconciled.inc({ outcome });
+        }
+        metrics.refunds.inc(r.refunds);
+        if (!full) return r.ended;
+        const open = await unsettledPayments(db);
+        metrics.pendingPayments.set(open.pending);
+        metrics.refundsOwed.set(open.refundsOwed);
         return r.ended;
       },
       onExpired: (n) => metrics.expired.inc(n),

@@ -85,7 +85,7 @@ export interface PaymentStart {
   amountCents: number;
   currency: string;
   method: string;
-  /** False when a payment was already pending: the provider is not asked twice. */
+  /** False when a payment was already pending (the provider's charge is idempotent by its id). */
   isNew: boolean;
 }
 
@@ -127,11 +127,27 @@ export async function startPayment(db: Db, id: string, userId: string, method: s
 /**
  * Applies one provider event, exactly once (the event id is stored in the same transaction).
  * A payment's first final event (succeeded/failed) decides it; anything later changes nothing.
- * A success for a reservation that already ended (lapsed, cancelled) does not sell the unit,
- * which may already be someone else's: the payment is recorded as `refunded` (to be voided
- * at the provider) and the order stays ended.
+ * A failure fails the payment and returns the unit of a reservation still live.
+ * A capture of a live reservation sells its unit. A capture of a reservation that already
+ * ended (its unit back in stock) follows payments/reconcile.ts's policy, `lateCapture` below:
+ * the unit is sold if that breaks nothing, else the payment turns `refunded` (the refund itself
+ * is asked of the provider after the commit: `settlePaymentEvent`).
  */
 export async function applyPaymentEvent(db: Db, ev: PaymentEvent, now: number): Promise<{ outcome: EventOutcome; ended?: Ended | undefined }> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await applyOnce(db, ev, now);
+    } catch (e) {
+      // A late sale may meet a reservation batch inserting a live order for the same user
+      // (it waits on that row, the batch on our sale lock: a deadlock, or a unique violation
+      // once the batch commits): nothing was committed, and the next attempt sees that order.
+      const code = (e as { code?: unknown })?.code;
+      if ((code !== '40P01' && code !== '23505') || attempt >= 3) throw e;
+    }
+  }
+}
+
+async function applyOnce(db: Db, ev: PaymentEvent, now: number): Promise<{ outcome: EventOutcome; ended?: Ended | undefined }> {
   const at = new Date(now);
   const p = await db
     .selectFrom('payments')
@@ -152,7 +168,7 @@ export async function applyPaymentEvent(db: Db, ev: PaymentEvent, now: number): 
       const outcome: EventOutcome = fresh ? (p ? 'noted' : 'unknown_payment') : 'duplicate';
       return { outcome };
     }
-    await lockSale(trx, p.sale_id);
+    const sale = (await lockSale(trx, p.sale_id))!;
     const pay = await trx.selectFrom('payments').select(['status', 'amount_cents', 'currency']).where('id', '=', p.id).forUpdate().executeTakeFirstOrThrow();
     let outcome: EventOutcome;
     let ended: Ended | undefined;
@@ -171,14 +187,7 @@ export async function applyPaymentEvent(db: Db, ev: PaymentEvent, now: number): 
         await trx.updateTable('payments').set({ status: 'succeeded', updated_at: at }).where('id', '=', p.id).execute();
         ended = { row: await moveStock(trx, p.sale_id, { reserved: -1, sold: 1 }), visitors: rows, paid: true };
         outcome = 'paid';
-      } else {
-        await trx
-          .updateTable('payments')
-          .set({ status: 'refunded', updated_at: at, note: 'captured after the reservation ended: refunded, the unit was not sold' })
-          .where('id', '=', p.id)
-          .execute();
-        outcome = 'refunded';
-      }
+      } else ({ outcome, ended } = await lateCapture(trx, sale, p, at));
     } else {
       await trx.updateTable('payments').set({ status: 'failed', updated_at: at, note: ev.data.reason ?? null }).where('id', '=', p.id).execute();
       const r = await endLive(trx, p.sale_id, { id: p.reservation_id }, 'failed', at);
@@ -193,6 +202,46 @@ export async function applyPaymentEvent(db: Db, ev: PaymentEvent, now: number): 
     if (e instanceof DuplicateEvent) return { outcome: 'duplicate' };
     throw e;
   });
+}
+
+/**
+ * A capture for a reservation that already ended, under the sale row lock (payments/reconcile.ts
+ * has the policy). A lapsed reservation is sold after all if that breaks no invariant: the
+ * sale has not ended, a unit is available (taken from stock as a reservation would take it, then
+ * sold), and the shopper has no other live or paid order for the sale. A cancelled one (the
+ * shopper said no), or one that cannot be sold, is refunded: the payment turns `refunded`.
+ */
+async function lateCapture(trx: Tx, sale: SaleRow, p: { id: string; reservation_id: string; sale_id: string }, at: Date): Promise<{ outcome: EventOutcome; ended?: Ended }> {
+  const r = await trx.selectFrom('reservations').select(['status', 'user_id']).where('id', '=', p.reservation_id).forUpdate().executeTakeFirstOrThrow();
+  const other = await trx
+    .selectFrom('reservations')
+    .select('id')
+    .where('sale_id', '=', p.sale_id)
+    .where('user_id', '=', r.user_id)
+    .where('status', 'in', ['reserved', 'payment_pending', 'paid'])
+    .where('id', '<>', p.reservation_id)
+    .executeTakeFirst();
+  const why =
+    r.status !== 'expired' ? `the reservation was ${r.status}`
+    : at.getTime() >= sale.ends_at.getTime() ? 'the sale had ended'
+    : sale.available < 1 ? 'no unit was left'
+    : other ? 'the shopper already had another order for this sale'
+    : null;
+  if (why) {
+    const note = `captured after the reservation ended and ${why}: refunded, the unit was not sold`;
+    await trx.updateTable('payments').set({ status: 'refunded', updated_at: at, note }).where('id', '=', p.id).execute();
+    return { outcome: 'refunded' };
+  }
+  const { rows } = await sql<{ room: string; visitor_id: string }>`
+    UPDATE reservations SET status = 'paid', ended_at = ${at}
+    WHERE id = ${p.reservation_id} AND status = 'expired'
+    RETURNING room, visitor_id`.execute(trx);
+  await trx
+    .updateTable('payments')
+    .set({ status: 'succeeded', updated_at: at, note: 'captured after the reservation lapsed: sold from stock' })
+    .where('id', '=', p.id)
+    .execute();
+  return { outcome: 'paid_after_lapse', ended: { row: await moveStock(trx, p.sale_id, { available: -1, sold: 1 }), visitors: rows, paid: true } };
 }
 
 class DuplicateEvent extends Error {}
@@ -210,11 +259,19 @@ export async function purchaseOf(db: Db, sale: string, userId: string): Promise<
     .executeTakeFirst();
   if (!r) return { status: 'none' };
   const status = ({ paid: 'success', reserved: 'in_progress', payment_pending: 'in_progress', failed: 'failed', expired: 'expired', cancelled: 'cancelled' } as const)[r.status];
+  const pay = await db
+    .selectFrom('payments')
+    .select('status')
+    .where('reservation_id', '=', r.id)
+    .orderBy('created_at', 'desc')
+    .limit(1)
+    .executeTakeFirst();
   return {
     status,
     reservationId: r.id,
     reservationStatus: r.status,
     expiresAt: r.expires_at.toISOString(),
     ...(status === 'success' ? { orderId: r.id } : {}),
+    ...(pay ? { paymentStatus: pay.status } : {}),
   };
 }

@@ -127,13 +127,33 @@ export async function upsertSale(db: Db, sale: string, input: SaleInput): Promis
   });
 }
 
-/** Recounts the invariants of CONTRACT.md section 3 from the tables. */
-export async function auditSale(db: Db, sale: string) {
-  // One snapshot for every count, so a commit between two reads cannot fake a mismatch.
-  return db.transaction().setIsolationLevel('repeatable read').execute((trx) => recount(trx, sale));
+/**
+ * How long after its deadline a payment may still be unsettled before the audit fails (ms):
+ * a few reconciliation passes (every 2 s) and a provider that answered slowly once.
+ */
+export const SETTLE_GRACE_MS = 30_000;
+
+export interface AuditOptions {
+  /** The time of the audit (ms since the epoch; the service's clock). */
+  now: number;
+  /** Payments pending longer than this are reconciled (the service's reconcileAfterMs). */
+  reconcileAfterMs: number;
 }
 
-async function recount(db: Tx, sale: string) {
+/**
+ * Recounts the invariants of CONTRACT.md section 3 from the tables, and that payments settle:
+ * none still pending past its deadline (reconciliation's, payments/reconcile.ts: `afterMs` after
+ * it began and once its reservation ended, plus SETTLE_GRACE_MS), no refund still unconfirmed
+ * SETTLE_GRACE_MS after it was decided, and no refunded payment on a paid order.
+ */
+export async function auditSale(db: Db, sale: string, opts: AuditOptions = { now: Date.now(), reconcileAfterMs: 30_000 }) {
+  // One snapshot for every count, so a commit between two reads cannot fake a mismatch.
+  return db.transaction().setIsolationLevel('repeatable read').execute((trx) => recount(trx, sale, opts));
+}
+
+async function recount(db: Tx, sale: string, opts: AuditOptions) {
+  const graceBefore = new Date(opts.now - SETTLE_GRACE_MS);
+  const afterSecs = opts.reconcileAfterMs / 1000;
   const s = await getSale(db, sale);
   if (!s) return undefined;
   const { rows } = await sql<{
@@ -147,6 +167,9 @@ async function recount(db: Tx, sale: string) {
     paid_without_one_payment: number;
     successes_on_unpaid: number;
     refunds: number;
+    pending_overdue: number;
+    refunds_unconfirmed: number;
+    refunds_on_paid: number;
   }>`
     SELECT
       (SELECT count(*) FROM reservations WHERE sale_id = ${sale} AND status IN ('reserved', 'payment_pending')) AS reserved_counted,
@@ -162,7 +185,14 @@ async function recount(db: Tx, sale: string) {
       (SELECT count(*) FROM payments p JOIN reservations r ON r.id = p.reservation_id
           WHERE r.sale_id = ${sale} AND p.status = 'succeeded' AND r.status <> 'paid') AS successes_on_unpaid,
       (SELECT count(*) FROM payments p JOIN reservations r ON r.id = p.reservation_id
-          WHERE r.sale_id = ${sale} AND p.status = 'refunded') AS refunds
+          WHERE r.sale_id = ${sale} AND p.status = 'refunded') AS refunds,
+      (SELECT count(*) FROM payments p JOIN reservations r ON r.id = p.reservation_id
+          WHERE r.sale_id = ${sale} AND p.status = 'pending'
+          AND GREATEST(p.created_at + make_interval(secs => ${afterSecs}), COALESCE(r.ended_at, r.expires_at)) <= ${graceBefore}) AS pending_overdue,
+      (SELECT count(*) FROM payments p JOIN reservations r ON r.id = p.reservation_id
+          WHERE r.sale_id = ${sale} AND p.status = 'refunded' AND p.refund_id IS NULL AND p.updated_at <= ${graceBefore}) AS refunds_unconfirmed,
+      (SELECT count(*) FROM payments p JOIN reservations r ON r.id = p.reservation_id
+          WHERE r.sale_id = ${sale} AND p.status = 'refunded' AND r.status = 'paid') AS refunds_on_paid
   `.execute(db);
   const c = rows[0]!;
   const checks = {
@@ -173,6 +203,8 @@ async function recount(db: Tx, sale: string) {
     oneOrderPerUser: c.duplicate_user_orders === 0,
     oneReservationPerJti: c.duplicate_jtis === 0,
     onePaymentPerPaidOrder: c.paid_without_one_payment === 0 && c.successes_on_unpaid === 0,
+    paymentsSettle: c.pending_overdue === 0 && c.refunds_unconfirmed === 0,
+    noRefundOnPaidOrder: c.refunds_on_paid === 0,
   };
   return {
     ok: Object.values(checks).every(Boolean),
@@ -191,6 +223,9 @@ async function recount(db: Tx, sale: string) {
     paidWithoutOnePayment: c.paid_without_one_payment,
     successesOnUnpaid: c.successes_on_unpaid,
     refunds: c.refunds,
+    pendingOverdue: c.pending_overdue,
+    refundsUnconfirmed: c.refunds_unconfirmed,
+    refundsOnPaid: c.refunds_on_paid,
     checks,
   };
 }

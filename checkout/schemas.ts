@@ -88,6 +88,8 @@ export const PurchaseSchema = Type.Object({
   reservationId: Type.Optional(Type.String()),
   reservationStatus: Type.Optional(Type.String()),
   expiresAt: Type.Optional(Type.String()),
+  /** The reservation's payment, when one was started: `refunded` when a capture could not be sold and was given back. */
+  paymentStatus: Type.Optional(OneOf(['pending', 'succeeded', 'failed', 'refunded'] as const)),
 });
 export type Purchase = Static<typeof PurchaseSchema>;
 
@@ -129,6 +131,7 @@ export const EVENT_OUTCOMES = [
   'noted',
   'ignored_final',
   'paid',
+  'paid_after_lapse',
   'refunded',
   'failed_released',
   'failed',

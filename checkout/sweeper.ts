@@ -2,9 +2,9 @@
  * The sweeper: every `tickMs` it returns the units of lapsed reservations (so a unit is back
  * within a second of expiry), and at least every second it rewrites the stock signal of every
  * sale that is not long over, so a crash between a commit and its Redis write heals.
- * When given `reconcile`, it first (at most every `reconcileEveryMs`) settles payments whose
- * webhook is overdue by asking the provider (payments/reconcile.ts), so a paid unit is sold
- * rather than lapsing back to stock.
+ * When given `reconcile`, it first asks the provider about the payments of reservations about to
+ * lapse, and at most every `reconcileEveryMs` about every payment whose webhook is overdue
+ * (payments/reconcile.ts), so a paid unit is sold rather than lapsing back to stock.
  * Several checkout processes may sweep at once: each sale's sweep holds the sale row lock and
  * takes reservations with FOR UPDATE SKIP LOCKED, so a unit is returned exactly once.
  */
@@ -26,7 +26,8 @@ export function startSweeper(
   opts: {
     tickMs?: number;
     signalEveryMs?: number;
-    reconcile?: (now: number) => Promise<Ended[]>;
+    /** Settles payments before their reservations lapse; `full` (at most every `reconcileEveryMs`): every overdue one. */
+    reconcile?: (now: number, full: boolean) => Promise<Ended[]>;
     reconcileEveryMs?: number;
     onExpired?: (n: number) => void;
     onError?: (e: unknown) => void;
@@ -44,9 +45,10 @@ export function startSweeper(
 
   async function pass(): Promise<number> {
     const now = clock();
-    if (opts.reconcile && now - lastReconcile >= reconcileEveryMs) {
-      lastReconcile = now;
-      for (const e of await opts.reconcile(now)) await signal.ended(e);
+    if (opts.reconcile) {
+      const full = now - lastReconcile >= reconcileEveryMs;
+      if (full) lastReconcile = now;
+      for (const e of await opts.reconcile(now, full)) await signal.ended(e);
     }
     const ended = await expireLapsed(db, now);
     let n = 0;

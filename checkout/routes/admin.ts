@@ -25,7 +25,7 @@ const admin: RoutePlugin = async (app, { ctx }) => {
   );
 
   app.get('/sales/:sale/audit', { schema: { params: SaleParam, response: { 200: AuditSchema, ...errorResponses('unknown_sale') } } }, async (req) => {
-    const a = await auditSale(ctx.db, req.params.sale);
+    const a = await auditSale(ctx.db, req.params.sale, { now: ctx.clock(), reconcileAfterMs: ctx.reconcileAfterMs });
     if (!a) throw new CheckoutError('unknown_sale');
     return a;
   });

@@ -6,7 +6,7 @@ import { CheckoutError, errorResponses } from '../errors.js';
 import { cancelReservation, startPayment } from '../orders.js';
 import type { AdmissionFailure, AdmissionResult } from '../admission.js';
 import { storedAnswerOf, unstorableField, type ReserveAnswer } from '../reserve.js';
-import { CancelledSchema, IdParam, PayBodySchema, PaymentPendingSchema, ReservedSchema, SaleParam } from '../schemas.js';
+import { CancelledSchema, IdParam, PayBodySchema, PaymentPendingSchema, ReservedSchema, SaleParam, type TestMethod } from '../schemas.js';
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
 
@@ -88,7 +88,9 @@ const reservations: RoutePlugin = async (app, { ctx }) => {
     async (req, reply) => {
       const userId = sessionUser(ctx, req);
       const p = await startPayment(ctx.db, req.params.id, userId, req.body.method, ctx.clock());
-      if (p.isNew) ctx.provider.charge({ ...p, method: req.body.method });
+      // Asked again when the payment was pending already: the charge is idempotent by payment id,
+      // so this takes one whose first attempt did not reach the provider and changes nothing else.
+      await ctx.provider.charge({ ...p, method: (p.isNew ? req.body.method : p.method) as TestMethod });
       return reply.code(202).send({ status: 'payment_pending' as const, paymentId: p.paymentId });
     },
   );

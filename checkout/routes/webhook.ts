@@ -7,7 +7,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { RoutePlugin } from '../context.js';
 import { CheckoutError, errorResponses } from '../errors.js';
-import { applyPaymentEvent } from '../orders.js';
+import { settlePaymentEvent } from '../payments/reconcile.js';
 import { signatureMatches } from '../payments/signature.js';
 import { PaymentEventSchema, WebhookAnswerSchema } from '../schemas.js';
 
@@ -42,8 +42,11 @@ const webhook: RoutePlugin = async (app, { ctx }) => {
       },
     },
     async (req) => {
-      const { outcome, ended } = await applyPaymentEvent(ctx.db, req.body, ctx.clock());
+      const { outcome, ended, refunded } = await settlePaymentEvent(ctx.db, ctx.provider, req.body, ctx.clock(), (e) =>
+        req.log.warn({ err: e }, 'refund not confirmed by the provider: reconciliation asks again'),
+      );
       ctx.metrics.payments.inc({ outcome });
+      if (refunded) ctx.metrics.refunds.inc();
       if (ended) await ctx.signal.ended(ended);
       return { received: true, outcome };
     },

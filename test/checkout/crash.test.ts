@@ -4,58 +4,12 @@
  * the database exactly once, the lapsed units come back, the paid one stays sold.
  */
 import t from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline';
 import pg from 'pg';
-import { ADMIN, audit, call, cleanRedis, jwksServer, testDatabase, until, usersWithSessions, WEBHOOK_SECRET } from './helpers.js';
 import { randomUUID } from 'node:crypto';
-
-const CHILD = fileURLToPath(new URL('./fixtures/child.ts', import.meta.url));
-
-function startChild(env: Record<string, string>, offsetMs = 0): Promise<{ proc: ChildProcess; url: string }> {
-  const proc = spawn(process.execPath, ['--import=tsx', CHILD], {
-    env: { ...process.env, CHECKOUT_TEST_ENV: JSON.stringify(env), CHECKOUT_TEST_CLOCK_OFFSET_MS: String(offsetMs) },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('child did not start in 30 s')), 30_000);
-    proc.once('exit', (code) => reject(new Error(`child exited early (${code})`)));
-    createInterface({ input: proc.stdout! }).once('line', (line) => {
-      clearTimeout(timer);
-      resolve({ proc, url: JSON.parse(line).url });
-    });
-  });
-}
-
-function kill9(proc: ChildProcess): Promise<void> {
-  return new Promise((r) => {
-    if (proc.exitCode !== null || proc.signalCode !== null) return r();
-    proc.once('exit', () => r());
-    proc.kill('SIGKILL');
-  });
-}
+import { ADMIN, audit, call, childrenEnv, kill9, startChild, until, usersWithSessions } from './helpers.js';
 
 t.test('SIGKILL between reservation and payment', async (t) => {
-  const children: ChildProcess[] = [];
-  const later: (() => unknown)[] = [];
-  t.teardown(async () => {
-    await Promise.all(children.map(kill9));
-    for (const fn of later) await fn();
-  });
-  const deferred = { teardown: (fn: () => unknown) => later.push(fn) };
-  const databaseUrl = await testDatabase(deferred, 'crash');
-  const keys = await jwksServer(deferred);
-  const env = {
-    DATABASE_URL: databaseUrl,
-    JWKS_URL: keys.url,
-    REDIS_PREFIX: `t-${randomUUID().slice(0, 8)}`,
-    ADMIN_TOKEN: ADMIN,
-    PAYMENT_WEBHOOK_SECRET: WEBHOOK_SECRET,
-    SESSION_SECRET: 'test-session-secret',
-    LOG_LEVEL: 'silent',
-  };
-  cleanRedis(deferred, { redisUrl: 'redis://127.0.0.1:6379', redisPrefix: env.REDIS_PREFIX } as never);
+  const { children, databaseUrl, keys, env } = await childrenEnv(t, 'crash');
 
   const T0 = Date.now(); const lap = (m: string) => t.comment(`${m} +${Date.now() - T0} ms`);
   const first = await startChild(env);

@@ -4,6 +4,9 @@
  * and small HTTP helpers. Nothing here mocks Redis or Postgres.
  */
 import http from 'node:http';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
@@ -251,4 +254,100 @@ export async function productEnv(t: Teardown, tag: string) {
   };
   cleanRedis(deferred, loadConfig(env));
   return { env, stop: (fn: () => Promise<unknown>) => { stops.push(fn); } };
+}
+
+/**
+ * Between the provider and checkout: a real HTTP relay that answers 503 to the first `refuse`
+ * deliveries (or to all while `down`), forwards the rest, and keeps what came back.
+ */
+export async function flakyRelay(t: Teardown, target: () => string, refuse: number) {
+  const state = { refuse, down: false, refused: 0, seen: [] as { type: string; id: string }[], outcomes: [] as { type: string; outcome: string }[] };
+  const server = http.createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const raw = Buffer.concat(chunks).toString('utf8');
+    const ev = JSON.parse(raw) as { id: string; type: string };
+    state.seen.push({ type: ev.type, id: ev.id });
+    if (state.down || state.refuse > 0) {
+      state.refuse--;
+      state.refused++;
+      return res.writeHead(503).end();
+    }
+    let r: Awaited<ReturnType<typeof call>>;
+    try {
+      r = await call(target(), 'POST', '/api/payments/webhook', { raw, headers: { 'content-type': 'application/json', 'x-signature': String(req.headers['x-signature']) } });
+    } catch {
+      // Checkout is gone (a retry still on its way while the test tears down): a relay says 502.
+      return res.writeHead(502).end();
+    }
+    state.outcomes.push({ type: ev.type, outcome: r.body.outcome });
+    res.writeHead(r.status, { 'content-type': 'application/json' }).end(JSON.stringify(r.body));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => {
+    server.close(() => r());
+    server.closeAllConnections();
+  }));
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}/hook`, state };
+}
+
+export async function reserveAndPay(w: Pick<World, 'url' | 'keys'>, sale: string, user: { token: string }, method: string) {
+  const r = await call(w.url, 'POST', `/api/sales/${sale}/reservations`, { token: user.token, headers: { 'x-admission-token': await w.keys.sign({ sale }) } });
+  if (r.status !== 201) throw new Error(`reserve: ${r.status} ${JSON.stringify(r.body)}`);
+  const p = await call(w.url, 'POST', `/api/reservations/${r.body.reservationId}/payment`, { token: user.token, body: { method } });
+  if (p.status !== 202) throw new Error(`pay: ${p.status}`);
+  return p.body.paymentId as string;
+}
+
+const CHILD = fileURLToPath(new URL('./fixtures/child.ts', import.meta.url));
+
+/** A checkout process of its own (fixtures/child.ts), to kill: `options` are more startCheckout options (JSON). */
+export function startChild(env: Record<string, string>, offsetMs = 0, options: CheckoutOptions = {}): Promise<{ proc: ChildProcess; url: string }> {
+  const proc = spawn(process.execPath, ['--import=tsx', CHILD], {
+    env: { ...process.env, CHECKOUT_TEST_ENV: JSON.stringify(env), CHECKOUT_TEST_CLOCK_OFFSET_MS: String(offsetMs), CHECKOUT_TEST_OPTIONS: JSON.stringify(options) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('child did not start in 30 s')), 30_000);
+    proc.once('exit', (code) => reject(new Error(`child exited early (${code})`)));
+    createInterface({ input: proc.stdout! }).once('line', (line) => {
+      clearTimeout(timer);
+      resolve({ proc, url: JSON.parse(line).url });
+    });
+  });
+}
+
+export function kill9(proc: ChildProcess): Promise<void> {
+  return new Promise((r) => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return r();
+    proc.once('exit', () => r());
+    proc.kill('SIGKILL');
+  });
+}
+
+/**
+ * The environment of checkout processes a test kills (startChild): a database, JWKS and Redis
+ * prefix of their own; `children` are SIGKILLed at teardown, before the rest goes.
+ */
+export async function childrenEnv(t: Teardown, tag: string) {
+  const children: ChildProcess[] = [];
+  const later: (() => unknown)[] = [];
+  t.teardown(async () => {
+    await Promise.all(children.map(kill9));
+    for (const fn of later) await fn();
+  });
+  const deferred = { teardown: (fn: () => unknown) => later.push(fn) };
+  const databaseUrl = await testDatabase(deferred, tag);
+  const keys = await jwksServer(deferred);
+  const env = {
+    DATABASE_URL: databaseUrl,
+    JWKS_URL: keys.url,
+    REDIS_PREFIX: `t-${randomUUID().slice(0, 8)}`,
+    ADMIN_TOKEN: ADMIN,
+    PAYMENT_WEBHOOK_SECRET: WEBHOOK_SECRET,
+    SESSION_SECRET: 'test-session-secret',
+    LOG_LEVEL: 'silent',
+  };
+  cleanRedis(deferred, { redisUrl: 'redis://127.0.0.1:6379', redisPrefix: env.REDIS_PREFIX } as never);
+  return { children, databaseUrl, keys, env };
 }

@@ -2,13 +2,13 @@
  * The payment webhook: unsigned and badly signed events are refused with 401 and change
  * nothing; a replayed event changes nothing; events out of order change nothing beyond the
  * first valid final one; the provider's own duplicate, out-of-order deliveries settle once;
- * a success that arrives after the reservation lapsed does not sell the unit (refunded).
+ * a success that arrives after the reservation lapsed sells the unit while one is left (the
+ * rest of that policy, refunds and reconciliation: reconcile.test.ts).
  */
-import t, { type Test } from 'tap';
-import http from 'node:http';
+import t from 'tap';
 import { randomUUID } from 'node:crypto';
 import { signBody } from '../../checkout/payments/signature.js';
-import { audit, call, createSale, until, usersWithSessions, WEBHOOK_SECRET, world, type World } from './helpers.js';
+import { audit, call, createSale, flakyRelay, reserveAndPay, until, usersWithSessions, WEBHOOK_SECRET, world, type World } from './helpers.js';
 
 async function post(w: World, body: string, signature?: string) {
   const headers: Record<string, string> = { 'content-type': 'application/json' };
@@ -82,7 +82,7 @@ t.test('webhook by hand', async (t) => {
   const shape = await post(w, badShape, signBody(WEBHOOK_SECRET, badShape));
   t.same([shape.status, shape.body.error], [400, 'bad_request']);
 
-  await t.test('a success after the reservation lapsed does not sell the unit', async (t) => {
+  await t.test('a success after the reservation lapsed sells the unit while one is left', async (t) => {
     const { paymentId: p2 } = await pendingPayment(w, 's', users[1]!);
     offsetMs = 31_000;
     await w.sweep();
@@ -90,11 +90,14 @@ t.test('webhook by hand', async (t) => {
     t.same([lapsed.expired, lapsed.available, lapsed.reserved], [1, 2, 0]);
     const lateOk = event('payment.succeeded', p2);
     const r = await post(w, lateOk, signBody(WEBHOOK_SECRET, lateOk));
-    t.same([r.status, r.body.outcome], [200, 'refunded']);
+    t.same([r.status, r.body.outcome], [200, 'paid_after_lapse']);
     const a = await audit(w.url, 's');
-    t.same([a.ok, a.sold, a.available, a.refunds], [true, 1, 2, 1], 'unit stays in stock; the capture is recorded as refunded');
+    t.same([a.ok, a.sold, a.available, a.reserved, a.refunds], [true, 2, 1, 0, 0], 'the unit is taken from stock and sold; nothing refunded');
     const purchase = await call(w.url, 'GET', '/api/sales/s/purchase', { token: users[1]!.token });
-    t.equal(purchase.body.status, 'expired');
+    t.same([purchase.body.status, purchase.body.paymentStatus], ['success', 'succeeded']);
+    const again = await post(w, lateOk, signBody(WEBHOOK_SECRET, lateOk));
+    t.equal(again.body.outcome, 'duplicate');
+    t.same(await audit(w.url, 's'), a, 'the same capture again changes nothing');
   });
 });
 
@@ -122,49 +125,6 @@ t.test('the provider delivers twice and out of order', async (t) => {
   const p2 = await call(w.url, 'GET', '/api/sales/s/purchase', { token: users[2]!.token });
   t.equal(p2.body.status, 'failed');
 });
-
-/**
- * Between the provider and checkout: a real HTTP relay that answers 503 to the first `refuse`
- * deliveries (or to all while `down`), forwards the rest, and keeps what came back.
- */
-async function flakyRelay(t: Test, target: () => string, refuse: number) {
-  const state = { refuse, down: false, refused: 0, seen: [] as { type: string; id: string }[], outcomes: [] as { type: string; outcome: string }[] };
-  const server = http.createServer(async (req, res) => {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const raw = Buffer.concat(chunks).toString('utf8');
-    const ev = JSON.parse(raw) as { id: string; type: string };
-    state.seen.push({ type: ev.type, id: ev.id });
-    if (state.down || state.refuse > 0) {
-      state.refuse--;
-      state.refused++;
-      return res.writeHead(503).end();
-    }
-    let r: Awaited<ReturnType<typeof call>>;
-    try {
-      r = await call(target(), 'POST', '/api/payments/webhook', { raw, headers: { 'content-type': 'application/json', 'x-signature': String(req.headers['x-signature']) } });
-    } catch {
-      // Checkout is gone (a retry still on its way while the test tears down): a relay says 502.
-      return res.writeHead(502).end();
-    }
-    state.outcomes.push({ type: ev.type, outcome: r.body.outcome });
-    res.writeHead(r.status, { 'content-type': 'application/json' }).end(JSON.stringify(r.body));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  t.teardown(() => new Promise<void>((r) => {
-    server.close(() => r());
-    server.closeAllConnections();
-  }));
-  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}/hook`, state };
-}
-
-async function reserveAndPay(w: World, sale: string, user: { token: string }, method: string) {
-  const r = await call(w.url, 'POST', `/api/sales/${sale}/reservations`, { token: user.token, headers: { 'x-admission-token': await w.keys.sign({ sale }) } });
-  if (r.status !== 201) throw new Error(`reserve: ${r.status} ${JSON.stringify(r.body)}`);
-  const p = await call(w.url, 'POST', `/api/reservations/${r.body.reservationId}/payment`, { token: user.token, body: { method } });
-  if (p.status !== 202) throw new Error(`pay: ${p.status}`);
-  return p.body.paymentId as string;
-}
 
 t.test('the webhook endpoint refuses the first deliveries: the provider backs off and retries until one lands', async (t) => {
   let target = '';
