@@ -11,8 +11,11 @@
  * `available` of them reserve: chance = P(Binomial(n, p) ≤ available − 1). Exact for n ≤ 300,
  * the normal approximation (with continuity correction) above. Units that come back later
  * (a reservation that lapses, a payment that fails) are not counted: the figure errs low.
- * null while there is nothing to go on (no admission has reserved or lapsed yet, or checkout
- * does not know the sale); 0 once sold out or closed.
+ * A visitor within `unitsLeft` of the front (n ≤ available − 1) gets 1 whatever p is: even if
+ * everyone before it reserves, a unit is left; that holds before any outcome is seen too (in a
+ * spike, the visitors admitted first are admitted before any outcome, and were shown nothing).
+ * Otherwise null while there is nothing to go on (no admission has reserved or lapsed yet), and
+ * null when checkout does not know the sale; 0 once sold out or closed.
  */
 import type { RoomView } from './rooms.js';
 import type { Snapshot } from './scripts.js';
@@ -67,7 +70,9 @@ export function outlook(view: RoomView, snap: Snapshot): Outlook {
   const outstanding = seen && seen.available !== null ? seen.outstanding : 0;
   const unitsLeft = Math.max(0, available - outstanding);
   const tried = (seen?.reserved ?? 0) + (seen?.lapsed ?? 0);
-  if (tried === 0) return { unitsLeft, chanceAt: () => null, held };
+  // Those before the visitor: the outstanding admissions and the position − 1 ahead in line.
+  const before = (position: number) => outstanding + Math.max(0, position - 1);
+  if (tried === 0) return { unitsLeft, chanceAt: (position) => (before(position) < available ? 1 : null), held };
   const p = seen!.reserved / tried;
-  return { unitsLeft, chanceAt: (position) => round2(binomialCdf(available - 1, outstanding + Math.max(0, position - 1), p)), held };
+  return { unitsLeft, chanceAt: (position) => round2(binomialCdf(available - 1, before(position), p)), held };
 }

@@ -132,9 +132,10 @@ export async function signIn(checkout: string, email: string, password = 'replay
  */
 export async function purchase(
   checkout: string, sale: string, session: string, token: string, idempotencyKey: string,
-  opts: { deadline?: number; pollMs?: number; method?: string } = {},
+  opts: { deadline?: number; pollMs?: number; method?: string; onReserve?: () => void } = {},
 ): Promise<PurchaseResult> {
   const auth = `Bearer ${session}`;
+  opts.onReserve?.();
   const rs = await request(`${checkout}/api/sales/${encodeURIComponent(sale)}/reservations`, {
     headers: { authorization: auth, 'x-admission-token': token, 'idempotency-key': idempotencyKey },
     body: {},
@@ -160,7 +161,7 @@ export async function purchase(
 /** A shopper's checkout after admission: sign up, log in, then `purchase`. */
 export async function buy(
   checkout: string, sale: string, email: string, token: string,
-  opts: { password?: string; deadline?: number; pollMs?: number; method?: string } = {},
+  opts: { password?: string; deadline?: number; pollMs?: number; method?: string; onReserve?: () => void } = {},
 ): Promise<PurchaseResult> {
   const s = await signIn(checkout, email, opts.password);
   if (!('session' in s)) return s;

@@ -31,6 +31,8 @@ const USAGE = `usage: npm run replay -- (--file FILE | --profile ${PROFILES.join
   --timeout S            give up on waiting visitors S seconds after the last arrival (default 120)
   --answer-grace S       a visitor still waiting S seconds after the room says sold_out or closed
                          was never told: stop waiting for it and report it (default 10)
+  --ghosts X             share (0..1) of visitors who walk away once admitted, never reserving
+                         (default 0): the room sees their claims lapse and lowers the chance shown
   --record               turn arrival recording on for the replay's room
   --hold-admission       admit nobody until every attempt is sent (outcomes independent of sell-out timing)
   --max-bot-share X      the check on who got the units fails when bots got more than this share (0..1)
@@ -45,7 +47,7 @@ async function main(): Promise<number> {
         stock: { type: 'string' }, speed: { type: 'string' }, out: { type: 'string' }, gateway: { type: 'string' },
         checkout: { type: 'string' }, 'admin-token': { type: 'string' }, 'admit-rate': { type: 'string' },
         'max-active': { type: 'string' }, 'room-config': { type: 'string' }, ordered: { type: 'boolean' },
-        processes: { type: 'string' }, timeout: { type: 'string' }, 'answer-grace': { type: 'string' }, record: { type: 'boolean' }, 'hold-admission': { type: 'boolean' },
+        processes: { type: 'string' }, timeout: { type: 'string' }, 'answer-grace': { type: 'string' }, ghosts: { type: 'string' }, record: { type: 'boolean' }, 'hold-admission': { type: 'boolean' },
         'max-bot-share': { type: 'string' }, help: { type: 'boolean' },
       },
     }).values;
@@ -66,6 +68,11 @@ async function main(): Promise<number> {
   const maxBotShare = a['max-bot-share'] === undefined ? DEFAULT_MAX_BOT_SHARE : Number(a['max-bot-share'].trim() || NaN);
   if (!(maxBotShare >= 0 && maxBotShare <= 1)) {
     process.stderr.write(`--max-bot-share must be a number from 0 to 1\n${USAGE}\n`);
+    return 2;
+  }
+  const ghostShare = a.ghosts === undefined ? 0 : Number(a.ghosts.trim() || NaN);
+  if (!(ghostShare >= 0 && ghostShare <= 1)) {
+    process.stderr.write(`--ghosts must be a number from 0 to 1\n${USAGE}\n`);
     return 2;
   }
   if (!a.file === !a.profile) {
@@ -105,6 +112,7 @@ async function main(): Promise<number> {
     timeoutSec: num(a.timeout, 120, 'timeout'),
     answerGraceSec: num(a['answer-grace'], 10, 'answer-grace'),
     record: a.record ?? false,
+    ghostShare,
     holdAdmission: a['hold-admission'] ?? false,
   });
   const report = buildReport(data, { maxBotShare });

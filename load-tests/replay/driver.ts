@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { AddressMap } from './addresses.js';
 import { audit, checkHealth, putRoom, putSale, roomState, saleState, type Targets } from './api.js';
-import { runShard, type AttemptResult, type Progress, type ShardAttempt, type ShardJob, type ShardResult, type VisitorResult } from './shard.js';
+import { hashStr, runShard, type AttemptResult, type Progress, type ShardAttempt, type ShardJob, type ShardResult, type VisitorResult } from './shard.js';
 import type { ReplayArrival } from './ndjson.js';
 import type { RoomConfig } from '../../waiting-room/room-config.js';
 import { progressBar } from './progress.js';
@@ -42,6 +42,11 @@ export interface ReplayOptions {
    * as never told (`not_told`) and the replay stops waiting for it (default 10).
    */
   answerGraceSec?: number;
+  /**
+   * Share (0..1) of followed visitors who, admitted, walk away without reserving (ghosts; the
+   * same visitors in every run): the room sees their claims lapse. Default 0.
+   */
+  ghostShare?: number;
   /** Turn arrival recording on for the replay's room. */
   record?: boolean;
   /**
@@ -81,21 +86,21 @@ export interface ReplayData {
   samples: Sample[];
   /** The room's bot-defence settings as the gateway stored them (the PUT's answer). */
   roomDefence: Pick<RoomConfig, 'captcha' | 'allow'>;
+  /** The room's stock-aware admission settings as stored (CONTRACT.md section 7). */
+  roomStock?: Pick<RoomConfig, 'overbook' | 'claimSeconds'>;
+  /** ReplayOptions.ghostShare. */
+  ghostShare?: number;
   /** GET /api/sales/:sale at the end. */
   saleEnd: any;
   audit: Record<string, unknown> | { error: string };
-}
-
-function hashStr(s: string): number {
-  let h = 2166136261;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
-  return h >>> 0;
 }
 
 export async function replay(opts: ReplayOptions): Promise<ReplayData> {
   const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const speed = opts.speed ?? 1;
   if (!(speed > 0)) throw new RangeError('speed must be > 0');
+  const ghostShare = opts.ghostShare ?? 0;
+  if (!(ghostShare >= 0 && ghostShare <= 1)) throw new RangeError('ghostShare must be between 0 and 1');
   if (!opts.arrivals.length) throw new RangeError('nothing to replay: no arrivals');
   const runId = randomUUID().slice(0, 8);
   const room = opts.room ?? `replay-${runId}`;
@@ -147,7 +152,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayData> {
   const deadline = startAt + (last - first) / speed + (opts.timeoutSec ?? 120) * 1000;
   const jobs: ShardJob[] = shards.map((attempts) => ({
     gateway: t.gateway, checkout: t.checkout, room, sale, runId, ordered, deadline, attempts,
-    answerGraceMs: (opts.answerGraceSec ?? 10) * 1000,
+    answerGraceMs: (opts.answerGraceSec ?? 10) * 1000, ghostShare,
   }));
 
   const progress: Progress[] = jobs.map(() => ({ sent: 0, joined: 0, admitted: 0, bought: 0, settled: 0 }));
@@ -206,7 +211,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayData> {
     processes, ordered, startedAt: startAt, openAt, endedAt, arrivals: opts.arrivals,
     attempts: results.flatMap((r) => r.attempts).sort((a, b) => a.sentAt - b.sentAt),
     visitors: results.flatMap((r) => r.visitors), samples,
-    roomDefence: { captcha: roomCfg.captcha, allow: roomCfg.allow }, saleEnd: finalSale, audit: aud,
+    roomDefence: { captcha: roomCfg.captcha, allow: roomCfg.allow },
+    roomStock: { overbook: roomCfg.overbook, claimSeconds: roomCfg.claimSeconds }, ghostShare, saleEnd: finalSale, audit: aud,
   };
 }
 

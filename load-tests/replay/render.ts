@@ -48,6 +48,15 @@ function rows(r: Report, detail: (s: string) => string, hints: boolean): [string
   }
   out.push(['units sold / stock', `${fmt(r.sales.sold)} / ${r.sales.stock} (${r.sales.purchases} purchases seen, ${r.sales.admitted} admitted)`]);
   out.push(['sold out after open (s)', fmt(r.sales.soldOutAfterSec)]);
+  const ad = r.admission;
+  out.push(['admission: overbook / claimSeconds', `${fmt(ad.overbook)} / ${fmt(ad.claimSeconds)}${ad.ghostShare ? `; ${pctOf(ad.ghostShare)} of visitors walk away once admitted (${ad.walkedAway} did)` : ''}`]);
+  out.push(['admitted per unit sold', `${fmt(ad.admittedPerUnitSold)} (${ad.admitted} admitted for ${fmt(r.sales.sold)} units)`]);
+  out.push(['admitted shoppers who met sold_out', `${ad.metSoldOut} (${ad.promptMetSoldOut} of them had reserved within claimSeconds)`]);
+  const c = r.calibration;
+  out.push(['chance shown vs got a unit', `${c.withChance} visitors shown a chance; ${c.withoutChance} never shown one (${c.withoutChanceGotUnit} of them got a unit)`]);
+  for (const b of c.buckets) {
+    out.push([`  chance ${pctOf(b.from)}-${pctOf(b.to)}`, b.visitors ? `shown ${pctOf(b.shownMean!)} on average, ${pctOf(b.actual!)} got a unit (${b.gotUnit} of ${b.visitors})` : 'nobody']);
+  }
   out.push(['final answers', `${r.answers.final} of ${r.answers.followed} visitors followed` +
     (r.answers.waiting ? `; ${r.answers.waiting} still waiting at the end (${Object.entries(r.answers.waitingBy).map(([k, v]) => `${k} ${v}`).join(', ')})` : '')]);
   if (r.replay) {
@@ -62,6 +71,7 @@ function rows(r: Report, detail: (s: string) => string, hints: boolean): [string
   return out;
 }
 
+const pctOf = (x: number) => `${Math.round(x * 1000) / 10}%`;
 const share = (x: number | null) => (x === null ? '-' : `${(x * 100).toFixed(2)}%`);
 
 export function verdict(r: Report): string {

@@ -10,6 +10,14 @@
  * ticket order). tau is Kendall's tau-b between the two; overtakes are the discordant pairs plus
  * the pairs where an earlier arrival was never admitted while a later one was.
  *
+ * Admission that knows the stock (CONTRACT.md section 7): admissions per unit sold, admitted
+ * shoppers told `sold_out` at the till (and how many of them had reserved within claimSeconds:
+ * with overbook 1 the contract promises those a unit, a check), the time from open to sold out.
+ *
+ * Calibration of `chance`: each visitor's last chance shown (position messages) before its wait
+ * ended, in buckets; per bucket the mean shown against the fraction who got a unit. Ghosts (they
+ * walk away once admitted, by design) and visitors left without an answer are not counted.
+ *
  * Who got the units (labelled arrivals only): the check fails when bots' share of the units
  * sold (purchases the shoppers saw) exceeds `maxBotShare` (default 10%). Not "their share of
  * arrivals": a room with no defence at all gives bots about that share, more when they come
@@ -75,6 +83,53 @@ export function unanswered(v: ReplayData['visitors'][number]): boolean {
   return v.purchase === null || v.purchase === 'purchase:timeout' || v.purchase.startsWith('network:');
 }
 
+/** The buckets of the calibration table: [from, to) of the chance shown, the last one [0.9, 1]. */
+export const CHANCE_BUCKETS: readonly (readonly [number, number])[] = [[0, 0.1], [0.1, 0.3], [0.3, 0.6], [0.6, 0.9], [0.9, 1]];
+
+export interface CalibrationBucket {
+  from: number;
+  to: number;
+  /** Visitors whose last chance shown fell in [from, to) ([from, to] for the last bucket). */
+  visitors: number;
+  /** The mean of those chances; null when the bucket is empty. */
+  shownMean: number | null;
+  /** How many of them got a unit (bought). */
+  gotUnit: number;
+  /** gotUnit / visitors; null when the bucket is empty. */
+  actual: number | null;
+}
+
+export interface Calibration {
+  buckets: CalibrationBucket[];
+  /** Visitors counted: shown a chance, not ghosts, with a final answer (= the buckets' visitors summed). */
+  withChance: number;
+  /** Visitors not ghosts and with a final answer who were never shown a number (null until the room has seen an outcome). */
+  withoutChance: number;
+  /** Of those never shown a number, how many got a unit. */
+  withoutChanceGotUnit: number;
+}
+
+/** The calibration table of `chance` (see the module comment). */
+export function calibration(visitors: ReplayData['visitors']): Calibration {
+  const counted = visitors.filter((v) => !v.ghost && !unanswered(v));
+  const shown = counted.filter((v) => typeof v.chance === 'number');
+  const buckets = CHANCE_BUCKETS.map(([from, to], k): CalibrationBucket => {
+    const last = k === CHANCE_BUCKETS.length - 1;
+    const inB = shown.filter((v) => v.chance! >= from && (v.chance! < to || (last && v.chance! <= to)));
+    const got = inB.filter((v) => v.purchase === 'success').length;
+    const mean = inB.length ? inB.reduce((sum, v) => sum + v.chance!, 0) / inB.length : null;
+    return {
+      from, to, visitors: inB.length, shownMean: mean === null ? null : Math.round(mean * 1000) / 1000,
+      gotUnit: got, actual: inB.length ? Math.round((got / inB.length) * 10000) / 10000 : null,
+    };
+  });
+  const without = counted.filter((v) => typeof v.chance !== 'number');
+  return {
+    buckets, withChance: shown.length, withoutChance: without.length,
+    withoutChanceGotUnit: without.filter((v) => v.purchase === 'success').length,
+  };
+}
+
 export interface Check {
   name: string;
   ok: boolean;
@@ -118,6 +173,27 @@ export interface Report {
     maxBotShare: number;
   };
   sales: { stock: number; sold: number | null; purchases: number; admitted: number; failures: Record<string, number>; soldOutAfterSec: number | null };
+  /** Stock-aware admission (CONTRACT.md section 7): what admission cost at the till. */
+  admission: {
+    /** The room's overbook and claimSeconds; null when the data does not say. */
+    overbook: number | null;
+    claimSeconds: number | null;
+    /** Share of followed visitors who walk away once admitted (the replay's --ghosts). */
+    ghostShare: number;
+    /** Admissions the room made (its last admittedThrough, or the visitors seen admitted). */
+    admitted: number;
+    /** admitted / units sold; null when nothing was sold. */
+    admittedPerUnitSold: number | null;
+    /** Admitted shoppers whose reservation was answered sold_out. */
+    metSoldOut: number;
+    /** Of those, the ones who sent their reservation within claimSeconds of admission. */
+    promptMetSoldOut: number;
+    /** Admitted visitors who walked away (ghosts). */
+    walkedAway: number;
+    /** Seconds from open to the first sample of the room sold out; null when it never was. */
+    soldOutAfterSec: number | null;
+  };
+  calibration: Calibration;
   /** Visitors followed to the end: with a final answer, and still waiting at the end (by how their wait ended). */
   answers: { followed: number; final: number; waiting: number; waitingBy: Record<string, number> };
   audit: Record<string, unknown>;
@@ -315,6 +391,20 @@ export function buildReport(d: ReplayData, opts: ReportOptions = {}): Report {
   const failures = count(d.visitors.filter((v) => v.purchase && v.purchase !== 'success').map((v) => v.purchase!));
   for (const v of d.visitors) if (v.waitEnd !== 'admitted') failures[`wait:${v.waitEnd}`] = (failures[`wait:${v.waitEnd}`] ?? 0) + 1;
 
+  // Stock-aware admission.
+  const lastThrough = [...d.samples].reverse().find((s) => typeof s.admittedThrough === 'number')?.admittedThrough ?? null;
+  const roomAdmitted = Math.max(lastThrough ?? 0, admitted.length);
+  const metSoldOut = d.visitors.filter((v) => v.purchase === 'reserve:sold_out');
+  const claimMs = d.roomStock ? d.roomStock.claimSeconds * 1000 : null;
+  const admission: Report['admission'] = {
+    overbook: d.roomStock?.overbook ?? null, claimSeconds: d.roomStock?.claimSeconds ?? null, ghostShare: d.ghostShare ?? 0,
+    admitted: roomAdmitted, admittedPerUnitSold: sold ? Math.round((roomAdmitted / sold) * 100) / 100 : null,
+    metSoldOut: metSoldOut.length,
+    promptMetSoldOut: claimMs === null ? 0 : metSoldOut.filter((v) => v.reserveSentAt != null && v.admittedAt !== null && v.reserveSentAt - v.admittedAt <= claimMs).length,
+    walkedAway: d.visitors.filter((v) => v.purchase === 'walked_away').length,
+    soldOutAfterSec: soldOutSample ? Math.round(sec(soldOutSample.at) * 10) / 10 : null,
+  };
+
   // A recording: compare outcomes and ticket order with what was recorded.
   let replayCmp: Report['replay'] = null;
   if (d.arrivals.some((a) => a.outcome !== 'synthetic')) {
@@ -363,6 +453,14 @@ export function buildReport(d: ReplayData, opts: ReportOptions = {}): Report {
       : `${answers.waiting} of ${answers.followed} visitors followed still waiting at the end (${Object.entries(answers.waitingBy).map(([k, v]) => `${k} ${v}`).join(', ')})`,
   });
   if (bots) checks.push(botShareCheck(d, bots, purchases));
+  // CONTRACT.md section 7: with overbook 1, a shopper who reserves within claimSeconds never gets sold_out.
+  if (admission.overbook === 1) {
+    checks.push({
+      name: 'no shopper who reserved within claimSeconds met sold_out (overbook 1)',
+      ok: admission.promptMetSoldOut === 0,
+      detail: `${admission.promptMetSoldOut} of ${admission.metSoldOut} admitted shoppers told sold_out had reserved within ${admission.claimSeconds} s`,
+    });
+  }
 
   return {
     meta: {
@@ -380,6 +478,8 @@ export function buildReport(d: ReplayData, opts: ReportOptions = {}): Report {
       stock: d.stock, sold, purchases: purchases.length, admitted: admitted.length, failures,
       soldOutAfterSec: soldOutSample ? Math.round(sec(soldOutSample.at) * 10) / 10 : null,
     },
+    admission,
+    calibration: calibration(d.visitors),
     answers,
     audit: auditObj,
     replay: replayCmp,

@@ -37,6 +37,11 @@ export interface ShardJob {
    * later was never told (the contract tells every waiter at once): its wait ends `not_told`.
    */
   answerGraceMs?: number;
+  /**
+   * Share (0..1) of followed visitors who, admitted, walk away without reserving (ghosts): the
+   * room sees their claims lapse. Chosen by a hash of the visitor, so the same visitors in every run.
+   */
+  ghostShare?: number;
   attempts: ShardAttempt[];
 }
 
@@ -66,8 +71,19 @@ export interface VisitorResult {
    * period and this visitor had not been told), waiting (the run ended first).
    */
   waitEnd: string;
+  /** 'success', `<step>:<code>` of the failed step, 'walked_away' for a ghost, null while none. */
   purchase: 'success' | string | null;
   purchasedAt: number | null;
+  /** Admitted, this visitor walks away without reserving (ShardJob.ghostShare). */
+  ghost?: boolean;
+  /** When its reservation was sent (ms since epoch), null when it never got that far. */
+  reserveSentAt?: number | null;
+  /**
+   * The last `chance` a position message showed this visitor before its wait ended (the
+   * messages that carry the end itself, sold_out or closed, do not count); null when none
+   * showed a number.
+   */
+  chance?: number | null;
 }
 
 export interface ShardResult {
@@ -101,6 +117,18 @@ export function headersFor(ua: UaClass): Record<string, string | undefined> {
   };
 }
 
+/** FNV-1a of a string, 32 bits. */
+export function hashStr(s: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+  return h >>> 0;
+}
+
+/** Whether `visitor` is one of the `share` (0..1) of visitors who walk away once admitted. */
+export function isGhost(visitor: string, share: number): boolean {
+  return share > 0 && (hashStr(`ghost:${visitor}`) % 10_000) / 10_000 < share;
+}
+
 const nowMs = () => performance.timeOrigin + performance.now();
 /** A WebSocket handshake not done in this time falls back to claiming over HTTP. */
 export const WS_HANDSHAKE_MS = 10_000;
@@ -122,9 +150,10 @@ export async function runShard(job: ShardJob, onProgress?: (p: Progress) => void
 
   async function follow(v: VisitorResult & { vid: string }, a: ShardAttempt): Promise<void> {
     const token = await waitForAdmission(v, a);
-    if (token) {
+    if (token && v.ghost) v.purchase = 'walked_away';
+    else if (token) {
       const email = `${a.visitor.replace(/[^A-Za-z0-9]/g, '')}-${job.runId}@replay.test`;
-      const r = await buy(job.checkout, job.sale, email, token, { deadline: job.deadline }).catch((e: Error) => ({
+      const r = await buy(job.checkout, job.sale, email, token, { deadline: job.deadline, onReserve: () => (v.reserveSentAt = nowMs()) }).catch((e: Error) => ({
         kind: 'failed' as const, step: 'network', code: e.message.slice(0, 80),
       }));
       v.purchase = r.kind === 'success' ? 'success' : `${r.step}:${r.code}`;
@@ -170,6 +199,8 @@ export async function runShard(job: ShardJob, onProgress?: (p: Progress) => void
           finish('admitted', m.token);
         } else if ((m.type === 'state' || m.type === 'position') && (m.state === 'sold_out' || m.state === 'closed')) {
           finish(m.state, null);
+        } else if (m.type === 'position' && typeof m.chance === 'number') {
+          v.chance = m.chance;
         }
       });
       ws.on('error', () => {});
@@ -223,6 +254,7 @@ export async function runShard(job: ShardJob, onProgress?: (p: Progress) => void
         const v = {
           visitor: a.visitor, bot: a.bot, vid: String(r.json.visitorId), joinedAt: sentAt, joinTicket: res.ticket,
           admittedAt: null, admittedTicket: null, waitEnd: 'waiting', purchase: null, purchasedAt: null,
+          reserveSentAt: null, chance: null, ...(isGhost(a.visitor, job.ghostShare ?? 0) ? { ghost: true } : {}),
         };
         visitors.set(a.visitor, v);
         progress.joined++;
