@@ -1,6 +1,6 @@
 /**
  * bench/drop: an end-to-end drop, from open to sold out: 50,000 visitors, 500 units
- * (`--quick`: 5,000 and 50), run with stock-aware admission (overbook 1, CONTRACT.md section 7)
+ * (`--quick`: 5,000 and 50), run with stock-aware admission (overbook 1, docs/api.md section 7)
  * and with admission blind to the stock (the behaviour before issue 13) side by side, several
  * rounds each (the arms alternate which goes first), reporting medians. The real gateway and
  * checkout run in their own child processes with their own Redis prefix and Postgres database
@@ -24,7 +24,7 @@
  * ticket; overtakes), units sold and the audit. Goal (issue 13): no prompt shopper refused, and
  * the sale sells out no slower than with blind admission.
  *
- * Blind admission: PUT /admin/rooms accepts overbook 1-10 (CONTRACT.md section 7), and 10 still
+ * Blind admission: PUT /admin/rooms accepts overbook 1-10 (docs/api.md section 7), and 10 still
  * caps admissions near the end of a sale. The blind arm stores its room with overbook 10 through
  * the API and then overwrites the stored config's overbook with 1,000,000 (ceil(available ×
  * 10^6) never binds while a unit is available: the cap is gone, which is what the room did before

@@ -1,5 +1,5 @@
 /**
- * Verifies admission tokens (CONTRACT.md section 2): EdDSA only, a `kid` known to the
+ * Verifies admission tokens (docs/api.md section 2): EdDSA only, a `kid` known to the
  * gateway's JWKS, `iss`, `aud`, `exp` with 30 s skew, the sale being bought.
  *
  * Keys come from jose's `createRemoteJWKSet` (cached; an unknown `kid` refetches once,

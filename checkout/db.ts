@@ -73,7 +73,7 @@ export type Db = Kysely<Database>;
 export type Tx = Transaction<Database>;
 
 /**
- * How long a request may wait on Postgres (CONTRACT.md section 6: 503 within 2 s, never a
+ * How long a request may wait on Postgres (docs/api.md section 6: 503 within 2 s, never a
  * hang): for a connection (a new one, or a free one of the pool), for a statement on the
  * server (statement_timeout, lock waits included), and for an answer on the client (a server
  * that vanished without closing the socket).

@@ -2,7 +2,7 @@
  * Reservations, group-committed. One hot sale row takes ~1,500 transactions/s at most, so
  * the requests for a sale that arrive together are decided in ONE transaction of ONE
  * statement, `checkout_reserve_batch` (see its migrations, the latest 20261121T2300): decide
- * the whole batch on a snapshot (CONTRACT.md section 3's order: jti, window, one per user,
+ * the whole batch on a snapshot (docs/api.md section 3's order: jti, window, one per user,
  * stock), insert the winners with ON CONFLICT DO NOTHING, and only then lock the sale row to
  * take their units with one guarded UPDATE. Each request gets its own answer; one request's
  * error never fails the others.

@@ -1,5 +1,5 @@
 /**
- * Tells the waiting room what became of an admission (CONTRACT.md section 7), in Redis, in the
+ * Tells the waiting room what became of an admission (docs/api.md section 7), in Redis, in the
  * room's own slot (the token's `room` claim names it; keys from shared/keys.ts). The room never
  * asks checkout anything: its admitter reads these sets inside its one script.
  * - A reservation: the visitor's admission is no longer outstanding; its unit is counted as

@@ -141,7 +141,7 @@ export interface AuditOptions {
 }
 
 /**
- * Recounts the invariants of CONTRACT.md section 3 from the tables, and that payments settle:
+ * Recounts the invariants of docs/api.md section 3 from the tables, and that payments settle:
  * none still pending past its deadline (reconciliation's, payments/reconcile.ts: `afterMs` after
  * it began and once its reservation ended, plus SETTLE_GRACE_MS), no refund still unconfirmed
  * SETTLE_GRACE_MS after it was decided, and no refunded payment on a paid order.

@@ -1,5 +1,5 @@
 /**
- * `npm run cluster`: a rehearsal of production on one machine, no Docker (CONTRACT.md section 6):
+ * `npm run cluster`: a rehearsal of production on one machine, no Docker (docs/api.md section 6):
  * a Redis Cluster of three masters with a replica each, from the `redis-server` on the PATH (data
  * under DATA_DIR/cluster), GATEWAYS gateway processes (default 3) sharing GATEWAY_PORT (uWS sets
  * SO_REUSEPORT: the kernel spreads connections), one `npm run checkout` with CHECKOUTS workers

@@ -1,5 +1,5 @@
 /**
- * Check a room's pre-queue draw from what its gateway publishes (CONTRACT.md section 8): the seed
+ * Check a room's pre-queue draw from what its gateway publishes (docs/api.md section 8): the seed
  * matches the commitment, the list holds every entrant once, tickets 1..N follow the draw keys
  * HMAC-SHA256(seed, entrantId) in ascending byte order, and (with --entrant) where one entrant stands.
  *

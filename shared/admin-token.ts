@@ -1,5 +1,5 @@
 /**
- * The operator routes' check, the same on both services (CONTRACT.md section 4):
+ * The operator routes' check, the same on both services (docs/api.md section 4):
  * `authorization: Bearer <ADMIN_TOKEN>`, compared in constant time. Both sides are hashed
  * first, so the time taken depends neither on where the strings differ nor on their lengths.
  */

@@ -1,4 +1,4 @@
-/** The admission token of CONTRACT.md section 2: the claims both services agree on. */
+/** The admission token of docs/api.md section 2: the claims both services agree on. */
 export const ADMISSION_ISSUER = 'waiting-room';
 export const ADMISSION_AUDIENCE = 'checkout';
 export const ADMISSION_ALG = 'EdDSA';

@@ -111,7 +111,7 @@ export function soldVisitorsKey(prefix: string, room: string): string {
 }
 
 /**
- * Outstanding admissions (CONTRACT.md section 7), in the room's slot. `claims`: a sorted set of
+ * Outstanding admissions (docs/api.md section 7), in the room's slot. `claims`: a sorted set of
  * visitors admitted and not yet reserved, score = claim deadline (admission + claimSeconds, ms);
  * the admitter adds them, checkout removes a visitor when it reserves or is refused `sold_out`.
  */

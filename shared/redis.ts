@@ -3,7 +3,7 @@
  * never at import. Auto-pipelining batches the commands of one event-loop turn into
  * one round trip, which matters under the join and admission load.
  *
- * Through faults (CONTRACT.md section 6) a command must fail fast, never wait: a route that
+ * Through faults (docs/api.md section 6) a command must fail fast, never wait: a route that
  * needs Redis answers 503 within 2 s while Redis is away, and works again within 5 s of it
  * answering. So, once a client has connected:
  * - no offline queue: a command sent while disconnected fails at once (ioredis would otherwise

@@ -132,7 +132,7 @@ export class Admitter {
     const r = await admitBatch(this.redis, this.prefix, cfg.room, {
       now, opensAtMs: view.opensAtMs, admitRatePerMin: cfg.admitRatePerMin, maxActive: cfg.maxActive,
       tokenTtlMs: cfg.tokenTtlSeconds * 1000, most: MAX_ADMIT_PER_CALL, gate, fairnessSampleCap: FAIRNESS_SAMPLE,
-      // The stock cap (CONTRACT.md section 7): the script decides from the signal's available units
+      // The stock cap (docs/api.md section 7): the script decides from the signal's available units
       // (-1 = checkout does not know the sale, no cap) and the reservations it already shows.
       available: stock ? Math.max(0, stock.available) : -1, usedCutoff: usedCutoff(stock),
       overbook: cfg.overbook, claimMs: cfg.claimSeconds * 1000,

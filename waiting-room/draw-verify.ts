@@ -1,5 +1,5 @@
 /**
- * Checking a room's draw from the outside (CONTRACT.md section 8), with nothing but what the
+ * Checking a room's draw from the outside (docs/api.md section 8), with nothing but what the
  * gateway publishes: the commitment, the revealed seed, the entrant count and the drawn list.
  * Written on its own from the contract's text (it does not reuse draw.ts), so a mistake in the
  * gateway's draw cannot hide the same mistake here. Used by `npm run verify-draw` and the tests.

@@ -1,5 +1,5 @@
 /**
- * The verifiable pre-queue draw (CONTRACT.md section 8).
+ * The verifiable pre-queue draw (docs/api.md section 8).
  *
  * Each room has a secret 32-byte seed, drawn once (SET NX, so racing gateway processes agree) the
  * first time the room is looked at, which is before anyone can join it. Its commitment (hex

@@ -1,5 +1,5 @@
 /**
- * The gateway's error table (CONTRACT.md section 1): every code a route may answer, with its
+ * The gateway's error table (docs/api.md section 1): every code a route may answer, with its
  * HTTP status and default message. Handlers pick a code from here; they never invent one.
  */
 import type { ErrorSpec } from '../shared/errors.js';

@@ -44,7 +44,7 @@ const PUSH_COUNTS_MS = 250;
 export const ROUND_CHUNK = 2000;
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
-/** States announced to waiting sockets with `{type:"state"}` (CONTRACT.md section 1). */
+/** States announced to waiting sockets with `{type:"state"}` (docs/api.md section 1). */
 const ANNOUNCED_STATES: ReadonlySet<string> = new Set(['paused', 'sold_out', 'closed']);
 const stateMessage = (view: RoomView) => JSON.stringify({ type: 'state', state: view.state, held: view.held });
 

@@ -1,5 +1,5 @@
 /**
- * What a waiting visitor may expect (CONTRACT.md section 7): `unitsLeft` and `chance`.
+ * What a waiting visitor may expect (docs/api.md section 7): `unitsLeft` and `chance`.
  *
  * unitsLeft = available − outstanding admissions, never below 0, as the admitter last saw them.
  *

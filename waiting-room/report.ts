@@ -55,7 +55,7 @@ export interface FairnessReport {
   orderAfterOpen: { kendallTau: number | null; overtakes: number; sample: number };
   defences: { challenged: number; captchaPassed: number; captchaFailed: number; rateLimited: number; blocked: number; flaggedVisitors: number };
   units: { total: number | null; sold: number | null; soldToFlagged: number; flaggedShare: number | null };
-  /** `chance` (CONTRACT section 7) against what happened: null until the room publishes chance. */
+  /** `chance` (docs/api.md section 7) against what happened: null until the room publishes chance. */
   chance: null;
 }
 

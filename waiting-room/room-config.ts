@@ -1,5 +1,5 @@
 /**
- * A room's configuration: what `PUT /admin/rooms/:room` sets (CONTRACT.md section 4).
+ * A room's configuration: what `PUT /admin/rooms/:room` sets (docs/api.md section 4).
  * A field left out of a PUT keeps its value, or its default on creation.
  * Stored in Redis as JSON at `roomKeys(prefix, room).cfg`; every gateway process
  * reloads it at least every second, so a change applies everywhere within 2 s.
@@ -30,7 +30,7 @@ export interface RoomConfig {
   tokenTtlSeconds: number;
   /**
    * Outstanding admissions (admitted, not reserved, claim not lapsed) may reach at most
-   * ceil(available × overbook): 1 admits no more shoppers than there are units (CONTRACT.md section 7).
+   * ceil(available × overbook): 1 admits no more shoppers than there are units (docs/api.md section 7).
    */
   overbook: number;
   /** Seconds an admitted visitor's place counts as outstanding, unless it reserves first. */

@@ -95,7 +95,7 @@ export type JoinBody = Static<typeof JoinBody>;
 /** A body that carries nothing (pause, resume, claim, key rotation): any JSON object, or none. */
 export const AnyObject = Type.Object({});
 
-/** Most entrants one page of the draw lists (CONTRACT.md section 8). */
+/** Most entrants one page of the draw lists (docs/api.md section 8). */
 export const MAX_DRAW_PAGE = 10_000;
 /** `GET /api/rooms/:room/draw?after=N&limit=L`. */
 /** GET /rooms?sale=: the sale whose waiting room a shopper is sent to. */

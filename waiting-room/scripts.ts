@@ -153,7 +153,7 @@ export interface AdmitBatchInput {
   gate: Gate;
   /** Entries kept in the post-open fairness sample (0 = none). */
   fairnessSampleCap: number;
-  /** The stock cap (CONTRACT.md section 7): the sale's unreserved units, -1 when checkout does not know it (no cap). */
+  /** The stock cap (docs/api.md section 7): the sale's unreserved units, -1 when checkout does not know it (no cap). */
   available?: number;
   /** Reservations of this stock version or older are already out of `available`. */
   usedCutoff?: number;
@@ -207,7 +207,7 @@ export async function lookupVisitor(redis: Redis, prefix: string, room: string, 
 
 /** What the admitter last saw of the stock (lua/admitBatch: out, avl, held, cres, clap in q). */
 export interface StockSeen {
-  /** Outstanding admissions (CONTRACT.md section 7). */
+  /** Outstanding admissions (docs/api.md section 7). */
   outstanding: number;
   /** The sale's unreserved units as the admitter saw them; null when unknown. */
   available: number | null;

@@ -1,5 +1,5 @@
 /**
- * Admission tokens (CONTRACT.md section 2): EdDSA (Ed25519) JWTs signed with raw node:crypto
+ * Admission tokens (docs/api.md section 2): EdDSA (Ed25519) JWTs signed with raw node:crypto
  * (~28k/s here, several times jose's WebCrypto path), verifiable with jose and the JWKS.
  * Key pairs are shared by every gateway process through Redis (`<prefix>:keys`, installed by
  * lua/putSigningKey so racing processes agree); rotation keeps an old public key in the JWKS

@@ -8,7 +8,7 @@
  * The policy, for a payment whose reservation has ended (lapsed, cancelled) and so whose unit is
  * already back in stock:
  * - The provider says captured: the shopper must not pay for nothing. A lapsed reservation is
- *   sold after all when that breaks no invariant of CONTRACT.md section 3 — the sale has not
+ *   sold after all when that breaks no invariant of docs/api.md section 3 — the sale has not
  *   ended, a unit is available, the shopper has no other live or paid order for the sale — the
  *   unit taken under the sale row lock as a reservation takes it (the payment `succeeded`, the
  *   order `paid`, outcome `paid_after_lapse`, the stock signal written like every other change).
@@ -25,7 +25,7 @@
  * capture can follow. What is left are a cancel during the payment, a provider that did not
  * answer at the lapse, and another process lapsing it in between: for those, the policy above.
  * Selling such a late capture takes an available unit, which the room may have counted on for a
- * visitor it admitted (CONTRACT.md section 7): that visitor can then meet `sold_out`. The
+ * visitor it admitted (docs/api.md section 7): that visitor can then meet `sold_out`. The
  * shopper who paid is served first; asking the provider before the lapse keeps this rare.
  * A refund is decided in the transaction that records the capture and asked of the provider
  * after the commit with the idempotency key `refund_<paymentId>`; until the provider confirms

@@ -1,4 +1,4 @@
-/** Sign up and log in (CONTRACT.md section 3): `POST /api/users`, `POST /api/sessions`. */
+/** Sign up and log in (docs/api.md section 3): `POST /api/users`, `POST /api/sessions`. */
 import { dummyHash, hashPassword, normaliseEmail, verifyPassword } from '../accounts.js';
 import type { RoutePlugin } from '../context.js';
 import { CheckoutError, errorResponses } from '../errors.js';

@@ -1,5 +1,5 @@
 /**
- * Operator routes of checkout (CONTRACT.md section 4), registered under the `/admin` prefix:
+ * Operator routes of checkout (docs/api.md section 4), registered under the `/admin` prefix:
  * every route of this plugin, and any unknown path under it, needs the admin token first.
  */
 import { requireAdmin } from '../auth.js';

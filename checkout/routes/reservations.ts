@@ -1,4 +1,4 @@
-/** Reserve (redeem an admission token for one unit), pay, cancel (CONTRACT.md section 3). */
+/** Reserve (redeem an admission token for one unit), pay, cancel (docs/api.md section 3). */
 import type { FastifyReply } from 'fastify';
 import { sessionUser } from '../auth.js';
 import type { RoutePlugin } from '../context.js';

@@ -174,7 +174,7 @@ export const HUMAN_HEADERS = {
   'accept-language': 'en-GB,en;q=0.9',
 };
 
-/** The product's default buckets (CONTRACT.md section 4). */
+/** The product's default buckets (docs/api.md section 4). */
 export const DEFAULT_LIMITS = {
   ip: { capacity: 10, refillPerSec: 1 },
   subnet: { capacity: 200, refillPerSec: 20 },

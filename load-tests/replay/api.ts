@@ -1,6 +1,6 @@
 /**
  * The operator and shopper calls the replay driver, the benchmarks and the tests make,
- * written once against CONTRACT.md.
+ * written once against docs/api.md.
  */
 import { request, outcomeOf, type Reply, type RequestOptions } from './http.js';
 
@@ -71,7 +71,7 @@ export class ProductDownError extends Error {
 }
 
 /**
- * Both services' health checks (`GET /healthz`, CONTRACT.md sections 1 and 3) must answer 200
+ * Both services' health checks (`GET /healthz`, docs/api.md sections 1 and 3) must answer 200
  * within `timeoutMs`; otherwise a ProductDownError naming the URL tried and what came back.
  */
 export async function checkHealth(t: Pick<Targets, 'gateway' | 'checkout'>, timeoutMs = 3000): Promise<void> {

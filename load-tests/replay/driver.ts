@@ -86,7 +86,7 @@ export interface ReplayData {
   samples: Sample[];
   /** The room's bot-defence settings as the gateway stored them (the PUT's answer). */
   roomDefence: Pick<RoomConfig, 'captcha' | 'allow'>;
-  /** The room's stock-aware admission settings as stored (CONTRACT.md section 7). */
+  /** The room's stock-aware admission settings as stored (docs/api.md section 7). */
   roomStock?: Pick<RoomConfig, 'overbook' | 'claimSeconds'>;
   /** ReplayOptions.ghostShare. */
   ghostShare?: number;

@@ -10,7 +10,7 @@
  * ticket order). tau is Kendall's tau-b between the two; overtakes are the discordant pairs plus
  * the pairs where an earlier arrival was never admitted while a later one was.
  *
- * Admission that knows the stock (CONTRACT.md section 7): admissions per unit sold, admitted
+ * Admission that knows the stock (docs/api.md section 7): admissions per unit sold, admitted
  * shoppers told `sold_out` at the till (and how many of them had reserved within claimSeconds:
  * with overbook 1 the contract promises those a unit, a check), the time from open to sold out.
  *
@@ -173,7 +173,7 @@ export interface Report {
     maxBotShare: number;
   };
   sales: { stock: number; sold: number | null; purchases: number; admitted: number; failures: Record<string, number>; soldOutAfterSec: number | null };
-  /** Stock-aware admission (CONTRACT.md section 7): what admission cost at the till. */
+  /** Stock-aware admission (docs/api.md section 7): what admission cost at the till. */
   admission: {
     /** The room's overbook and claimSeconds; null when the data does not say. */
     overbook: number | null;
@@ -453,7 +453,7 @@ export function buildReport(d: ReplayData, opts: ReportOptions = {}): Report {
       : `${answers.waiting} of ${answers.followed} visitors followed still waiting at the end (${Object.entries(answers.waitingBy).map(([k, v]) => `${k} ${v}`).join(', ')})`,
   });
   if (bots) checks.push(botShareCheck(d, bots, purchases));
-  // CONTRACT.md section 7: with overbook 1, a shopper who reserves within claimSeconds never gets sold_out.
+  // docs/api.md section 7: with overbook 1, a shopper who reserves within claimSeconds never gets sold_out.
   if (admission.overbook === 1) {
     checks.push({
       name: 'no shopper who reserved within claimSeconds met sold_out (overbook 1)',

@@ -10,7 +10,7 @@ import { documentedOperations, openApiPath, type OpenApiDocument } from '../../s
 import { ERRORS } from '../../checkout/errors.js';
 import { ADMIN, call, world } from './helpers.js';
 
-/** CONTRACT.md sections 3 and 4, checkout's side. */
+/** docs/api.md sections 3 and 4, checkout's side. */
 const CONTRACT_ROUTES = [
   'GET /sales/:sale', 'POST /api/users', 'POST /api/sessions', 'GET /api/sales/:sale',
   'POST /api/sales/:sale/reservations', 'POST /api/reservations/:id/payment', 'DELETE /api/reservations/:id',

@@ -1,6 +1,6 @@
 /**
  * Postgres dies mid-traffic (SIGKILL of the whole server, postmaster and backends) and comes
- * back (CONTRACT.md section 6): meanwhile every request that needs it is answered 503
+ * back (docs/api.md section 6): meanwhile every request that needs it is answered 503
  * `unavailable` with Retry-After, never a 500 and never a hang, and /healthz says 503; once
  * Postgres answers again checkout serves by itself, nothing was half-done, nothing oversold.
  * The Postgres here is this test's own (initdb in a temp dir, a free port), never the shared one.

@@ -1,5 +1,5 @@
 /**
- * The verifiable draw (CONTRACT.md section 8), against a real pre-queue of 3,000 joined over HTTP:
+ * The verifiable draw (docs/api.md section 8), against a real pre-queue of 3,000 joined over HTTP:
  * the commitment is public before anyone joins, the seed is revealed only once the room has opened
  * in Redis, the drawn list pages in ticket order, the verifier (module and `npm run verify-draw`)
  * says the draw holds and where an entrant stands, and fails on a tampered seed, a reordered list

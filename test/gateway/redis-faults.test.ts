@@ -1,5 +1,5 @@
 /**
- * Redis faults, on a redis-server of the test's own (CONTRACT.md section 6): while Redis is away,
+ * Redis faults, on a redis-server of the test's own (docs/api.md section 6): while Redis is away,
  * killed (connections refused) or hung (SIGSTOP: connections open, no answer), every route that
  * needs it answers 503 `unavailable` with Retry-After (the old client queued commands through its
  * reconnects and hung 10-15 s), /healthz says 503, and the gateway serves again by itself once

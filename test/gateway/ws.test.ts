@@ -1,6 +1,6 @@
 /**
  * A WebSocket client watches its position fall to 1, then receives `admitted` with a token that
- * verifies against the served JWKS with exactly the claims of CONTRACT.md section 2.
+ * verifies against the served JWKS with exactly the claims of docs/api.md section 2.
  * Forged, expired and wrong-audience tokens do not verify.
  */
 import { generateKeyPair, SignJWT, createRemoteJWKSet, decodeProtectedHeader, importJWK, jwtVerify } from 'jose';

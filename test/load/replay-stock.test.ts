@@ -1,5 +1,5 @@
 /**
- * The replay report on stock-aware admission (CONTRACT.md section 7, issue 13): admitted per unit
+ * The replay report on stock-aware admission (docs/api.md section 7, issue 13): admitted per unit
  * sold, admitted shoppers told sold_out, open to sold out, and the calibration of `chance` (the
  * last chance each visitor was shown against whether it got a unit). A real small drop against
  * the real product, with ghosts (visitors who walk away once admitted) so that the room sees

@@ -21,7 +21,7 @@ import { audit, recording } from '../../load-tests/replay/api.js';
 // Deterministic room: buckets that barely refill (so who is limited depends on order, not on
 // timing), no CAPTCHA, a small admission window so the sale sells out after a few dozen.
 // The recording's bot visitors are not followed by the replay: admitted, they never reserve, and
-// with stock-aware admission (CONTRACT.md section 7) each holds a place until its claim lapses.
+// with stock-aware admission (docs/api.md section 7) each holds a place until its claim lapses.
 // Short claims and some overbooking keep this 60 s rehearsal about the replay, not about ghosts.
 const ROOM = {
   claimSeconds: 10,

@@ -1,5 +1,5 @@
 /**
- * CONTRACT.md section 7 under real concurrency: two gateway processes admitting at once, a real
+ * docs/api.md section 7 under real concurrency: two gateway processes admitting at once, a real
  * checkout, 150 shoppers for 20 units. A fifth are ghosts who join and never come back (their
  * claims lapse); the rest reserve the moment they are admitted and then pay, have the payment
  * declined, cancel, or let the reservation lapse (test_timeout, reservationSeconds 2), so units

@@ -1,5 +1,5 @@
 /**
- * CONTRACT.md section 7, `chance` before the room has seen any outcome: a visitor within
+ * docs/api.md section 7, `chance` before the room has seen any outcome: a visitor within
  * `unitsLeft` of the front is sure of a unit (even if everyone before it reserves, one is left),
  * so GET /me and the position messages say 1; further back there is nothing to go on yet: null.
  * (In a spike the first visitors are admitted before any admission has reserved: they used to be

@@ -1,5 +1,5 @@
 /**
- * Bot defence: the seam in the gateway's join path (CONTRACT.md sections 1 and 4).
+ * Bot defence: the seam in the gateway's join path (docs/api.md sections 1 and 4).
  *
  * The join handler copies what it needs from the request synchronously, then calls
  * `beforeJoin`. Everything that can be decided without Redis happens here (client IP

@@ -1,5 +1,5 @@
 /**
- * The operator API (CONTRACT.md section 4), under /admin/ with `authorization: Bearer
+ * The operator API (docs/api.md section 4), under /admin/ with `authorization: Bearer
  * <ADMIN_TOKEN>`: rooms (create/update, pause/resume, audit, stats, recording) and key rotation.
  */
 import type uWS from 'uWebSockets.js';

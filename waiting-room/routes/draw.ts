@@ -1,5 +1,5 @@
 /**
- * The public routes of the verifiable draw and the fairness report (CONTRACT.md section 8):
+ * The public routes of the verifiable draw and the fairness report (docs/api.md section 8):
  *   GET /api/rooms/:room/draw?after=N&limit=L   the drawn entrants in ticket order, once open
  *   GET /api/rooms/:room/report                 the signed fairness report, once closed or sold out
  *   GET /rooms/:room/draw                       the in-browser verifier page (WebCrypto)

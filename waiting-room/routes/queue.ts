@@ -1,5 +1,5 @@
 /**
- * The shopper's queue API (CONTRACT.md section 1): a room's public state, join, the visitor's
+ * The shopper's queue API (docs/api.md section 1): a room's public state, join, the visitor's
  * place (`/me`) and the admission token once admitted (`/claim`).
  */
 import type uWS from 'uWebSockets.js';
