@@ -60,9 +60,17 @@ t.test('queue page: units left and the chance in words; paused: no estimate, and
   await shows(page, '#posBig', '#3');
   t.equal(await text(page, '#saleName'), 'Winter Sneaker Drop', 'the room’s display name heads the page');
   t.match(await page.title(), /^#3 in line · Winter Sneaker Drop$/);
-  // the room knows its stock but nobody admitted has bought or lapsed yet: units, no chance
-  await shows(page, '#units', /^About 40 units left/);
-  t.equal(await text(page, '#units'), 'About 40 units left\nYour chance shows once the first shoppers let in have bought or let their turn pass.');
+  // nobody admitted has bought or lapsed yet, but #3 is within the 40 units left of the front:
+  // even if everyone ahead buys, a unit is left (chance 1)
+  await shows(page, '#units', /^About 40 units left · good chance/);
+  // a visitor beyond the units left, before any outcome: units, and no chance yet
+  await Promise.all(Array.from({ length: 40 }, () => s.join('kicks')));
+  const late = await open(browser);
+  await late.goto(`${s.gw.url}/rooms/kicks`);
+  await shows(late, '#posBig', '#44');
+  await shows(late, '#units', /^About 40 units left/);
+  t.equal(await text(late, '#units'), 'About 40 units left\nYour chance shows once the first shoppers let in have bought or let their turn pass.');
+  await late.context().close();
 
   // the first shopper is admitted and buys: now there is something to go on
   const vid1 = String(first.body.visitorId);
