@@ -155,4 +155,6 @@ t.test('the Redis master of a room SIGKILLed: 503 unavailable meanwhile, back by
   t.same(sockets.map((s) => s.closed()), sockets.map(() => false), 'the WebSockets opened before the kill are still open');
   t.same(sockets.map((s) => s.heard.some((at) => at > backAt)), sockets.map(() => true), 'and each heard its position (or its token) after the recovery');
   for (const g of gws.list) t.notOk(g.exited(), `${g.name} is still running`);
+  const errors = gws.list.flatMap((g) => g.output().split('\n').filter((l) => /"level":(50|60)|uncaught|unhandled/i.test(l)));
+  t.same(errors.slice(0, 5), [], `no process logged an error or an unhandled exception (${errors.length})`);
 });
