@@ -65,7 +65,9 @@ export async function startRehearsal({ env: given, stops, say, echo = say }: Reh
     stops.push(() => s.stop());
   }
   const gatewayUrl = reachable(gateways[0]!);
-  const checkout = await spawnService('checkout', 'scripts/checkout.ts', { env: { ...env, CHECKOUT_WORKERS: String(config.checkouts) }, onLine: echo });
+  // Checkout trusts the JWKS of the gateways' port: GATEWAY_URL defaults to GATEWAY_PORT, which is
+  // 0 when the port was picked here (every reservation then answered 503: no JWKS at port 0).
+  const checkout = await spawnService('checkout', 'scripts/checkout.ts', { env: { ...env, GATEWAY_URL: given.GATEWAY_URL || gatewayUrl, CHECKOUT_WORKERS: String(config.checkouts) }, onLine: echo });
   stops.push(() => checkout.stop());
   const checkoutUrl = reachable(checkout);
   const checkoutWorkers = () => [...checkout.output().matchAll(/\(checkout, pid (\d+)\)/g)].map((m) => Number(m[1]));
