@@ -74,7 +74,8 @@ export function isRedisUnavailable(err: unknown): boolean {
 /**
  * A Redis Cluster client on `nodes`. A master that dies leaves its slots without an answer
  * until its replica is promoted (a few seconds with `cluster-node-timeout` 2000): every command
- * times out after `commandTimeout` (1 s) instead of waiting, so a route answers 503 meanwhile, and
+ * fails at once (connection closed, CLUSTERDOWN) or times out after `commandTimeout`, never
+ * retried on the dead master, so a route answers 503 meanwhile, and
  * the client refreshes the slot map every second and on every MOVED, so it finds the promoted
  * replica by itself. Sharded subscribers (one connection per master) carry SSUBSCRIBE.
  *
@@ -91,8 +92,12 @@ export function createCluster(nodes: readonly { host: string; port: number }[], 
     shardedSubscribers: true,
     slotsRefreshInterval: 1000,
     slotsRefreshTimeout: 1000,
-    retryDelayOnFailover: 200,
-    retryDelayOnClusterDown: 200,
+    // No retry on a closed connection or CLUSTERDOWN: ioredis retries those every retryDelay ms up
+    // to maxRedirections (16) times, all to the dead master until the failover, so a route hung
+    // 3-4 s before answering (test/cluster/redis-failover.test.ts). The command fails at once
+    // (isRedisUnavailable: 503), and a MOVED after the promotion is still followed.
+    retryDelayOnFailover: 0,
+    retryDelayOnClusterDown: 0,
     clusterRetryStrategy: (times) => Math.min(100 * times, 1000),
     redisOptions: { ...REDIS_FAULT_OPTIONS, ...redisOptions },
     autoPipeliningIgnoredCommands: Object.values(scripts()).map((s) => s.command),

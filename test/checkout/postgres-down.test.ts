@@ -6,60 +6,21 @@
  * The Postgres here is this test's own (initdb in a temp dir, a free port), never the shared one.
  */
 import t from 'tap';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, chownSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { startCheckout } from '../../checkout/main.js';
-import { answers, createDatabaseIfMissing } from '../../checkout/postgres.js';
-import { freePort } from '../../shared/ports.js';
+import { POSTGRES_BIN, startPostgresServer } from '../../scripts/postgres-server.js';
+import { createDatabaseIfMissing } from '../../checkout/postgres.js';
 import { audit, call, cleanRedis, createSale, jwksServer, testConfig, until, usersWithSessions } from './helpers.js';
 
-const BIN = (() => {
-  const root = '/usr/lib/postgresql';
-  const v = existsSync(root) ? readdirSync(root).sort().reverse().find((d) => existsSync(path.join(root, d, 'bin', 'postgres'))) : undefined;
-  return v ? path.join(root, v, 'bin') : null;
-})();
-
-/** A Postgres server of our own: initdb once, then start / SIGKILL as often as needed. */
+/** A Postgres server of our own, SIGKILLed and started again by the test. */
 async function ownPostgres(t: { teardown(fn: () => unknown): void }) {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'co-pgdown-'));
-  const data = path.join(dir, 'data');
-  // Postgres refuses to run as root: run it as the `postgres` user when we are root.
-  const id = (f: string) => Number(spawnSync('id', [f, 'postgres']).stdout.toString().trim());
-  const asUser: { uid?: number; gid?: number } = process.getuid?.() === 0 ? { uid: id('-u'), gid: id('-g') } : {};
-  if (asUser.uid !== undefined) chownSync(dir, asUser.uid, asUser.gid!);
-  const init = spawnSync(path.join(BIN!, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync'], { ...asUser, encoding: 'utf8' });
-  if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr}`);
-  const port = await freePort();
-  let proc: ChildProcess | null = null;
-  const start = async () => {
-    proc = spawn(path.join(BIN!, 'postgres'), ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off'], {
-      ...asUser, detached: true, stdio: 'ignore',
-    });
-    await until(() => answers(`postgres://postgres@127.0.0.1:${port}/postgres`), 20_000, 'our postgres to answer');
-  };
-  /** SIGKILL the postmaster and every backend (its process group): a crash, not a shutdown. */
-  const kill = async () => {
-    const p = proc;
-    if (!p || p.exitCode !== null || p.signalCode !== null) return;
-    const gone = new Promise((r) => p.once('exit', r));
-    try { process.kill(-p.pid!, 'SIGKILL'); } catch {}
-    await gone;
-    // Backends of the group exit with it; wait until no process holds the data directory.
-    await until(async () => spawnSync('pgrep', ['-g', String(p.pid)]).status !== 0, 10_000, 'the backends to exit');
-  };
-  t.teardown(async () => {
-    await kill();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  await start();
-  return { url: `postgres://postgres@127.0.0.1:${port}/checkout`, adminUrl: `postgres://postgres@127.0.0.1:${port}/postgres`, start, kill };
+  const server = await startPostgresServer();
+  t.teardown(() => server.stop());
+  return server;
 }
 
-t.test('Postgres killed mid-traffic and started again', { skip: BIN ? false : 'no PostgreSQL binaries in /usr/lib/postgresql' }, async (t) => {
+t.test('Postgres killed mid-traffic and started again', { skip: POSTGRES_BIN ? false : 'no PostgreSQL binaries in /usr/lib/postgresql' }, async (t) => {
   const server = await ownPostgres(t);
   await createDatabaseIfMissing(server.adminUrl, 'checkout');
   const keys = await jwksServer(t);

@@ -60,6 +60,31 @@ t.test('npm run cluster: the rehearsal starts, serves, and Ctrl-C stops everythi
   t.equal(s.status, 200, 'checkout serves the demo sale');
   t.equal(((await s.json()) as { total: number }).total, 100);
 
+  // A shopper goes all the way through: admitted in a room that is open now, it reserves at
+  // checkout with the gateway's token (checkout trusts the JWKS of the gateways' port, also when
+  // GATEWAY_PORT=0 picked it).
+  const adminAuth = { authorization: 'Bearer dev-admin-token', 'content-type': 'application/json' };
+  const saleId = sale![2]!;
+  const put = await fetch(`${queue}/admin/rooms/now`, { method: 'PUT', headers: adminAuth, body: JSON.stringify({ sale: saleId, opensAt: new Date(Date.now() - 1000).toISOString(), prequeueSeconds: 0, admitRatePerMin: 6000, captcha: { mode: 'off' } }) });
+  t.equal(put.status, 201, 'an open room for the demo sale');
+  await fetch(`${sale![1]}/admin/sales/${saleId}`, { method: 'PUT', headers: adminAuth, body: JSON.stringify({ name: 'Now', priceCents: 4900, currency: 'EUR', total: 100, startsAt: new Date(Date.now() - 60_000).toISOString(), endsAt: new Date(Date.now() + 3_600_000).toISOString() }) });
+  const shopper = async (): Promise<{ status: number; body: { error?: string } }> => {
+    await new Promise((r) => setTimeout(r, 2500)); // every gateway has heard of the room
+    const j = (await (await fetch(`${queue}/api/rooms/now/join`, { method: 'POST', headers: { 'content-type': 'application/json', 'user-agent': 'Mozilla/5.0 rehearsal' }, body: '{}' })).json()) as { visitorId: string };
+    for (let i = 0; i < 100; i++) {
+      const c = await fetch(`${queue}/api/rooms/now/claim`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-visitor-id': j.visitorId }, body: '{}' });
+      if (c.status === 200) {
+        const { token } = (await c.json()) as { token: string };
+        const u = (await (await fetch(`${sale![1]}/api/users`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: `r-${randomUUID().slice(0, 8)}@example.com`, password: 'password123' }) })).json()) as { sessionToken: string };
+        const res = await fetch(`${sale![1]}/api/sales/${saleId}/reservations`, { method: 'POST', headers: { authorization: `Bearer ${u.sessionToken}`, 'x-admission-token': token } });
+        return { status: res.status, body: (await res.json()) as { error?: string } };
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    throw new Error('not admitted within 20 s');
+  };
+  t.match(await shopper(), { status: 201 }, 'an admitted shopper reserves at checkout');
+
   child.kill('SIGINT');
   t.equal(await ended, 0, 'Ctrl-C: exits 0');
   const deadline = Date.now() + 20_000;

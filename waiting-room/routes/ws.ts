@@ -41,8 +41,11 @@ export function registerWsRoute(app: uWS.TemplatedApp, ctx: GatewayContext): voi
           reply.done = true;
           res.cork(() => res.upgrade(data, key, protocol, extensions, context));
         })().catch((err: unknown) => {
-          log.error({ err, url: r.url }, 'websocket upgrade failed');
-          reply.error(faultCode(err));
+          const code = faultCode(err);
+          // Redis away is a 503 the client retries, as on every other route: a warning, not an error.
+          if (code === 'internal') log.error({ err, url: r.url }, 'websocket upgrade failed');
+          else log.warn({ err: err instanceof Error ? err.message : String(err), url: r.url }, 'websocket upgrade failed: redis unavailable');
+          reply.error(code);
         });
       } catch (err) {
         log.error({ err }, 'websocket upgrade failed');
