@@ -57,6 +57,8 @@ function rows(r: Report, detail: (s: string) => string, hints: boolean): [string
   for (const b of c.buckets) {
     out.push([`  chance ${pctOf(b.from)}-${pctOf(b.to)}`, b.visitors ? `shown ${pctOf(b.shownMean!)} on average, ${pctOf(b.actual!)} got a unit (${b.gotUnit} of ${b.visitors})` : 'nobody']);
   }
+  const f = r.fairnessReport;
+  if (f) out.push(['fairness report', f.published ? `${f.url} (checked below)` : `${f.url}: not published (${f.status} ${f.error})`]);
   out.push(['final answers', `${r.answers.final} of ${r.answers.followed} visitors followed` +
     (r.answers.waiting ? `; ${r.answers.waiting} still waiting at the end (${Object.entries(r.answers.waitingBy).map(([k, v]) => `${k} ${v}`).join(', ')})` : '')]);
   if (r.replay) {
