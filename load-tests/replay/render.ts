@@ -217,7 +217,7 @@ svg.chart{display:block;width:100%;height:auto}.sub,.verdict,.hint,.card{overflo
 .hint{background:#fef3c7;border-left:4px solid #d97706;padding:8px 12px;margin:0 0 16px}
 </style></head><body>
 <h1>Drop-day replay report</h1>
-<p class="sub">${esc(r.meta.source)} · room ${esc(r.meta.room)} · ${r.meta.speed}× speed · opened ${esc(r.meta.openAt)} · ${r.meta.durationSec} s</p>
+<p class="sub">${esc(r.meta.source)} · room ${esc(r.meta.room)} · ${r.meta.speed}× speed · opened ${esc(r.meta.openAt)} · ${r.meta.durationSec} s${r.fairnessReport ? ` · <a href="${esc(r.fairnessReport.url)}">the room's signed fairness report</a>` : ''}</p>
 <div class="verdict ${r.ok ? 'ok' : 'bad'}">${esc(verdict(r))}</div>
 ${hints}
 <div class="cards">

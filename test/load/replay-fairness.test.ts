@@ -10,7 +10,7 @@ import { startProduct } from '../../load-tests/replay/product.js';
 import { replay } from '../../load-tests/replay/driver.js';
 import { makeProfile } from '../../load-tests/replay/profiles.js';
 import { buildReport } from '../../load-tests/replay/report.js';
-import { renderText, verdict } from '../../load-tests/replay/render.js';
+import { renderHtml, renderText, verdict } from '../../load-tests/replay/render.js';
 
 const quiet = () => {};
 
@@ -28,6 +28,7 @@ t.test('the replay checks the fairness report against its own counts', async (t)
   t.equal(r.fairnessReport!.url, `${product.gateway}/api/rooms/${d.room}/report`, 'and is linked');
   t.equal(r.fairnessReport!.published, true, 'published: the room sold out');
   t.match(renderText(r), r.fairnessReport!.url, 'the terminal report shows the link');
+  t.match(renderHtml(r), `<a href="${r.fairnessReport!.url}">`, 'the HTML report links it');
   const mine = r.checks.filter((c) => c.name.startsWith('fairness report'));
   t.same(mine.map((c) => c.name), ['fairness report: entrants', 'fairness report: admitted', 'fairness report: units sold', 'fairness report: chance shown vs got a unit']);
   t.same(mine.filter((c) => !c.ok), [], 'every comparison passes on a real run');
@@ -47,4 +48,11 @@ t.test('the replay checks the fairness report against its own counts', async (t)
   t.same(failed(bucket), ['fairness report: chance shown vs got a unit'], 'a visitor added to a chance bucket: a failed check');
   t.equal(bucket.ok, false);
   t.match(verdict(bucket), /FAILED: fairness report: chance shown vs got a unit/);
+
+  // Not over yet: linked, not checked. Not answered: a failed check.
+  const answer = (status: number, body: unknown) => buildReport({ ...d, fairnessReport: { ...d.fairnessReport!, status, body } });
+  const early = answer(409, { error: 'not_yet', state: 'open' });
+  t.same([early.fairnessReport!.published, early.fairnessReport!.error, failed(early)], [false, 'not_yet', []], '409 not_yet: not published, nothing failed');
+  t.match(renderText(early), 'not published (409 not_yet)');
+  t.same(failed(answer(503, { error: 'unavailable' })), ['fairness report published'], '503: a failed check');
 });
