@@ -14,6 +14,8 @@
  *   <prefix>:{<room>}:cfg         string the room's config JSON     <prefix>:{<room>}:audit  list of config changes
  *   <prefix>:{<room>}:stats       hash   running totals            <prefix>:{<room>}:sec:<epoch s>  hash, 120 s
  *   <prefix>:{<room>}:tb:room     hash   the room's token bucket {tokens, ts}
+ *   <prefix>:{<room>}:chance:adm  hash   admitted visitor id -> last chance shown (fairness report)
+ *   <prefix>:{<room>}:chance:wait hash   per chance bucket k: n<k> visitors still waiting at the end, s<k> sum shown
  *   <prefix>:{<room>}:tb:i:<ip>   hash   an IP's token bucket {tokens, ts, cf = failed CAPTCHAs}
  *   <prefix>:{<room>}:tb:s:<net>  hash   a subnet's (/24, /64) token bucket {tokens, ts}
  *   <prefix>:{<room>}:hv:<ip>     HyperLogLog of the visitor ids seen from an IP (10 min)
@@ -108,6 +110,16 @@ export function admittedChannel(prefix: string, room: string): string {
  */
 export function soldVisitorsKey(prefix: string, room: string): string {
   return roomKey(prefix, room, 'sold');
+}
+
+/** Admitted visitor id -> the last chance it was shown while waiting (waiting-room/chance-ledger.ts). */
+export function chanceAdmittedKey(prefix: string, room: string): string {
+  return roomKey(prefix, room, 'chance:adm');
+}
+
+/** Per chance bucket k, `n<k>` visitors still waiting when the room ended and `s<k>` the chances they were shown, summed. */
+export function chanceWaitingKey(prefix: string, room: string): string {
+  return roomKey(prefix, room, 'chance:wait');
 }
 
 /**

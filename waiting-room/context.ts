@@ -5,6 +5,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../shared/config.js';
+import type { ChanceLedger } from './chance-ledger.js';
 import type { Defence } from './defence/index.js';
 import type { Draws } from './draw.js';
 import type { JoinBatcher } from './join.js';
@@ -28,4 +29,6 @@ export interface GatewayContext {
   log: Logger;
   metrics: Metrics;
   draws: Draws;
+  /** The last chance each visitor was shown, for the fairness report (chance-ledger.ts). */
+  chances: ChanceLedger;
 }

@@ -21,6 +21,7 @@ import type { Redis } from 'ioredis';
 import type { Metrics } from './metrics.js';
 import type { Rooms, RoomView } from './rooms.js';
 import { ensureToken, type AdmittedNotice } from './admitter.js';
+import type { ChanceLedger, Shown } from './chance-ledger.js';
 import type { Draws } from './draw.js';
 import { outlook, type Outlook } from './outlook.js';
 import { lookupVisitor, queueSnapshot, type Snapshot } from './scripts.js';
@@ -33,6 +34,10 @@ export interface WsData {
   ticket: number;
   admitted: boolean;
   closed: boolean;
+  /** The last chance a position message sent this socket while the room was live; -1: none yet (chance-ledger.ts). */
+  shown: number;
+  /** Its last chance shown was handed to the ledger (admitted, or the room ended). */
+  counted: boolean;
 }
 export type Socket = uWS.WebSocket<WsData>;
 
@@ -46,6 +51,7 @@ export const ROUND_CHUNK = 2000;
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 /** States announced to waiting sockets with `{type:"state"}` (docs/api.md section 1). */
 const ANNOUNCED_STATES: ReadonlySet<string> = new Set(['paused', 'sold_out', 'closed']);
+const isOver = (view: RoomView) => view.state === 'sold_out' || view.state === 'closed';
 const stateMessage = (view: RoomView) => JSON.stringify({ type: 'state', state: view.state, held: view.held });
 
 interface LiveRoom {
@@ -78,7 +84,7 @@ export function etaSeconds(view: RoomView, position: number | null, held = view.
 }
 
 /** The room-wide parts of one round's position messages: a socket adds only its own numbers. */
-interface RoundParts { head: string; eta: string; per: number | null; chance: Outlook['chanceAt']; tail: string; unticketed: string }
+interface RoundParts { head: string; eta: string; per: number | null; chance: Outlook['chanceAt']; tail: string; unticketed: string; over: boolean }
 
 function roundParts(view: RoomView, snap: Snapshot): RoundParts {
   const o = outlook(view, snap);
@@ -87,6 +93,7 @@ function roundParts(view: RoomView, snap: Snapshot): RoundParts {
   return {
     head: '{"type":"position","position":', eta: ',"etaSeconds":', per, chance: o.chanceAt, tail,
     unticketed: `{"type":"position","position":null,"etaSeconds":null,"chance":null${tail}`,
+    over: isOver(view),
   };
 }
 
@@ -107,6 +114,7 @@ export class Live {
     private readonly keys: KeyRing,
     private readonly metrics: Metrics,
     private readonly draws: Draws,
+    private readonly chances: ChanceLedger,
   ) {
     roomViews.onChange((room, view) => this.stateChanged(room, view));
   }
@@ -145,6 +153,8 @@ export class Live {
     const d = ws.getUserData();
     d.closed = true;
     this.metrics.wsClients.dec();
+    // Closed while waiting: the ledger keeps its last chance shown until the room ends.
+    if (!d.counted && !d.admitted && d.shown >= 0) this.chances.note(d.room, d.vid, d.ticket, d.shown);
     const r = this.rooms.get(d.room);
     if (!r) return;
     r.sockets.delete(ws);
@@ -173,6 +183,7 @@ export class Live {
   }
 
   stateChanged(room: string, view: RoomView): void {
+    if (isOver(view)) this.roomEnded(room);
     // uWS crashes (SIGSEGV) on publish before the app listens; no socket can be subscribed then anyway.
     if (!this.timer || !this.rooms.has(room)) return;
     this.app.publish(roomTopic(room), stateMessage(view));
@@ -180,9 +191,13 @@ export class Live {
 
   onAdmitted(n: AdmittedNotice): void {
     for (const [vid, token, expiresAt] of n.items) {
-      for (const ws of this.socketsOf(n.room, vid)) {
+      const sockets = this.socketsOf(n.room, vid);
+      // No socket here: the ledger may hold its last chance shown (GET /me, a socket closed).
+      if (sockets.length === 0) this.chances.admitted(n.room, vid, null);
+      for (const ws of sockets) {
         const d = ws.getUserData();
         if (d.closed || d.admitted) continue;
+        this.countAdmitted(d);
         // 2 = dropped by the backpressure limit: the next position round sends the token again.
         d.admitted = ws.send(admittedMessage(token, expiresAt, n.checkoutUrl)) !== 2;
       }
@@ -202,16 +217,36 @@ export class Live {
     if (d.closed || d.admitted) return;
     if (d.ticket > 0 && d.ticket <= snap.at) { this.sendAdmitted(ws, view).catch(() => { d.admitted = false; }); return; }
     if (ws.getBufferedAmount() > SLOW_SOCKET_BYTES) return;
+    if (d.ticket === 0) { ws.send(parts.unticketed); return; }
     const pos = d.ticket - snap.at;
-    const msg = d.ticket > 0
-      ? parts.head + pos + parts.eta + (parts.per === null ? 'null' : Math.ceil(pos * parts.per)) + ',"chance":' + parts.chance(pos) + parts.tail
-      : parts.unticketed;
-    ws.send(msg);
+    const chance = parts.chance(pos);
+    const sent = ws.send(parts.head + pos + parts.eta + (parts.per === null ? 'null' : Math.ceil(pos * parts.per)) + ',"chance":' + chance + parts.tail);
+    // 2 = dropped by the backpressure limit: not shown. A message that carries the end does not count.
+    if (chance !== null && sent !== 2 && !parts.over) d.shown = chance;
+  }
+
+  /** An admitted socket's last chance shown goes to the ledger, once. */
+  private countAdmitted(d: WsData): void {
+    if (d.counted) return;
+    d.counted = true;
+    this.chances.admitted(d.room, d.vid, d.shown >= 0 ? d.shown : null);
+  }
+
+  /** The room ended: its waiting sockets here hand their last chance shown to the ledger (each visitor once). */
+  private roomEnded(room: string): void {
+    const waiting = new Map<string, Shown>();
+    for (const d of this.rooms.get(room)?.sockets.values() ?? []) {
+      if (d.counted || d.admitted) continue;
+      d.counted = true;
+      if (d.shown >= 0) waiting.set(d.vid, { vid: d.vid, ticket: d.ticket, shown: d.shown });
+    }
+    void this.chances.roomEnded(room, [...waiting.values()]);
   }
 
   private async sendAdmitted(ws: Socket, view: RoomView): Promise<void> {
     const d = ws.getUserData();
     d.admitted = true;
+    this.countAdmitted(d);
     const token = await ensureToken(this.redis, this.prefix, this.keys, view, d.vid, d.ticket);
     if (d.closed) return;
     d.admitted = ws.send(admittedMessage(token, tokenExpiry(token), view.cfg.checkoutUrl)) !== 2;

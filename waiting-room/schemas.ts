@@ -134,7 +134,16 @@ export const DrawAnswer = Type.Object({
   entrants: Type.Array(Type.Object({ ticket: Type.Integer({ minimum: 1 }), entrantId: Type.String() })),
   next: Nullable(Type.Integer()),
 });
-export const ReportAnswer = Type.Object({ report: Type.Object({}), jws: Type.String(), kid: Type.String() }, { description: 'the signed fairness report (docs/draw.md)' });
+const ChanceBucket = Type.Object({
+  from: Type.Number(), to: Type.Number(), visitors: Type.Integer(), shownMean: Nullable(Type.Number()),
+  admitted: Type.Integer(), gotUnit: Type.Integer(), actual: Nullable(Type.Number()),
+}, { description: 'visitors whose last chance shown before their wait ended was in [from, to) ([0.9, 1] for the last), and how many of them were admitted and bought' });
+export const ReportAnswer = Type.Object({
+  report: Type.Object({
+    chance: Type.Object({ buckets: Type.Array(ChanceBucket), visitors: Type.Integer(), soldUnshown: Type.Integer() }, { description: '`chance` shown against what happened (docs/draw.md)' }),
+  }),
+  jws: Type.String(), kid: Type.String(),
+}, { description: 'the signed fairness report (docs/draw.md)' });
 export const AdminRoom = Type.Object({ room: Type.String(), sale: Type.String(), version: Type.Integer(), state: State(), held: Type.Boolean() }, { description: 'the room config (every field of PUT) with its state' });
 export const AdminRooms = Type.Object({ rooms: Type.Array(AdminRoom) });
 export const PauseAnswer = Type.Object({ room: Type.String(), state: State(), paused: Type.Boolean(), version: Type.Integer() });

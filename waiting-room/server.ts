@@ -19,6 +19,7 @@ import { registeredRoutes, Reply } from './http.js';
 import { JoinBatcher } from './join.js';
 import { Live } from './live.js';
 import { Draws } from './draw.js';
+import { ChanceLedger } from './chance-ledger.js';
 import { noteStateChange } from './report.js';
 import { registerDrawRoutes } from './routes/draw.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -92,10 +93,11 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
   const rooms = new Rooms(redis, prefix, clock);
   rooms.onChange((_room, view) => noteStateChange(redis, prefix, view, clock()));
   const draws = new Draws(redis, prefix);
-  const live = new Live(app, redis, prefix, rooms, keys, metrics, draws);
+  const chances = new ChanceLedger(redis, prefix, (err) => log.warn({ err }, 'chance ledger write failed'));
+  const live = new Live(app, redis, prefix, rooms, keys, metrics, draws, chances);
   const admitter = new Admitter(redis, prefix, rooms, keys, clock, metrics, (err) => log.warn({ err }, 'admission tick failed'));
   const batcher = new JoinBatcher(redis, prefix, clock, metrics, draws, (room) => admitter.wake(room));
-  const ctx: GatewayContext = { config, redis, prefix, clock, rooms, live, batcher, keys, defence, recorder, log, metrics, draws };
+  const ctx: GatewayContext = { config, redis, prefix, clock, rooms, live, batcher, keys, defence, recorder, log, metrics, draws, chances };
 
   await keys.init();
   await rooms.refresh();

@@ -55,6 +55,18 @@ export async function audit(t: Targets, sale: string): Promise<Record<string, un
   return must(await request(`${t.checkout}/admin/sales/${encodeURIComponent(sale)}/audit`, { headers: admin(t) }), `audit ${sale}`);
 }
 
+/** The room's signed fairness report (docs/draw.md): its URL, and the answer (a 409 `not_yet` while the room is not over). */
+export async function fairnessReport(t: Targets, room: string): Promise<FetchedFairnessReport> {
+  const url = `${t.gateway}/api/rooms/${encodeURIComponent(room)}/report`;
+  try {
+    const r = await request(url, { timeoutMs: 10_000 });
+    return { url, status: r.status, body: r.json };
+  } catch (e) {
+    return { url, status: 0, body: { error: e instanceof Error ? e.message : String(e) } };
+  }
+}
+export interface FetchedFairnessReport { url: string; status: number; body: any }
+
 /** Options of a read-only call: its own agent (a sampler not queued behind shoppers), a timeout. */
 type ReadOptions = Pick<RequestOptions, 'agent' | 'timeoutMs'>;
 

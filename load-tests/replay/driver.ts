@@ -9,7 +9,7 @@ import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { AddressMap } from './addresses.js';
-import { audit, checkHealth, putRoom, putSale, roomState, saleState, type Targets } from './api.js';
+import { audit, checkHealth, fairnessReport, putRoom, putSale, roomState, saleState, type FetchedFairnessReport, type Targets } from './api.js';
 import { hashStr, runShard, type AttemptResult, type Progress, type ShardAttempt, type ShardJob, type ShardResult, type VisitorResult } from './shard.js';
 import type { ReplayArrival } from './ndjson.js';
 import type { RoomConfig } from '../../waiting-room/room-config.js';
@@ -93,6 +93,8 @@ export interface ReplayData {
   /** GET /api/sales/:sale at the end. */
   saleEnd: any;
   audit: Record<string, unknown> | { error: string };
+  /** GET /api/rooms/:room/report at the end (the gateway's signed fairness report). */
+  fairnessReport?: FetchedFairnessReport;
 }
 
 export async function replay(opts: ReplayOptions): Promise<ReplayData> {
@@ -206,6 +208,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayData> {
     held: typeof finalRoom?.held === 'boolean' ? finalRoom.held : null, sold: (finalSale as any).sold ?? null, available: (finalSale as any).available ?? null,
   });
   const aud = await audit(t, sale).catch((e: Error) => ({ error: e.message }));
+  const fairness = await fairnessReport(t, room);
   return {
     source: opts.source, room, sale, targets: { gateway: t.gateway, checkout: t.checkout }, speed, stock: opts.stock,
     processes, ordered, startedAt: startAt, openAt, endedAt, arrivals: opts.arrivals,
@@ -213,6 +216,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayData> {
     visitors: results.flatMap((r) => r.visitors), samples,
     roomDefence: { captcha: roomCfg.captcha, allow: roomCfg.allow },
     roomStock: { overbook: roomCfg.overbook, claimSeconds: roomCfg.claimSeconds }, ghostShare, saleEnd: finalSale, audit: aud,
+    fairnessReport: fairness,
   };
 }
 

@@ -57,6 +57,8 @@ function rows(r: Report, detail: (s: string) => string, hints: boolean): [string
   for (const b of c.buckets) {
     out.push([`  chance ${pctOf(b.from)}-${pctOf(b.to)}`, b.visitors ? `shown ${pctOf(b.shownMean!)} on average, ${pctOf(b.actual!)} got a unit (${b.gotUnit} of ${b.visitors})` : 'nobody']);
   }
+  const f = r.fairnessReport;
+  if (f) out.push(['fairness report', f.published ? `${f.url} (checked below)` : `${f.url}: not published (${f.status} ${f.error})`]);
   out.push(['final answers', `${r.answers.final} of ${r.answers.followed} visitors followed` +
     (r.answers.waiting ? `; ${r.answers.waiting} still waiting at the end (${Object.entries(r.answers.waitingBy).map(([k, v]) => `${k} ${v}`).join(', ')})` : '')]);
   if (r.replay) {
@@ -215,7 +217,7 @@ svg.chart{display:block;width:100%;height:auto}.sub,.verdict,.hint,.card{overflo
 .hint{background:#fef3c7;border-left:4px solid #d97706;padding:8px 12px;margin:0 0 16px}
 </style></head><body>
 <h1>Drop-day replay report</h1>
-<p class="sub">${esc(r.meta.source)} · room ${esc(r.meta.room)} · ${r.meta.speed}× speed · opened ${esc(r.meta.openAt)} · ${r.meta.durationSec} s</p>
+<p class="sub">${esc(r.meta.source)} · room ${esc(r.meta.room)} · ${r.meta.speed}× speed · opened ${esc(r.meta.openAt)} · ${r.meta.durationSec} s${r.fairnessReport ? ` · <a href="${esc(r.fairnessReport.url)}">the room's signed fairness report</a>` : ''}</p>
 <div class="verdict ${r.ok ? 'ok' : 'bad'}">${esc(verdict(r))}</div>
 ${hints}
 <div class="cards">

@@ -18,12 +18,20 @@
  * ended, in buckets; per bucket the mean shown against the fraction who got a unit. Ghosts (they
  * walk away once admitted, by design) and visitors left without an answer are not counted.
  *
+ * The room's fairness report (GET /api/rooms/:room/report, docs/draw.md), fetched at the end, is
+ * linked and checked against the replay's own counts: entrants (visitors who got a place: one per
+ * visitor keeping its cookie, one per join of those that keep none), admissions, units bought,
+ * and the `chance` table bucket by bucket (every followed visitor shown a chance, ghosts and
+ * unanswered ones included, since the gateway cannot tell them apart). A mismatch is a failed
+ * check. A room that never sold out or closed has no report yet: linked, not checked.
+ *
  * Who got the units (labelled arrivals only): the check fails when bots' share of the units
  * sold (purchases the shoppers saw) exceeds `maxBotShare` (default 10%). Not "their share of
  * arrivals": a room with no defence at all gives bots about that share, more when they come
  * first, so that bar would pass a room that stops nobody. A failed check carries one hint, the
  * room setting that would have challenged every bot that bought (see botHint).
  */
+import { CHANCE_BUCKETS, chanceBucket } from '../../shared/chance-buckets.js';
 import { kendallTau } from '../../shared/kendall.js';
 import { headerScore } from '../../waiting-room/defence/score.js';
 import type { RoomConfig } from '../../waiting-room/room-config.js';
@@ -83,8 +91,8 @@ export function unanswered(v: ReplayData['visitors'][number]): boolean {
   return v.purchase === null || v.purchase === 'purchase:timeout' || v.purchase.startsWith('network:');
 }
 
-/** The buckets of the calibration table: [from, to) of the chance shown, the last one [0.9, 1]. */
-export const CHANCE_BUCKETS: readonly (readonly [number, number])[] = [[0, 0.1], [0.1, 0.3], [0.3, 0.6], [0.6, 0.9], [0.9, 1]];
+/** The buckets of the calibration table (the gateway's fairness report uses the same ones). */
+export { CHANCE_BUCKETS };
 
 export interface CalibrationBucket {
   from: number;
@@ -113,9 +121,17 @@ export interface Calibration {
 export function calibration(visitors: ReplayData['visitors']): Calibration {
   const counted = visitors.filter((v) => !v.ghost && !unanswered(v));
   const shown = counted.filter((v) => typeof v.chance === 'number');
-  const buckets = CHANCE_BUCKETS.map(([from, to], k): CalibrationBucket => {
-    const last = k === CHANCE_BUCKETS.length - 1;
-    const inB = shown.filter((v) => v.chance! >= from && (v.chance! < to || (last && v.chance! <= to)));
+  const without = counted.filter((v) => typeof v.chance !== 'number');
+  return {
+    buckets: chanceBuckets(shown), withChance: shown.length, withoutChance: without.length,
+    withoutChanceGotUnit: without.filter((v) => v.purchase === 'success').length,
+  };
+}
+
+/** The buckets over visitors shown a chance. */
+function chanceBuckets(shown: ReplayData['visitors']): CalibrationBucket[] {
+  return CHANCE_BUCKETS.map(([from, to], k): CalibrationBucket => {
+    const inB = shown.filter((v) => chanceBucket(v.chance!) === k);
     const got = inB.filter((v) => v.purchase === 'success').length;
     const mean = inB.length ? inB.reduce((sum, v) => sum + v.chance!, 0) / inB.length : null;
     return {
@@ -123,10 +139,58 @@ export function calibration(visitors: ReplayData['visitors']): Calibration {
       gotUnit: got, actual: inB.length ? Math.round((got / inB.length) * 10000) / 10000 : null,
     };
   });
-  const without = counted.filter((v) => typeof v.chance !== 'number');
+}
+
+/** The room's fairness report as the replay fetched it, and the replay's own counts to check it against. */
+export interface FairnessReportCheck {
+  url: string;
+  /** The report was published (200); otherwise `status` and `error` say why not (409 not_yet: the room is not over). */
+  published: boolean;
+  status: number;
+  error: string | null;
+  /** [the report's figure, the replay's own] per count compared. */
+  entrants: [number | null, number];
+  admitted: [number | null, number];
+  unitsSold: [number | null, number];
+  /** Per bucket: visitors and gotUnit, the report's and the replay's. */
+  chance: { from: number; to: number; visitors: [number | null, number]; gotUnit: [number | null, number] }[];
+}
+
+/** Compare the fetched fairness report with the replay's own counts (see the module comment). */
+export function checkFairnessReport(d: ReplayData, admitted: number, purchases: number): { cmp: FairnessReportCheck | null; checks: Check[] } {
+  const f = d.fairnessReport;
+  if (!f) return { cmp: null, checks: [] };
+  const rep = f.status === 200 ? f.body?.report : null;
+  const num = (x: unknown) => (typeof x === 'number' ? x : null);
+  const noCookieJoins = d.attempts.filter((a) => a.outcome === 'joined' && d.arrivals[a.i]!.noCookie).length;
+  const cookieJoined = new Set(d.attempts.filter((a) => a.outcome === 'joined' && !d.arrivals[a.i]!.noCookie).map((a) => d.arrivals[a.i]!.visitor)).size;
+  const mine = chanceBuckets(d.visitors.filter((v) => typeof v.chance === 'number'));
+  const theirs: any[] = Array.isArray(rep?.chance?.buckets) ? rep.chance.buckets : [];
+  const cmp: FairnessReportCheck = {
+    url: f.url, published: !!rep, status: f.status, error: rep ? null : String(f.body?.error ?? f.body?.message ?? 'no report'),
+    entrants: [num(rep?.entrants?.total), cookieJoined + noCookieJoins],
+    admitted: [num(rep?.admitted), admitted],
+    unitsSold: [num(rep?.units?.sold), purchases],
+    chance: mine.map((b, k) => ({ from: b.from, to: b.to, visitors: [num(theirs[k]?.visitors), b.visitors], gotUnit: [num(theirs[k]?.gotUnit), b.gotUnit] })),
+  };
+  // Not over yet (409 not_yet): nothing to check. Anything else unanswered is a failure.
+  if (!rep) return { cmp, checks: f.status === 409 ? [] : [{ name: 'fairness report published', ok: false, detail: `${f.url}: ${f.status} ${cmp.error}` }] };
+  const same = (name: string, [r, m]: [number | null, number], what: string): Check => ({ name: `fairness report: ${name}`, ok: r === m, detail: `${r} in the report, ${m} ${what}` });
+  const off = cmp.chance.filter((b) => b.visitors[0] !== b.visitors[1] || b.gotUnit[0] !== b.gotUnit[1]);
   return {
-    buckets, withChance: shown.length, withoutChance: without.length,
-    withoutChanceGotUnit: without.filter((v) => v.purchase === 'success').length,
+    cmp,
+    checks: [
+      same('entrants', cmp.entrants, 'visitors got a place in the replay'),
+      same('admitted', cmp.admitted, 'admitted in the replay'),
+      same('units sold', cmp.unitsSold, 'purchases the shoppers saw'),
+      {
+        name: 'fairness report: chance shown vs got a unit',
+        ok: off.length === 0,
+        detail: off.length === 0
+          ? `every bucket as the replay's visitors saw it (${mine.reduce((n, b) => n + b.visitors, 0)} shown a chance)`
+          : off.map((b) => `${b.from}-${b.to}: report ${b.visitors[0]} visitors / ${b.gotUnit[0]} got a unit, replay ${b.visitors[1]} / ${b.gotUnit[1]}`).join('; '),
+      },
+    ],
   };
 }
 
@@ -194,6 +258,8 @@ export interface Report {
     soldOutAfterSec: number | null;
   };
   calibration: Calibration;
+  /** The room's fairness report against the replay's own counts (null: not fetched). */
+  fairnessReport: FairnessReportCheck | null;
   /** Visitors followed to the end: with a final answer, and still waiting at the end (by how their wait ended). */
   answers: { followed: number; final: number; waiting: number; waitingBy: Record<string, number> };
   audit: Record<string, unknown>;
@@ -453,6 +519,8 @@ export function buildReport(d: ReplayData, opts: ReportOptions = {}): Report {
       : `${answers.waiting} of ${answers.followed} visitors followed still waiting at the end (${Object.entries(answers.waitingBy).map(([k, v]) => `${k} ${v}`).join(', ')})`,
   });
   if (bots) checks.push(botShareCheck(d, bots, purchases));
+  const fairnessReport = checkFairnessReport(d, roomAdmitted, purchases.length);
+  checks.push(...fairnessReport.checks);
   // docs/api.md section 7: with overbook 1, a shopper who reserves within claimSeconds never gets sold_out.
   if (admission.overbook === 1) {
     checks.push({
@@ -480,6 +548,7 @@ export function buildReport(d: ReplayData, opts: ReportOptions = {}): Report {
     },
     admission,
     calibration: calibration(d.visitors),
+    fairnessReport: fairnessReport.cmp,
     answers,
     audit: auditObj,
     replay: replayCmp,

@@ -4,11 +4,13 @@
  * open, 20 units bought by the first 20 tickets. Once the room is sold out the report is public,
  * its counts equal the gateway's stats and checkout's audit, the share of units to flagged
  * visitors is what the test itself can count, the draw it quotes passes the verifier, and its JWS
- * verifies with the gateway's JWKS.
+ * verifies with the gateway's JWKS. Its `chance` table holds, per bucket, the figure `GET /me` showed
+ * the visitors still waiting after half the units sold (they follow no WebSocket), and it adds up.
  */
 import { compactVerify, createLocalJWKSet, type JSONWebKeySet } from 'jose';
 import t from 'tap';
 import { loadConfig } from '../../shared/config.js';
+import { CHANCE_BUCKETS, chanceBucket } from '../../shared/chance-buckets.js';
 import { startCheckout } from '../../checkout/main.js';
 import { fetchDraw, verifyDraw } from '../../waiting-room/draw-verify.js';
 import { startGateway } from '../../waiting-room/server.js';
@@ -78,11 +80,12 @@ t.test(`a drop of ${PRE + POST} visitors and ${UNITS} units: the signed fairness
   await inWaves(Array.from({ length: 10 }, () => POST / 10), 10, crowd);
   t.equal(vids.length, PRE + POST);
 
-  // The first 20 tickets buy the 20 units.
+  // The first 20 tickets buy the 20 units: 10, then (once /me shows the others a figure) 10 more.
   const ticketOf = new Map<number, string>();
   for (const [i, m] of (await inWaves(vids, 100, (v) => call(gw.url, 'GET', '/api/rooms/rep/me', { headers: { 'x-visitor-id': v } }))).entries()) ticketOf.set(m.body.ticket, vids[i]!);
   const buyers = Array.from({ length: UNITS }, (_, i) => ticketOf.get(i + 1)!);
-  await Promise.all(buyers.map(async (vid, i) => {
+  const buy = (from: number, to: number) => Promise.all(buyers.slice(from, to).map(async (vid, j) => {
+    const i = from + j;
     const claim = await until(async () => {
       const c = await call(gw.url, 'POST', '/api/rooms/rep/claim', { body: {}, headers: { 'x-visitor-id': vid } });
       return c.status === 200 && c.body;
@@ -92,6 +95,15 @@ t.test(`a drop of ${PRE + POST} visitors and ${UNITS} units: the signed fairness
     const p = await call(co.url, 'POST', `/api/reservations/${r.body.reservationId}/payment`, { token: users[i]!.token, body: { method: 'test_ok' } });
     if (p.status !== 202) throw new Error(`payment ${i + 1}: ${p.status}`);
   }));
+  await buy(0, UNITS / 2);
+  const me = (v: string) => call(gw.url, 'GET', '/api/rooms/rep/me', { headers: { 'x-visitor-id': v } });
+  await until(async () => typeof (await me(ticketOf.get(PRE + POST)!)).body.chance === 'number', 10_000, 'the room to have seen an outcome');
+  /** The chance GET /me showed each visitor still waiting (the only figure these visitors saw). */
+  const meShown = new Map<string, number>();
+  for (const [i, m] of (await inWaves(vids, 100, me)).entries()) {
+    if (m.body.position > 0 && typeof m.body.chance === 'number') meShown.set(vids[i]!, m.body.chance);
+  }
+  await buy(UNITS / 2, UNITS);
   const sale = await until(async () => { const a = await audit(co.url, 'rep'); return a.sold === UNITS && a; }, 20_000, 'every unit paid');
   await until(async () => (await call(gw.url, 'GET', '/api/rooms/rep')).body.state === 'sold_out', 10_000, 'the room to turn sold_out');
 
@@ -119,7 +131,17 @@ t.test(`a drop of ${PRE + POST} visitors and ${UNITS} units: the signed fairness
   t.same(report.orderAfterOpen, { kendallTau: stats.fairness.kendallTau, overtakes: stats.fairness.overtakes, sample: stats.fairness.sample }, 'order after open = the stats');
   t.equal(report.endState, 'sold_out');
   t.ok(report.openToSoldOutSeconds > 0 && report.openToSoldOutSeconds < 120, `open to sold out: ${report.openToSoldOutSeconds} s`);
-  t.equal(report.chance, null, 'chance: not published by this room yet');
+  // Visitors here only poll /me (no WebSocket): those shown a figure are counted from it, once the
+  // gateway has added the ones still waiting (within a moment of the end).
+  const c = meShown.size === report.chance.visitors ? report.chance
+    : (await until(async () => { const r = await call(gw.url, 'GET', '/api/rooms/rep/report'); return r.body.report.chance.visitors === meShown.size && r.body.report.chance; }, 10_000, 'the chance table to count every visitor /me showed a figure'));
+  t.same(c.buckets.map((b: any) => [b.visitors, b.gotUnit]), CHANCE_BUCKETS.map((_, k) => {
+    const inB = [...meShown].filter(([, x]) => chanceBucket(x) === k);
+    return [inB.length, inB.filter(([v]) => buyers.includes(v)).length];
+  }), 'chance: per bucket, the figure /me showed and who of them bought');
+  t.ok(meShown.size > PRE, `chance: ${meShown.size} visitors shown a figure by /me`);
+  t.equal(c.buckets.reduce((n: number, b: any) => n + b.visitors, 0), c.visitors, 'chance: the buckets add up');
+  t.equal(c.buckets.reduce((n: number, b: any) => n + b.gotUnit, 0) + c.soldUnshown, sale.sold, "chance: units got, shown a figure or not = checkout's audit");
 
   const jwks = (await call(gw.url, 'GET', '/.well-known/jwks.json')).body as JSONWebKeySet;
   const verified = await compactVerify(jws, createLocalJWKSet(jwks));

@@ -101,9 +101,13 @@ export function registerQueueRoutes(app: uWS.TemplatedApp, ctx: GatewayContext):
     const stock = { held: o.held, unitsLeft: o.unitsLeft };
     if (place.kind === 'pre') return reply.json(200, { ticket: null, position: null, admitted: false, state: view.state, etaSeconds: null, chance: null, entrantId: entrantId(vid), ...stock });
     const position = Math.max(0, place.ticket - place.at);
+    const chance = position === 0 ? 1 : o.chanceAt(position);
+    // For the fairness report: the last chance shown while waiting (in memory), written once admitted.
+    if (position === 0) ctx.chances.admitted(view.cfg.room, vid, null);
+    else if (chance !== null && view.state !== 'sold_out' && view.state !== 'closed') ctx.chances.note(view.cfg.room, vid, place.ticket, chance);
     reply.json(200, {
       ticket: place.ticket, position, admitted: position === 0, state: view.state,
-      etaSeconds: position === 0 ? 0 : etaSeconds(view, position, o.held), chance: position === 0 ? 1 : o.chanceAt(position), entrantId: entrantId(vid), ...stock,
+      etaSeconds: position === 0 ? 0 : etaSeconds(view, position, o.held), chance, entrantId: entrantId(vid), ...stock,
     });
   });
 

@@ -37,7 +37,7 @@ export function registerWsRoute(app: uWS.TemplatedApp, ctx: GatewayContext): voi
           const vid = visitorFrom(config, r.headers, r.query) ?? '';
           const place = vid ? await lookupVisitor(redis, prefix, view.cfg.room, vid, await ctx.draws.member(view.cfg.room, vid)) : null;
           if (reply.aborted || reply.done) return;
-          const data: WsData = { room: view.cfg.room, vid, ticket: place?.kind === 'ticket' ? place.ticket : 0, admitted: false, closed: false };
+          const data: WsData = { room: view.cfg.room, vid, ticket: place?.kind === 'ticket' ? place.ticket : 0, admitted: false, closed: false, shown: -1, counted: false };
           reply.done = true;
           res.cork(() => res.upgrade(data, key, protocol, extensions, context));
         })().catch((err: unknown) => {
