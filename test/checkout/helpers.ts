@@ -205,7 +205,16 @@ export async function usersWithSessions(w: Pick<World, 'url'> & { config: Pick<C
   const out: { userId: string; token: string; email: string }[] = [];
   for (let i = 0; i < rows.length; i += 100) {
     const chunk = rows.slice(i, i + 100);
-    const sessions = await Promise.all(chunk.map((r) => call(w.url, 'POST', '/api/sessions', { body: { email: r.email, password: CHEAP_PASSWORD } })));
+    // A login answered 503 `unavailable` (Postgres slower than its timeouts on a loaded machine)
+    // is tried again after its Retry-After, as a shopper's page does; any other answer stands.
+    const login = async (email: string) => {
+      for (let attempt = 0; ; attempt++) {
+        const r = await call(w.url, 'POST', '/api/sessions', { body: { email, password: CHEAP_PASSWORD } });
+        if (r.status !== 503 || attempt >= 10) return r;
+        await new Promise((res) => setTimeout(res, 1000 * Number(r.headers.get('retry-after') ?? 1)));
+      }
+    };
+    const sessions = await Promise.all(chunk.map((r) => login(r.email)));
     sessions.forEach((s, j) => {
       if (s.status !== 200) throw new Error(`login failed: ${s.status}`);
       out.push({ userId: chunk[j]!.id, token: s.body.sessionToken, email: chunk[j]!.email });
