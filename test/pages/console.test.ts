@@ -6,8 +6,9 @@
  */
 import t from 'tap';
 import type { Page } from 'playwright-core';
-import { OPEN_LIMITS } from '../gateway/helpers.js';
-import { ADMIN, cutLabels, launch, open, pageErrors, shot, stack, viewShots } from './harness.js';
+import { OPEN_LIMITS, until } from '../gateway/helpers.js';
+import { saleStockKey, stockChannel } from '../../shared/keys.js';
+import { ADMIN, cutLabels, launch, open, pageErrors, phoneShot, shot, stack, viewShots } from './harness.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const text = (page: Page, sel: string) => page.locator(sel).innerText();
@@ -209,6 +210,72 @@ t.test('the picker says a room’s true state and name, the fairness tile counts
   // nothing cut at a laptop's and a phone's size
   t.same(await cutLabels(page), [], 'no label cut at 1280x800');
   await viewShots(page, 'console-paused', 'body');
+  await page.setViewportSize({ width: 390, height: 844 });
+  t.same(await cutLabels(page), [], 'no label cut at 390x844');
+  t.same(pageErrors(page), []);
+});
+
+t.test('the fairness report panel: waiting before the end, the signed report’s figures and links once sold out', async (t) => {
+  // one clock for the gateway, moved forward to open the room
+  let offset = 0;
+  const s = await stack(t, { clock: () => Date.now() + offset });
+  const opensAt = Date.now() + 600_000;
+  await s.admin('PUT', '/admin/rooms/finale', { ...OPEN_LIMITS, name: 'Finale', sale: 'finale', opensAt: iso(opensAt), prequeueSeconds: 900, admitRatePerMin: 6000 });
+  for (let i = 0; i < 6; i++) t.equal((await s.join('finale')).status, 200, 'a pre-queue join');
+  const browser = await launch(t);
+  const page = await open(browser, 1280);
+  await page.addInitScript((tok) => sessionStorage.setItem('wr:adminToken', tok), ADMIN);
+  await page.goto(`${s.gw.url}/admin#room=finale`);
+  await page.waitForSelector('#roomView:not([hidden])');
+  t.equal(await page.locator('#stateBadge').textContent(), 'prequeue');
+  t.equal(await text(page, '#reportBody'), 'The fairness report comes when the room sells out or closes.');
+  t.equal(await page.locator('#reportJson').count(), 0, 'no link before the end');
+
+  // open, four more after open, admit everyone there is
+  offset = opensAt - Date.now() + 1;
+  await until(async () => (await s.gw.admitOnce!(), await fetch(`${s.gw.url}/api/rooms/finale`).then((r) => r.json()) as { draw?: { seed?: string } }).draw?.seed, 10_000, 'the room to open');
+  for (let i = 0; i < 4; i++) t.equal((await s.join('finale')).status, 200, 'a join after open');
+  while ((await s.admin('GET', '/admin/rooms/finale/stats')).body.admitted as number < 10) await s.gw.admitOnce!();
+  await page.waitForFunction(() => document.getElementById('stateBadge')?.textContent === 'open');
+  t.equal(await text(page, '#reportBody'), 'The fairness report comes when the room sells out or closes.', 'still waiting while open');
+  t.equal((await fetch(`${s.gw.url}/api/rooms/finale/report`)).status, 409);
+
+  // checkout says the sale sold out: the room ends and the panel shows the report
+  await s.gw.redis.hset(saleStockKey(s.config.redisPrefix, 'finale'), { total: 8, available: 0, reserved: 0, sold: 8, state: 'on_sale', updatedAt: Date.now() });
+  await s.gw.redis.publish(stockChannel(s.config.redisPrefix), 'finale');
+  await page.waitForSelector('#reportFigs', { timeout: 20_000 });
+  const res = await fetch(`${s.gw.url}/api/rooms/finale/report`);
+  t.equal(res.status, 200);
+  const { report } = (await res.json()) as { report: Record<string, any> };
+  t.same(report.entrants, { prequeue: 6, afterOpen: 4, total: 10 });
+  t.equal(report.state, 'sold_out');
+  const f = (n: number) => new Intl.NumberFormat('en-US', { maximumFractionDigits: 2 }).format(n);
+  const o = report.orderAfterOpen as { kendallTau: number | null; overtakes: number; sample: number };
+  t.equal(o.sample, 4, 'the four admitted after open are the sample');
+  const tau = typeof o.kendallTau === 'number' ? f(o.kendallTau) : 'in order';
+  t.equal(await figure(page, 'Entrants').innerText(), '10');
+  t.match(await page.locator('#reportFigs .fig', { hasText: 'Entrants' }).innerText(), /6 in the pre-queue · 4 after open/);
+  t.equal(await figure(page, 'Units sold').innerText(), '8 of 8');
+  t.equal(await figure(page, 'Order after open τ').innerText(), tau);
+  t.match(await page.locator('#reportFigs .fig', { hasText: 'Order after open' }).innerText(), new RegExp(`${o.overtakes} overtakes? in 4 admitted`));
+  for (const label of ['Challenged', 'Rate-limited', 'Blocked', 'Units to flagged visitors', 'Open to sold out', 'Admitted']) {
+    t.equal(await page.locator('#reportFigs .fig .k', { hasText: new RegExp(`^${label}$`) }).count(), 1, `report figure: ${label}`);
+  }
+  const lead = await text(page, '#reportLead');
+  t.match(lead, /^Sold out .* after opening, 8 of 8 units sold\./);
+  t.match(lead, /10 visitors entered: 6 in the pre-queue, placed by the draw, and 4 after open/);
+  t.match(lead, new RegExp(`Kendall τ ${tau} and ${o.overtakes} overtakes? among 4 admitted`));
+  t.equal(await text(page, '#reportCommitment'), report.draw.commitment);
+  t.equal(await text(page, '#reportSeed'), report.draw.seed);
+  t.equal(await page.getAttribute('#reportJson', 'href'), '/api/rooms/finale/report');
+  t.equal(await page.getAttribute('#reportDraw', 'href'), '/rooms/finale/draw');
+  // the links lead somewhere: the signed JSON and the verifier page
+  t.equal((await fetch(new URL((await page.getAttribute('#reportJson', 'href'))!, s.gw.url)).then((r) => r.json()) as { jws?: string }).jws?.split('.').length, 3);
+  t.equal((await fetch(new URL((await page.getAttribute('#reportDraw', 'href'))!, s.gw.url))).status, 200);
+
+  t.same(await cutLabels(page), [], 'no label cut at 1280x800');
+  await viewShots(page, 'console-report', '#report');
+  await phoneShot(page, 'console-report', '#report'); // the whole panel on a phone, over the viewport shot
   await page.setViewportSize({ width: 390, height: 844 });
   t.same(await cutLabels(page), [], 'no label cut at 390x844');
   t.same(pageErrors(page), []);

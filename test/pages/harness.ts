@@ -147,6 +147,17 @@ export async function viewShots(page: Page, name: string, selector: string): Pro
   await page.setViewportSize(size);
 }
 
+/** A screenshot of one element, whole, at a phone's width (a panel taller than the screen). */
+export async function phoneShot(page: Page, name: string, selector: string): Promise<void> {
+  if (!process.env.SCREENSHOTS) return;
+  const size = page.viewportSize()!;
+  await page.setViewportSize({ width: 390, height: 844 });
+  const dir = path.join(PROJECT_ROOT, 'docs', 'screenshots');
+  mkdirSync(dir, { recursive: true });
+  await page.locator(selector).screenshot({ path: path.join(dir, `${name}-phone.png`), animations: 'disabled' });
+  await page.setViewportSize(size);
+}
+
 /** The whole shop: the real gateway and the real checkout (its own Postgres database), one Redis prefix. */
 export interface Shop extends Stack {
   checkout: Checkout;
