@@ -267,6 +267,13 @@ t.test('the fairness report panel: waiting before the end, the signed report’s
   t.match(lead, new RegExp(`Kendall τ ${tau} and ${o.overtakes} overtakes? among 4 admitted`));
   t.equal(await text(page, '#reportCommitment'), report.draw.commitment);
   t.equal(await text(page, '#reportSeed'), report.draw.seed);
+  // `chance` shown against what happened: one row per bucket of the signed report, its counts
+  const buckets = report.chance.buckets as { visitors: number; gotUnit: number }[];
+  t.ok(buckets.length > 0, 'the report carries the chance table');
+  const rows = await page.locator('#reportChance tbody tr').allInnerTexts();
+  t.equal(rows.length, buckets.length, 'the console shows every bucket');
+  t.same(rows.map((r) => r.split('\t').slice(1, 4).filter((_, i) => i !== 1).map((c) => c.trim())),
+    buckets.map((b) => [String(b.visitors), String(b.gotUnit)]), 'visitors and units got, bucket by bucket');
   t.equal(await page.getAttribute('#reportJson', 'href'), '/api/rooms/finale/report');
   t.equal(await page.getAttribute('#reportDraw', 'href'), '/rooms/finale/draw');
   // the links lead somewhere: the signed JSON and the verifier page
