@@ -2,7 +2,7 @@
   (admittedThrough), so with any number of gateway processes each ticket is admitted once.
   Rate: a credit of admitRatePerMin/60 per second, refilled by elapsed time and capped at one
   second's worth (at least 1), so no call admits more than one second's worth at a time.
-  Stock (CONTRACT.md section 7, lua/include/admissionCap.lua): no more than
+  Stock (docs/api.md section 7, lua/include/admissionCap.lua): no more than
   ceil(available * overbook) outstanding admissions at once; `held` while they reach it.
   Bounded: at most ARGV[6] visitors per call (O(log N + k) for the pre-queue part).
   Caller: waiting-room/scripts.ts admitBatch() (the only one). Every key is in KEYS, all in the

@@ -1,4 +1,4 @@
---[[ include admissionCap: outstanding admissions and the stock cap (CONTRACT.md section 7).
+--[[ include admissionCap: outstanding admissions and the stock cap (docs/api.md section 7).
   Outstanding = admitted visitors who may still take a unit the stock signal shows as available:
     claims  zset visitor -> claim deadline ms (admission + claimSeconds); admitBatch adds,
             checkout removes a visitor when it reserves or is refused sold_out

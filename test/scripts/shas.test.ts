@@ -13,7 +13,7 @@ import { SCRIPT_FILES, scripts, type ScriptName } from '../../shared/scripts.js'
 
 const PINNED: Record<ScriptName, string> = {
   joinBatch: '278a9acab7c2800d00eebb208ddf5aa57742f097',
-  admitBatch: '412e94e9c5ec49d0cd95998370dd2add3d6f6129',
+  admitBatch: 'd720aa7b397cf82bb630af7f5788b831b2123fc3',
   lookupVisitor: '61461eea7e30be356c00999f5b360465d2cf1907',
   saveRoomConfig: 'b361e1bb358023676d64f8813d1c2b3ea23869e2',
   putSigningKey: '6c92d5c2fd92cb8560e95bc78d48c1d4eae63646',
