@@ -9,7 +9,7 @@
  * lost them), and SHOPPERS of them (default 200, spread over the queue) sign up, reserve with their
  * admission token and pay once admitted; STOCK units (default 100) are for sale.
  *
- * The room admits about as many as there are units (CONTRACT.md section 7), so the admission rate
+ * The room admits about as many as there are units (docs/api.md section 7), so the admission rate
  * (ADMIT_RATE_PER_MIN, default: STOCK in about 25 s) spreads the shopping over the faults; every
  * admitted visitor shops (every fifth pays with a declined card, so its unit goes back and the room
  * admits another), up to SHOPPERS. The drop ends once the faults are over, every shopper is done,

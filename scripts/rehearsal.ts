@@ -1,5 +1,5 @@
 /**
- * The one-machine rehearsal of production (CONTRACT.md section 6) that `npm run cluster` prints
+ * The one-machine rehearsal of production (docs/api.md section 6) that `npm run cluster` prints
  * and `npm run chaos` attacks: a Redis Cluster of three masters with a replica each (data under
  * DATA_DIR/cluster), GATEWAYS gateway processes sharing GATEWAY_PORT, one `npm run checkout` with
  * CHECKOUTS workers sharing CHECKOUT_PORT, Postgres as `npm start` finds or starts it (or the one

@@ -1,5 +1,5 @@
 /**
- * Two `npm run checkout` processes reserving for one sale at once (CONTRACT.md section 6), on a
+ * Two `npm run checkout` processes reserving for one sale at once (docs/api.md section 6), on a
  * Redis Cluster of three masters with a replica each and one Postgres database, both started at
  * the same moment (so they also migrate the database at once). Every shopper sends its reservation
  * to both processes at the same instant, twice: its first admission token with one idempotency
@@ -17,7 +17,7 @@ import { serviceEnv, sleep, timedCall, type Answer } from './faults.js';
 
 const SHOPPERS = 80;
 const STOCK = 50;
-/** What a reservation may answer here (CONTRACT.md section 3), besides 503 unavailable. */
+/** What a reservation may answer here (docs/api.md section 3), besides 503 unavailable. */
 const ALLOWED = new Set(['201', '403 admission_used', '409 already_purchased', '409 sold_out']);
 
 t.test('two checkout processes, one sale, the same shoppers retrying on both at once: never a 5xx, one reservation per user, audit ok', async (t) => {

@@ -1,5 +1,5 @@
 /**
- * What the fault tests share (CONTRACT.md section 6): real gateway processes on one port against a
+ * What the fault tests share (docs/api.md section 6): real gateway processes on one port against a
  * Redis Cluster the test started, stopped at teardown by their pids; a timed HTTP call that says
  * how long each answer took (a hang is bounded, never a speed benchmark); the processes holding a
  * port's connections, as the kernel says.

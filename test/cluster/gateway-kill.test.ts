@@ -1,5 +1,5 @@
 /**
- * A gateway process SIGKILLed under its WebSocket clients (CONTRACT.md section 6): three
+ * A gateway process SIGKILLed under its WebSocket clients (docs/api.md section 6): three
  * `npm run gateway` processes share one port on a Redis Cluster of three masters with a replica
  * each; shoppers wait on the real queue page in headless Chromium. The process holding the most
  * connections is killed: every page whose socket it held reconnects by itself to another process

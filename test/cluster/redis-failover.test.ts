@@ -1,5 +1,5 @@
 /**
- * The Redis master that holds a room SIGKILLed under traffic (CONTRACT.md section 6): two
+ * The Redis master that holds a room SIGKILLed under traffic (docs/api.md section 6): two
  * `npm run gateway` processes on one port, a Redis Cluster of three masters with a replica each.
  * Until the replica is promoted every route that needs the room answers 503 `unavailable` with
  * Retry-After (never a 500, never a hang past 2 s: each answer is timed, and bounded at 2.5 s to
