@@ -176,11 +176,20 @@ export function checkFairnessReport(d: ReplayData, admitted: number, purchases: 
   // Not over yet (409 not_yet): nothing to check. Anything else unanswered is a failure.
   if (!rep) return { cmp, checks: f.status === 409 ? [] : [{ name: 'fairness report published', ok: false, detail: `${f.url}: ${f.status} ${cmp.error}` }] };
   const same = (name: string, [r, m]: [number | null, number], what: string): Check => ({ name: `fairness report: ${name}`, ok: r === m, detail: `${r} in the report, ${m} ${what}` });
+  // A join the gateway applied but whose answer never came back (the connection failed, a 5xx)
+  // is an entrant the replay cannot know of: at most that many more in the report.
+  const unanswered = d.attempts.filter((a) => a.status === 0 || a.status >= 500).length;
+  const [er, em] = cmp.entrants;
+  const entrants: Check = {
+    name: 'fairness report: entrants',
+    ok: er !== null && er >= em && er <= em + unanswered,
+    detail: `${er} in the report, ${em} visitors got a place in the replay` + (unanswered ? ` (and ${unanswered} join attempts got no answer or a 5xx: up to that many more may have been placed)` : ''),
+  };
   const off = cmp.chance.filter((b) => b.visitors[0] !== b.visitors[1] || b.gotUnit[0] !== b.gotUnit[1]);
   return {
     cmp,
     checks: [
-      same('entrants', cmp.entrants, 'visitors got a place in the replay'),
+      entrants,
       same('admitted', cmp.admitted, 'admitted in the replay'),
       same('units sold', cmp.unitsSold, 'purchases the shoppers saw'),
       {

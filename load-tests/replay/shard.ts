@@ -249,7 +249,9 @@ export async function runShard(job: ShardJob, onProgress?: (p: Progress) => void
         i: a.i, sentAt, latencyMs: nowMs() - sentAt, status: r.status, outcome,
         ticket: typeof r.json?.ticket === 'number' ? r.json.ticket : null, state: r.json?.state ?? null,
       };
-      if (r.status === 200 && typeof r.json?.visitorId === 'string' && !a.noCookie) ids.set(a.visitor, r.json.visitorId);
+      // Any answer that names the visitor (a 200, and a 503 for a join shed after Redis applied
+      // it) sets its cookie: a browser's retry then keeps the same place, never makes a second one.
+      if (typeof r.json?.visitorId === 'string' && !a.noCookie) ids.set(a.visitor, r.json.visitorId);
       if (r.status === 200 && !a.noCookie && !visitors.has(a.visitor)) {
         const v = {
           visitor: a.visitor, bot: a.bot, vid: String(r.json.visitorId), joinedAt: sentAt, joinTicket: res.ticket,
