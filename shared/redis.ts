@@ -62,13 +62,16 @@ export function createRedis(url: string, opts: RedisOptions = {}): Redis {
 
 /**
  * True for an error that means "Redis is not answering now" (refused, closed, timed out, not
- * writeable, loading, a cluster without a master for the slot): the route answers 503
- * unavailable with Retry-After, not 500.
+ * writeable, loading, a cluster without a master for the slot, a slot that moved under a
+ * pipelined command — ioredis follows a MOVED for a lone command, but hands it to the caller when
+ * it meets it inside a pipeline whose other commands were answered; it has refreshed its slot map
+ * by then, so a retry goes to the new owner): the route answers 503 unavailable with Retry-After,
+ * not 500.
  */
 export function isRedisUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   if (err.name === 'MaxRetriesPerRequestError' || err.name === 'ClusterAllFailedError') return true;
-  return /Command timed out|Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|max retries|^LOADING|^CLUSTERDOWN|^TRYAGAIN|^MASTERDOWN|None of startup nodes/i.test(err.message);
+  return /Command timed out|Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|max retries|^LOADING|^CLUSTERDOWN|^TRYAGAIN|^MASTERDOWN|^MOVED |^ASK |None of startup nodes/i.test(err.message);
 }
 
 /**
