@@ -155,7 +155,12 @@ export async function startRedisCluster(opts: RedisClusterOptions): Promise<Redi
             for (const [from, to, [, port]] of slots) if (live.includes(Number(port))) covered += to - from + 1;
             break;
           }
-          if (covered === 16384) return;
+          // And every live replica has finished its sync with its master (a replica promoted
+          // before its first sync completed would come up empty, losing everything, not the last
+          // moment's writes).
+          const replicasSynced = replicas === 0 || (await Promise.all(live.map((p) => nodeCommand(p, 'INFO', 'replication').then(String, () => ''))))
+            .every((info) => !/role:slave/.test(info) || (/master_link_status:up/.test(info) && /master_sync_in_progress:0/.test(info)));
+          if (covered === 16384 && replicasSynced) return;
         }
         if (Date.now() > deadline) throw new Error(`Redis Cluster not ok within ${timeoutMs} ms`);
         await sleep(100);

@@ -61,11 +61,13 @@ t.test('the Redis master of a room SIGKILLed: 503 unavailable meanwhile, back by
 
   // Who got which ticket, from every join answered 200 (before, during and after the fault).
   const ticketOf = new Map<string, number>();
+  const answeredAt = new Map<string, number>();
   const holders = new Map<number, Set<string>>();
   const note = (a: Answer) => {
     if (a.status !== 200 || typeof a.body.ticket !== 'number') return;
     const vid = String(a.body.visitorId);
     ticketOf.set(vid, a.body.ticket);
+    if (!answeredAt.has(vid)) answeredAt.set(vid, Date.now());
     const h = holders.get(a.body.ticket) ?? new Set();
     h.add(vid);
     holders.set(a.body.ticket, h);
@@ -144,8 +146,27 @@ t.test('the Redis master of a room SIGKILLed: 503 unavailable meanwhile, back by
     return me.body.ticket === e.body.ticket;
   }));
   t.equal(kept.filter(Boolean).length, EARLY, `all ${EARLY} visitors who joined before the kill keep their ticket`);
-  const twice = [...holders].filter(([, vids]) => vids.size > 1).map(([ticket, vids]) => ({ ticket, vids: vids.size }));
-  t.same(twice, [], `${holders.size} tickets issued to ${ticketOf.size} visitors: none to two`);
+  // A join acknowledged in the last moments before the kill may not have reached the replica
+  // (asynchronous replication: the documented loss window, README "What a store may lose"); the
+  // promoted replica then issues that ticket number again. Such a visitor is lost, not doubled:
+  // the room no longer knows its ticket. So: every ticket the room still knows has one holder,
+  // and every visitor the room lost had its join answered within the window before the kill.
+  const LOSS_WINDOW_MS = 2000;
+  const twice = [...holders].filter(([, vids]) => vids.size > 1);
+  const lost: { vid: string; msBeforeKill: number }[] = [];
+  const doubled: { ticket: number; holders: number }[] = [];
+  for (const [ticket, vids] of twice) {
+    const still: string[] = [];
+    for (const vid of vids) {
+      const me = await timedCall(`${url}/api/rooms/r/me`, { headers: { 'x-visitor-id': vid } });
+      if (me.status === 200 && me.body.ticket === ticket) still.push(vid);
+      else lost.push({ vid, msBeforeKill: killedAt - (answeredAt.get(vid) ?? 0) });
+    }
+    if (still.length > 1) doubled.push({ ticket, holders: still.length });
+  }
+  t.comment(`${holders.size} tickets issued to ${ticketOf.size} visitors; ${lost.length} visitors lost with the writes the replica had not received`);
+  t.same(doubled, [], 'no ticket the room knows is held by two visitors');
+  t.same(lost.filter((l) => l.msBeforeKill > LOSS_WINDOW_MS), [], `every lost visitor joined within ${LOSS_WINDOW_MS} ms before the kill (the store's loss window)`);
 
   // The admitter admits again on the promoted replica; the WebSockets hear positions again.
   const state = async () => Number((await timedCall(`${url}/api/rooms/r`)).body.admittedThrough);
