@@ -1,6 +1,6 @@
 --[[ joinBatch: place every join of one room that arrived in the same event-loop turn.
   Caller: waiting-room/scripts.ts joinBatch() (the only one). Every key is in KEYS, all in the
-  room's hash tag {room} (one cluster slot): 8 fixed keys, then 3 per entry.
+  room's hash tag {room} (one cluster slot): 8 fixed keys, then the batch's bucket keys, each once.
   Input:
     KEYS[1] q       hash  {opened, N, next, at, ...} (see include/openIfDue)
     KEYS[2] tix     hash  visitor id -> ticket
@@ -13,10 +13,12 @@
     KEYS[7] tb:room hash  {tokens, ts} the room's token bucket
     KEYS[8] qpost   list  "<visitor id> <arrival ms>" of tickets N+1, N+2, ... not yet admitted, in
                         ticket order (the arrival feeds the post-open fairness figure, admitBatch)
-    KEYS[9 + 3i .. 11 + 3i], for entry i = 0 .. n-1:
-      tb:i:<ip>     hash  the entry's ip bucket {tokens, ts, cf = failed captchas}
-      tb:s:<subnet> hash  the entry's subnet bucket {tokens, ts}
-      hv:<ip>       HyperLogLog of visitor ids seen from the ip (PEXPIRE 10 min; mode off: untouched)
+    KEYS[9 ..]: every distinct ip and subnet of the batch once (several entries of one ip or /24
+      name the same keys, by index, so each bucket is read once and written once per call):
+      per ip:     KEYS[j] tb:i:<ip> hash the ip bucket {tokens, ts, cf = failed captchas},
+                  KEYS[j + 1] hv:<ip> HyperLogLog of visitor ids seen from the ip
+                  (PEXPIRE 10 min; mode off: untouched)
+      per subnet: KEYS[j] tb:s:<subnet> hash the subnet bucket {tokens, ts}
     ARGV[1] now (ms since epoch)          ARGV[2] opensAt (ms since epoch)
     ARGV[3] gate (Gate in scripts.ts, the same in every script): 0 open, 1 paused, 2 held,
             3 sold_out, 4 closed, 5 scheduled. Joins are taken at 0, 1, 2 (pre-queue or open is
@@ -24,11 +26,14 @@
     ARGV[4..5]  room bucket capacity (tokens), refill (tokens/s)
     ARGV[6..7]  subnet bucket capacity, refill      ARGV[8..9] ip bucket capacity, refill
     ARGV[10] captcha mode: 0 off, 1 suspicious, 2 always      ARGV[11] threshold (score 0..100+)
-    ARGV[12] entry count n; then 6 ARGV per entry:
+    ARGV[12] entry count n; then 8 ARGV per entry:
       vid, allowListed (0/1), headerScore (0..100), captchaPassed (0/1),
       member (the visitor's pre-queue member: hex HMAC-SHA256(seed, entrantId) .. vid, from Node,
-              waiting-room/draw.ts; all pre-queue scores are 0, so Redis orders by these bytes),
-      arrival (ms since epoch, read in Node when the request arrived at that gateway process)
+              waiting-room/draw.ts; all pre-queue scores are 0, so Redis orders by these bytes;
+              "" when the caller knows the visitor cannot be in the pre-queue and the room is
+              open at `now`: a visitor id minted for this request, or a room opened with N = 0),
+      arrival (ms since epoch, read in Node when the request arrived at that gateway process),
+      ip key index j (KEYS[j] = tb:i:<ip>, KEYS[j + 1] = hv:<ip>), subnet key index (tb:s:<subnet>)
   Output: { at, opened (0/1), then per entry: code, ticket, score, retryAfterSeconds }
     code "have"   already holds a place: ticket (0 = pre-queue before open), nothing spent
     code "new"    placed now with ticket          code "pre"   placed in the pre-queue (ticket 0)
@@ -36,39 +41,66 @@
     code "rate_limited"  a bucket is short; retryAfterSeconds >= 1, nothing spent
     code "captcha_required"  suspicion score >= threshold (or mode always); buckets spent
     No negative codes; every other reply is an error of Redis itself.
+  Cost (issue 16): the entries are decided one by one in arrival order, exactly as if each were
+  its own call, but every key is read at most once per call (tix with one HMGET, the pre-queue with
+  one ZMSCORE, each bucket with one HMGET that also brings `cf`) and written at most once at the
+  end (each bucket one HSET + PEXPIRE, tix one HSET, qpost one RPUSH, pre one ZADD, the counters
+  one HSET): a new join costs ~6 commands instead of ~17, a re-join none of its own.
 ]]
-local qKey, tixKey, preKey, preseqKey, statsKey, secKey, tbRoom =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local qKey, tixKey, preKey, preseqKey, statsKey, secKey, tbRoom, qpostKey =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local now, opensAt, gate = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local roomCap, roomRate = tonumber(ARGV[4]), tonumber(ARGV[5])
 local snCap, snRate = tonumber(ARGV[6]), tonumber(ARGV[7])
 local ipCap, ipRate = tonumber(ARGV[8]), tonumber(ARGV[9])
 local mode, threshold, n = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
+local PER = 8
 
 --@include openIfDue
 
-local opened = openIfDue(qKey, preKey, now, opensAt)
+local opened, preCount = openIfDue(qKey, preKey, now, opensAt)
 
--- Token bucket read: {tokens, ts} refilled by elapsed_ms * rate / 1000, capped at capacity.
-local function bucketRead(key, cap, rate)
-  local h = redis.call('HMGET', key, 'tokens', 'ts')
+-- Token buckets, each read once ({tokens, ts} refilled by elapsed_ms * rate / 1000, capped at
+-- capacity; `cf` of an ip bucket too) and written once at the end if spent from.
+local buckets = {}
+local function bucket(key, cap, rate)
+  local b = buckets[key]
+  if b then return b end
+  local h = redis.call('HMGET', key, 'tokens', 'ts', 'cf')
   local tokens, ts = tonumber(h[1]), tonumber(h[2])
-  if not tokens or not ts then return cap, now end
-  local elapsed = now - ts
-  if elapsed < 0 then elapsed = 0 end
-  tokens = tokens + elapsed * rate / 1000
-  if tokens > cap then tokens = cap end
-  if ts < now then ts = now end
-  return tokens, ts
-end
-local function bucketWrite(key, tokens, ts, cap, rate)
-  redis.call('HSET', key, 'tokens', tostring(tokens), 'ts', ts)
-  redis.call('PEXPIRE', key, math.ceil((cap - tokens) * 1000 / rate) + 60000)
+  if not tokens or not ts then
+    tokens, ts = cap, now
+  else
+    local elapsed = now - ts
+    if elapsed < 0 then elapsed = 0 end
+    tokens = tokens + elapsed * rate / 1000
+    if tokens > cap then tokens = cap end
+    if ts < now then ts = now end
+  end
+  b = { key = key, tokens = tokens, ts = ts, cap = cap, rate = rate, cf = tonumber(h[3] or '0') or 0, spent = false }
+  buckets[key] = b
+  buckets[#buckets + 1] = b
+  return b
 end
 local function waitFor(tokens, rate)
   local s = math.ceil((1 - tokens) / rate)
   if s < 1 then s = 1 end
   return s
+end
+
+-- Who already holds a place: one HMGET of tix for the batch, one ZMSCORE of the pre-queue for the
+-- entries that may be in it (none once the room opened with an empty pre-queue).
+local vids, members = {}, {}
+for i = 0, n - 1 do
+  local o = 13 + i * PER
+  vids[i + 1] = ARGV[o]
+  if ARGV[o + 4] ~= '' then members[#members + 1] = ARGV[o + 4] end
+end
+local tixOf = redis.call('HMGET', tixKey, unpack(vids))
+local inPre = {}
+if #members > 0 and not (opened and preCount == 0) then
+  local sc = redis.call('ZMSCORE', preKey, unpack(members))
+  for j = 1, #members do if sc[j] then inPre[members[j]] = true end end
 end
 
 local counts = { arrivals = 0, joined = 0, rate_limited = 0, challenged = 0 }
@@ -77,19 +109,28 @@ local atNow = tonumber(redis.call('HGET', qKey, 'at') or '0') or 0
 out[1] = atNow
 out[2] = opened and 1 or 0
 
+-- Places given in this call (a visitor twice in one batch gets its place back the second time).
+local placed = {}
+local nextT, preSeq = nil, nil
+local tixNew, qpostNew, preNew, preseqNew = {}, {}, {}, {}
+local hvTouched, hvCount = {}, {}
+
 for i = 0, n - 1 do
-  local o = 13 + i * 6
+  local o = 13 + i * PER
   local vid = ARGV[o]
   local allow, headerScore, passed, member = ARGV[o + 1] == '1', tonumber(ARGV[o + 2]), ARGV[o + 3] == '1', ARGV[o + 4]
-  local ipKey, snKey, hvKey = KEYS[9 + i * 3], KEYS[10 + i * 3], KEYS[11 + i * 3]
+  local ipIdx, snIdx = tonumber(ARGV[o + 6]), tonumber(ARGV[o + 7])
   local code, ticket, score, retry = nil, 0, 0, 0
   counts.arrivals = counts.arrivals + 1
 
   -- 1. a visitor that already holds a place gets it back unchanged
-  local t = redis.call('HGET', tixKey, vid)
+  local t = tixOf[i + 1]
+  local p = placed[vid]
   if t then
     code, ticket = 'have', tonumber(t)
-  elseif redis.call('ZSCORE', preKey, member) then
+  elseif p then
+    code, ticket = 'have', p
+  elseif inPre[member] then
     code = 'have'
     if opened then ticket = redis.call('ZRANK', preKey, member) + 1 end
   -- 2. the room refuses new places
@@ -98,38 +139,41 @@ for i = 0, n - 1 do
   elseif gate == 5 then code = 'not_open'
   else
     -- 3. token buckets: check all three, spend only if all pass
-    local ipTok, ipTs, snTok, snTs
+    local ipB, snB
     if not allow then
-      local rTok, rTs = bucketRead(tbRoom, roomCap, roomRate)
-      snTok, snTs = bucketRead(snKey, snCap, snRate)
-      ipTok, ipTs = bucketRead(ipKey, ipCap, ipRate)
-      if rTok < 1 or snTok < 1 or ipTok < 1 then
+      local rB = bucket(tbRoom, roomCap, roomRate)
+      snB = bucket(KEYS[snIdx], snCap, snRate)
+      ipB = bucket(KEYS[ipIdx], ipCap, ipRate)
+      if rB.tokens < 1 or snB.tokens < 1 or ipB.tokens < 1 then
         code = 'rate_limited'
-        if rTok < 1 then retry = math.max(retry, waitFor(rTok, roomRate)) end
-        if snTok < 1 then retry = math.max(retry, waitFor(snTok, snRate)) end
-        if ipTok < 1 then retry = math.max(retry, waitFor(ipTok, ipRate)) end
+        if rB.tokens < 1 then retry = math.max(retry, waitFor(rB.tokens, roomRate)) end
+        if snB.tokens < 1 then retry = math.max(retry, waitFor(snB.tokens, snRate)) end
+        if ipB.tokens < 1 then retry = math.max(retry, waitFor(ipB.tokens, ipRate)) end
         counts.rate_limited = counts.rate_limited + 1
       else
-        rTok, snTok, ipTok = rTok - 1, snTok - 1, ipTok - 1
-        bucketWrite(tbRoom, rTok, rTs, roomCap, roomRate)
-        bucketWrite(snKey, snTok, snTs, snCap, snRate)
-        bucketWrite(ipKey, ipTok, ipTs, ipCap, ipRate)
+        rB.tokens, snB.tokens, ipB.tokens = rB.tokens - 1, snB.tokens - 1, ipB.tokens - 1
+        rB.spent, snB.spent, ipB.spent = true, true, true
       end
     end
 
-    -- mode off: no score at all (no PFADD/PFCOUNT/HGET), so the velocity keys are never touched
+    -- mode off: no score at all (no PFADD/PFCOUNT), so the velocity keys are never touched
     if not code and not allow and not passed and mode ~= 0 then
       -- ==== BEGIN SUSPICION (owned by the bot-defence work; tune only inside this section) ====
       -- score = headerScore (from Node) + what this script can see of the visitor's velocity:
       --   ip bucket depletion x 30, subnet depletion x 20, distinct visitor ids from this ip
       --   above 4 -> +10 each (at most +30), failed captchas on this ip (field cf) x 15.
-      score = headerScore + (1 - ipTok / ipCap) * 30 + (1 - snTok / snCap) * 20
-      redis.call('PFADD', hvKey, vid)
-      redis.call('PEXPIRE', hvKey, 600000)
-      local distinct = redis.call('PFCOUNT', hvKey)
-      if distinct > 4 then score = score + math.min(30, (distinct - 4) * 10) end
-      local cf = tonumber(redis.call('HGET', ipKey, 'cf') or '0') or 0
-      score = score + cf * 15
+      --   The distinct count (PFCOUNT) is read only when it can decide: when the rest of the
+      --   score is under the threshold by no more than its +30 (so `score` is a lower bound
+      --   otherwise); the visitor id is always added (PFADD), so the count is there when it can.
+      score = headerScore + (1 - ipB.tokens / ipCap) * 30 + (1 - snB.tokens / snCap) * 20 + ipB.cf * 15
+      local hvKey = KEYS[ipIdx + 1]
+      local added = redis.call('PFADD', hvKey, vid)
+      if not hvTouched[hvKey] then hvTouched[hvKey] = true; hvTouched[#hvTouched + 1] = hvKey end
+      if mode == 1 and score < threshold and score + 30 >= threshold then
+        if added == 1 or not hvCount[hvKey] then hvCount[hvKey] = redis.call('PFCOUNT', hvKey) end
+        local distinct = hvCount[hvKey]
+        if distinct > 4 then score = score + math.min(30, (distinct - 4) * 10) end
+      end
       if mode == 2 or (mode == 1 and score >= threshold) then
         code = 'captcha_required'
         counts.challenged = counts.challenged + 1
@@ -141,13 +185,23 @@ for i = 0, n - 1 do
     if not code then
       counts.joined = counts.joined + 1
       if opened then
-        ticket = redis.call('HINCRBY', qKey, 'next', 1)
-        redis.call('HSET', tixKey, vid, ticket)
-        redis.call('RPUSH', KEYS[8], vid .. ' ' .. ARGV[o + 5])
+        if not nextT then nextT = tonumber(redis.call('HGET', qKey, 'next') or '0') or 0 end
+        nextT = nextT + 1
+        ticket = nextT
+        tixNew[#tixNew + 1] = vid
+        tixNew[#tixNew + 1] = ticket
+        qpostNew[#qpostNew + 1] = vid .. ' ' .. ARGV[o + 5]
+        placed[vid] = ticket
         code = 'new'
       else
-        redis.call('ZADD', preKey, 0, member)
-        redis.call('HSET', preseqKey, vid, redis.call('HINCRBY', qKey, 'preJoined', 1))
+        if member == '' then return redis.error_reply('joinBatch: a pre-queue join without its member') end
+        if not preSeq then preSeq = tonumber(redis.call('HGET', qKey, 'preJoined') or '0') or 0 end
+        preSeq = preSeq + 1
+        preNew[#preNew + 1] = 0
+        preNew[#preNew + 1] = member
+        preseqNew[#preseqNew + 1] = vid
+        preseqNew[#preseqNew + 1] = preSeq
+        placed[vid] = 0
         code = 'pre'
       end
     end
@@ -158,6 +212,24 @@ for i = 0, n - 1 do
   out[#out + 1] = retry
 end
 
+-- Every write once.
+for _, b in ipairs(buckets) do
+  if b.spent then
+    redis.call('HSET', b.key, 'tokens', tostring(b.tokens), 'ts', b.ts)
+    redis.call('PEXPIRE', b.key, math.ceil((b.cap - b.tokens) * 1000 / b.rate) + 60000)
+  end
+end
+for _, k in ipairs(hvTouched) do redis.call('PEXPIRE', k, 600000) end
+if nextT then
+  redis.call('HSET', qKey, 'next', nextT)
+  redis.call('HSET', tixKey, unpack(tixNew))
+  redis.call('RPUSH', qpostKey, unpack(qpostNew))
+end
+if preSeq then
+  redis.call('HSET', qKey, 'preJoined', preSeq)
+  redis.call('ZADD', preKey, unpack(preNew))
+  redis.call('HSET', preseqKey, unpack(preseqNew))
+end
 for field, c in pairs(counts) do
   if c > 0 then
     redis.call('HINCRBY', statsKey, field, c)

@@ -81,7 +81,11 @@ export interface JoinBatchEntry {
   /** 0..100, from the request's headers. */
   headerScore: number;
   captchaPassed: boolean;
-  /** The visitor's pre-queue member: hex HMAC-SHA256(seed, entrantId) followed by the visitor id (draw.ts preMember). */
+  /**
+   * The visitor's pre-queue member: hex HMAC-SHA256(seed, entrantId) followed by the visitor id
+   * (draw.ts preMember); '' when the visitor cannot be in the pre-queue and `now` >= opensAt (a
+   * visitor id minted for this request, or a room that opened with an empty pre-queue).
+   */
   preMember: string;
   /** ms since epoch when the request reached this gateway process. */
   arrivedAt: number;
@@ -124,9 +128,15 @@ export async function joinBatch(redis: Redis, prefix: string, room: string, inpu
     limits.room.capacity, limits.room.refillPerSec, limits.subnet.capacity, limits.subnet.refillPerSec,
     limits.ip.capacity, limits.ip.refillPerSec, CaptchaMode[captcha.mode], captcha.threshold, entries.length,
   ];
+  // Every distinct ip (bucket and visitor HyperLogLog) and subnet once; entries name them by KEYS index.
+  const ipAt = new Map<string, number>();
+  const subnetAt = new Map<string, number>();
   for (const e of entries) {
-    keys.push(k.ipBucket(e.ip), k.subnetBucket(e.subnet), k.ipVisitors(e.ip));
-    argv.push(e.vid, e.allowListed ? 1 : 0, e.headerScore, e.captchaPassed ? 1 : 0, e.preMember, e.arrivedAt);
+    let ip = ipAt.get(e.ip);
+    if (ip === undefined) { ip = keys.length + 1; ipAt.set(e.ip, ip); keys.push(k.ipBucket(e.ip), k.ipVisitors(e.ip)); }
+    let sn = subnetAt.get(e.subnet);
+    if (sn === undefined) { sn = keys.length + 1; subnetAt.set(e.subnet, sn); keys.push(k.subnetBucket(e.subnet)); }
+    argv.push(e.vid, e.allowListed ? 1 : 0, e.headerScore, e.captchaPassed ? 1 : 0, e.preMember, e.arrivedAt, ip, sn);
   }
   const r = await run<Arg[]>(redis, 'joinBatch', keys, argv);
   const places: JoinBatchPlace[] = new Array(entries.length);

@@ -12,7 +12,7 @@ import { createRedis } from '../../shared/redis.js';
 import { SCRIPT_FILES, scripts, type ScriptName } from '../../shared/scripts.js';
 
 const PINNED: Record<ScriptName, string> = {
-  joinBatch: '278a9acab7c2800d00eebb208ddf5aa57742f097',
+  joinBatch: '3cc2319a7ca28ffb49ce22a9edb86e9a2d72014e',
   admitBatch: 'd720aa7b397cf82bb630af7f5788b831b2123fc3',
   lookupVisitor: '61461eea7e30be356c00999f5b360465d2cf1907',
   saveRoomConfig: 'b361e1bb358023676d64f8813d1c2b3ea23869e2',
