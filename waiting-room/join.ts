@@ -7,6 +7,7 @@
 import type { Redis } from 'ioredis';
 import type { Metrics } from './metrics.js';
 import type { RoomView } from './rooms.js';
+import { roomKeys } from '../shared/keys.js';
 import { preMember, type Draws } from './draw.js';
 import { gateOf, joinBatch, type JoinBatchEntry, type JoinCode } from './scripts.js';
 
@@ -16,6 +17,11 @@ export const MAX_JOIN_BATCH = 500;
 export type JoinEntry = Omit<JoinBatchEntry, 'preMember' | 'arrivedAt'> & {
   /** ms since epoch when the request reached this gateway process (its own clock); default: the batch's now. */
   arrivedAt?: number;
+  /**
+   * The visitor id was minted for this request: it cannot be in the pre-queue, so once the room
+   * is open its pre-queue member (an HMAC and a SHA-256 in Node, a ZMSCORE in Redis) is not needed.
+   */
+  newVisitor?: boolean;
 };
 
 export type { JoinCode };
@@ -68,18 +74,38 @@ export class JoinBatcher {
     }
   }
 
-  /** The room's seed first (cached after the first call), for each visitor's pre-queue member. */
+  /**
+   * The room's seed first (cached after the first call), for each visitor's pre-queue member; once
+   * the room is due open, also its pre-queue size N (cached once Redis says it opened).
+   */
   private run(view: RoomView, entries: JoinEntry[], waiters: Pending['waiters']): void {
-    this.draws.secret(view.cfg.room).then(({ seed }) => this.call(view, entries, waiters, seed), (err: unknown) => { for (const w of waiters) w.reject(err); });
+    const room = view.cfg.room;
+    const fail = (err: unknown) => { for (const w of waiters) w.reject(err); };
+    const secret = this.draws.secret(room);
+    if (this.clock() < view.opensAtMs) { secret.then(({ seed }) => this.call(view, entries, waiters, seed, null), fail); return; }
+    Promise.all([secret, this.draws.openedCount(room, roomKeys(this.prefix, room).q)])
+      .then(([{ seed }, n]) => this.call(view, entries, waiters, seed, n), fail);
   }
 
-  private call(view: RoomView, entries: JoinEntry[], waiters: Pending['waiters'], seed: Buffer): void {
+  /** `openedN`: the pre-queue's size at open when known (the room opened), else null. */
+  private call(view: RoomView, entries: JoinEntry[], waiters: Pending['waiters'], seed: Buffer, openedN: number | null): void {
     const { cfg } = view;
     const now = this.clock();
     this.metrics.joinBatch.observe(entries.length);
+    // At or after opensAt the script opens the room if it has not yet, so no join of this call goes
+    // to the pre-queue: a visitor who cannot already be in it needs no member.
+    const open = now >= view.opensAtMs;
+    const batch: JoinBatchEntry[] = new Array(entries.length);
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
+      const member = open && (e.newVisitor || openedN === 0) ? '' : preMember(seed, e.vid);
+      batch[i] = {
+        vid: e.vid, ip: e.ip, subnet: e.subnet, allowListed: e.allowListed, headerScore: e.headerScore, captchaPassed: e.captchaPassed,
+        preMember: member, arrivedAt: e.arrivedAt ?? now,
+      };
+    }
     joinBatch(this.redis, this.prefix, cfg.room, {
-      now, opensAtMs: view.opensAtMs, gate: gateOf(view.state, view.held), limits: cfg.limits, captcha: cfg.captcha,
-      entries: entries.map((e) => ({ ...e, preMember: preMember(seed, e.vid), arrivedAt: e.arrivedAt ?? now })),
+      now, opensAtMs: view.opensAtMs, gate: gateOf(view.state, view.held), limits: cfg.limits, captcha: cfg.captcha, entries: batch,
     }).then(({ at, places }) => {
       this.onJoined(cfg.room);
       waiters.forEach((w, i) => {

@@ -24,6 +24,7 @@ import { ensureToken, type AdmittedNotice } from './admitter.js';
 import type { ChanceLedger, Shown } from './chance-ledger.js';
 import type { Draws } from './draw.js';
 import { outlook, type Outlook } from './outlook.js';
+import { roomKeys } from '../shared/keys.js';
 import { lookupVisitor, queueSnapshot, type Snapshot } from './scripts.js';
 import { tokenExpiry, type KeyRing } from './tokens.js';
 
@@ -73,6 +74,11 @@ interface LiveRoom {
 
 export function roomTopic(room: string): string { return `room:${room}`; }
 
+/** Where a visitor stands, for position lookups (GET /me, a WebSocket connect): no token. */
+export type Place = { kind: 'none' } | { kind: 'pre' } | { kind: 'ticket'; ticket: number };
+
+interface Waiter<T> { resolve: (v: T) => void; reject: (e: unknown) => void }
+
 export function etaSecondsPerPlace(view: RoomView): number | null {
   return view.cfg.admitRatePerMin > 0 ? 60 / view.cfg.admitRatePerMin : null;
 }
@@ -105,6 +111,10 @@ export class Live {
   private readonly rooms = new Map<string, LiveRoom>();
   private timer: NodeJS.Timeout | null = null;
   private ticking = false;
+  /** Position lookups waiting for the next read (see snapshot and place). */
+  private snapWaiters = new Map<string, Waiter<Snapshot>[]>();
+  private placeWaiters = new Map<string, Map<string, Waiter<Place>[]>>();
+  private readScheduled = false;
 
   constructor(
     private readonly app: uWS.TemplatedApp,
@@ -139,7 +149,7 @@ export class Live {
     }
     ws.subscribe(roomTopic(d.room));
     this.metrics.wsClients.inc();
-    queueSnapshot(this.redis, this.prefix, d.room).then((snap) => {
+    this.snapshot(d.room).then((snap) => {
       const view = this.roomViews.get(d.room);
       if (!view || d.closed) return;
       // A socket opened after a pause, sell-out or close was announced hears it too (a page
@@ -147,6 +157,77 @@ export class Live {
       if (ANNOUNCED_STATES.has(view.state) && !(d.ticket > 0 && d.ticket <= snap.at)) ws.send(stateMessage(view));
       this.sendTo(ws, d, view, snap, roundParts(view, snap));
     }, () => {});
+  }
+
+  /**
+   * The room's queue counters, read for every caller of this event-loop turn at once (one HMGET
+   * and one ZCARD per room per turn, however many GET /me and WebSocket connects a storm brings),
+   * issued after each caller asked: never older than the request.
+   */
+  snapshot(room: string): Promise<Snapshot> {
+    return new Promise((resolve, reject) => {
+      let w = this.snapWaiters.get(room);
+      if (!w) this.snapWaiters.set(room, (w = []));
+      w.push({ resolve, reject });
+      this.scheduleReads();
+    });
+  }
+
+  /**
+   * Where `vid` stands in `room`, without a script: the visitors of one turn are looked up with one
+   * HMGET of the room's tickets; only a visitor without a ticket costs a ZRANK of the pre-queue
+   * (its drawn place once the room opened, from the snapshot of the same turn). The same answer as
+   * lookupVisitor but the token (POST /claim still uses the script).
+   */
+  place(room: string, vid: string): Promise<Place> {
+    return new Promise((resolve, reject) => {
+      let byVid = this.placeWaiters.get(room);
+      if (!byVid) this.placeWaiters.set(room, (byVid = new Map()));
+      let w = byVid.get(vid);
+      if (!w) byVid.set(vid, (w = []));
+      w.push({ resolve, reject });
+      this.scheduleReads();
+    });
+  }
+
+  private scheduleReads(): void {
+    if (this.readScheduled) return;
+    this.readScheduled = true;
+    setImmediate(() => this.flushReads());
+  }
+
+  private flushReads(): void {
+    this.readScheduled = false;
+    const places = this.placeWaiters;
+    this.placeWaiters = new Map();
+    const opened = new Map<string, Promise<Snapshot>>();
+    for (const room of places.keys()) opened.set(room, new Promise((resolve, reject) => {
+      let w = this.snapWaiters.get(room);
+      if (!w) this.snapWaiters.set(room, (w = []));
+      w.push({ resolve, reject });
+    }));
+    const snaps = this.snapWaiters;
+    this.snapWaiters = new Map();
+    for (const [room, waiters] of snaps) {
+      queueSnapshot(this.redis, this.prefix, room).then((snap) => { for (const w of waiters) w.resolve(snap); }, (err: unknown) => { for (const w of waiters) w.reject(err); });
+    }
+    for (const [room, byVid] of places) this.readPlaces(room, byVid, opened.get(room)!);
+  }
+
+  private readPlaces(room: string, byVid: Map<string, Waiter<Place>[]>, snap: Promise<Snapshot>): void {
+    const k = roomKeys(this.prefix, room);
+    const vids = [...byVid.keys()];
+    const answer = (vid: string, p: Place) => { for (const w of byVid.get(vid)!) w.resolve(p); };
+    const fail = (vid: string, err: unknown) => { for (const w of byVid.get(vid)!) w.reject(err); };
+    Promise.all([this.redis.hmget(k.tix, ...vids), snap]).then(([tickets, s]) => {
+      tickets.forEach((t, i) => {
+        const vid = vids[i]!;
+        if (t !== null) { answer(vid, { kind: 'ticket', ticket: Number(t) }); return; }
+        this.draws.member(room, vid)
+          .then((member) => this.redis.zrank(k.pre, member))
+          .then((rank) => answer(vid, rank === null ? { kind: 'none' } : s.opened ? { kind: 'ticket', ticket: rank + 1 } : { kind: 'pre' }), (err: unknown) => fail(vid, err));
+      });
+    }, (err: unknown) => { for (const vid of vids) fail(vid, err); });
   }
 
   remove(ws: Socket): void {

@@ -26,3 +26,22 @@ export function createMetrics(defaults = false) {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+type JoinsChild = ReturnType<Metrics['joins']['labels']>;
+const joinChildren = new WeakMap<Metrics['joins'], Map<string, JoinsChild>>();
+
+/**
+ * Count one join attempt by outcome: the labelled child is looked up once per room and outcome
+ * (prom-client hashes the label set on every `inc({..})`, a measurable share of a join).
+ */
+export function countJoin(metrics: Metrics, room: string, outcome: string): void {
+  let children = joinChildren.get(metrics.joins);
+  if (!children) joinChildren.set(metrics.joins, (children = new Map()));
+  const key = `${room}\n${outcome}`;
+  let c = children.get(key);
+  if (!c) {
+    if (children.size > 10_000) children.clear();
+    children.set(key, (c = metrics.joins.labels(room, outcome)));
+  }
+  c.inc();
+}

@@ -11,10 +11,11 @@ import { roomKeys } from '../../shared/keys.js';
 import { entrantId } from '../draw.js';
 import { noteJoinOutcome } from '../report.js';
 import { outlook } from '../outlook.js';
-import { lookupVisitor, queueSnapshot } from '../scripts.js';
+import { lookupVisitor } from '../scripts.js';
 import { tokenExpiry } from '../tokens.js';
 import { mintVisitorId, visitorCookie } from '../visitor.js';
 import { JoinBody, validator } from '../schemas.js';
+import { countJoin } from '../metrics.js';
 import { findRoom, visitorFrom } from './common.js';
 
 const checkJoin = validator(JoinBody);
@@ -25,7 +26,7 @@ export function registerQueueRoutes(app: uWS.TemplatedApp, ctx: GatewayContext):
   route(app, 'get', '/api/rooms/:room', log, async (req, reply) => {
     const view = await findRoom(ctx, req.params[0], reply);
     if (!view) return;
-    const [snap, draw] = await Promise.all([queueSnapshot(redis, prefix, view.cfg.room), ctx.draws.publicView(view.cfg.room, roomKeys(prefix, view.cfg.room).q)]);
+    const [snap, draw] = await Promise.all([ctx.live.snapshot(view.cfg.room), ctx.draws.publicView(view.cfg.room, roomKeys(prefix, view.cfg.room).q)]);
     const o = outlook(view, snap);
     reply.json(200, {
       room: view.cfg.room, name: view.cfg.name, sale: view.cfg.sale, state: view.state, opensAt: view.cfg.opensAt,
@@ -51,7 +52,7 @@ export function registerQueueRoutes(app: uWS.TemplatedApp, ctx: GatewayContext):
       captchaToken: (json as JoinBody).captchaToken, now,
     });
     const record = (outcome: string, ip: string, subnet: string, ticket: number | null) => {
-      metrics.joins.inc({ room: view.cfg.room, outcome });
+      countJoin(metrics, view.cfg.room, outcome);
       noteJoinOutcome(redis, prefix, view.cfg.room, vid, outcome);
       if (view.cfg.record) recorder.record({ room: view.cfg.room, at: now, ip, subnet, visitorId: vid, userAgent: req.headers['user-agent'] ?? '', outcome, ticket });
     };
@@ -60,12 +61,12 @@ export function registerQueueRoutes(app: uWS.TemplatedApp, ctx: GatewayContext):
       if (verdict.kind === 'rate_limited') return reply.error('rate_limited', { retryAfterSeconds: verdict.retryAfterSeconds }, undefined, { 'set-cookie': cookies });
       return reply.error(verdict.kind, verdict.reason ? { reason: verdict.reason } : {}, undefined, { 'set-cookie': cookies });
     }
-    cookies.push(...verdict.setCookies);
+    if (verdict.setCookies.length) cookies.push(...verdict.setCookies);
     let r;
     try {
       r = await ctx.batcher.join(view, {
         vid, ip: verdict.ip, subnet: verdict.subnet, allowListed: verdict.allowListed, headerScore: verdict.headerScore, captchaPassed: verdict.captchaPassed,
-        arrivedAt: now,
+        arrivedAt: now, newVisitor: !known,
       });
     } catch (err) {
       if (faultCode(err) !== 'unavailable') throw err;
@@ -83,7 +84,9 @@ export function registerQueueRoutes(app: uWS.TemplatedApp, ctx: GatewayContext):
       case 'closed': case 'sold_out': return reply.error(r.code, {}, undefined, headers);
       default:
         if (r.ticket !== null) ctx.live.setTicket(view.cfg.room, vid, r.ticket);
-        return reply.json(200, { ticket: r.ticket, position: r.position, state: view.state, visitorId: vid, entrantId: entrantId(vid) }, headers);
+        // The body by hand: every part is a number, null, a state name or a base64url/hex id (no escaping needed).
+        return reply.send(200, `{"ticket":${r.ticket},"position":${r.position},"state":"${view.state}","visitorId":"${vid}","entrantId":"${entrantId(vid)}"}`,
+          { 'content-type': 'application/json', 'cache-control': 'no-store', 'set-cookie': cookies });
     }
   });
 
@@ -92,15 +95,13 @@ export function registerQueueRoutes(app: uWS.TemplatedApp, ctx: GatewayContext):
     if (!view) return;
     const vid = visitorFrom(config, req.headers);
     if (!vid) return reply.error('not_in_queue');
-    const [place, snap] = await Promise.all([
-      lookupVisitor(redis, prefix, view.cfg.room, vid, await ctx.draws.member(view.cfg.room, vid)),
-      queueSnapshot(redis, prefix, view.cfg.room),
-    ]);
+    // No script per visitor: the lookups of one turn share one HMGET of tickets and one snapshot (live.ts).
+    const [place, snap] = await Promise.all([ctx.live.place(view.cfg.room, vid), ctx.live.snapshot(view.cfg.room)]);
     if (place.kind === 'none') return reply.error('not_in_queue');
     const o = outlook(view, snap);
     const stock = { held: o.held, unitsLeft: o.unitsLeft };
     if (place.kind === 'pre') return reply.json(200, { ticket: null, position: null, admitted: false, state: view.state, etaSeconds: null, chance: null, entrantId: entrantId(vid), ...stock });
-    const position = Math.max(0, place.ticket - place.at);
+    const position = Math.max(0, place.ticket - snap.at);
     const chance = position === 0 ? 1 : o.chanceAt(position);
     // For the fairness report: the last chance shown while waiting (in memory), written once admitted.
     if (position === 0) ctx.chances.admitted(view.cfg.room, vid, null);

@@ -7,11 +7,10 @@ import type uWS from 'uWebSockets.js';
 import type { GatewayContext } from '../context.js';
 import { copyRequest, faultCode, noteRoute, Reply } from '../http.js';
 import type { WsData } from '../live.js';
-import { lookupVisitor } from '../scripts.js';
 import { findRoom, visitorFrom } from './common.js';
 
 export function registerWsRoute(app: uWS.TemplatedApp, ctx: GatewayContext): void {
-  const { config, redis, prefix, log, live } = ctx;
+  const { config, log, live } = ctx;
   /** Run a socket callback; a bug in it is logged, never thrown into uWS (one throw ends the process). */
   const guarded = <A extends unknown[]>(what: string, fn: (...a: A) => void) => (...a: A): void => {
     try { fn(...a); } catch (err) { log.error({ err }, `websocket ${what} failed`); }
@@ -35,7 +34,8 @@ export function registerWsRoute(app: uWS.TemplatedApp, ctx: GatewayContext): voi
           const view = await findRoom(ctx, r.params[0], reply);
           if (!view || reply.aborted) return;
           const vid = visitorFrom(config, r.headers, r.query) ?? '';
-          const place = vid ? await lookupVisitor(redis, prefix, view.cfg.room, vid, await ctx.draws.member(view.cfg.room, vid)) : null;
+          // No script per connect: the connects of one turn share one HMGET of tickets (live.ts place).
+          const place = vid ? await live.place(view.cfg.room, vid) : null;
           if (reply.aborted || reply.done) return;
           const data: WsData = { room: view.cfg.room, vid, ticket: place?.kind === 'ticket' ? place.ticket : 0, admitted: false, closed: false, shown: -1, counted: false };
           reply.done = true;
