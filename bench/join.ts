@@ -14,6 +14,28 @@
  * configured large (a connection sends thousands of joins) so they never reject.
  * Rounds alternate gateway and baseline; each figure is the median of its rounds.
  *
+ * Redis is a redis-server of the bench's own (bench/lib/redis-server.ts; REDIS_URL picks another),
+ * so its CPU (INFO used_cpu_*) and commandstats per answer are this run's alone; rows 1b measure a
+ * visitor who already holds a place (cookie) joining again and asking GET /me, and 2b searches the
+ * highest offered rate with p99 < 10 ms for the gateway and the baseline.
+ *
+ * Where a join's time goes (issue 16; gateway pinned to one core, load generator and Redis to the
+ * other, `--cpu-prof`, commandstats on a private Redis, 20 joins per script call):
+ *  - before: Redis ~30 µs per join inside EVALSHA (~17 commands per new join: the room bucket read
+ *    and written per entry, HMGET+HSET+PEXPIRE per bucket per entry, HGET cf, PFADD+PEXPIRE+PFCOUNT,
+ *    HINCRBY next, HSET, RPUSH), ~42 µs used_cpu in all. Gateway: crypto ~12% of its busy time (an
+ *    HMAC to mint the id, HMAC + SHA-256 for the pre-queue member of every join, SHA-256 again for
+ *    entrantId), the response write and uWS ~20%, ioredis command building ~8%, request copy and
+ *    body ~10%, prom-client label hashing, promise hops. (Unpinned profiles put ~30% in
+ *    writeUtf8String: the gateway preempted by the processes its writes wake, not its CPU.)
+ *  - after: Redis ~19 µs per join in EVALSHA (~6 commands per new join: every key read once and
+ *    written once per call, the distinct-visitor count read only when it can decide), ~25 µs
+ *    used_cpu; a re-join ~8 µs, GET /me ~2.5 µs and no script. Gateway: one HMAC per new join
+ *    (by hand over crypto.hash) and one SHA-256, none for a re-join (checked ids remembered); what
+ *    is left is uWS and the syscalls (~10 µs: the trivial endpoint), the generic route/body/
+ *    promise machinery of waiting-room/http.ts (~15% of busy time), ioredis, and tsx's __name
+ *    helper on every closure (~4%).
+ *
  *   npx tsx bench/join.ts             3 rounds x 5 s per side, 20,000 sockets (about 4 minutes)
  *   npx tsx bench/join.ts --quick     1 round x 2 s, 3,000 sockets (about 1 minute)
  *   npx tsx bench/join.ts --profile   also V8 profiles of the gateway during joins and fan-out
