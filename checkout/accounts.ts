@@ -13,14 +13,33 @@
  * expires (12 h), acceptable for a flash sale where logging out only clears the browser.
  */
 import crypto from 'node:crypto';
+import os from 'node:os';
 import { promisify } from 'node:util';
+import pLimit from 'p-limit';
 import { SignJWT } from 'jose';
 import { UUID_PATTERN } from './schemas.js';
 
 /** A session's subject is a user id (a UUID): anything else would reach Postgres's uuid columns. */
 const USER_ID = new RegExp(UUID_PATTERN);
 
-const scrypt = promisify(crypto.scrypt) as (pw: string, salt: Buffer, len: number, opts: crypto.ScryptOptions) => Promise<Buffer>;
+const rawScrypt = promisify(crypto.scrypt) as (pw: string, salt: Buffer, len: number, opts: crypto.ScryptOptions) => Promise<Buffer>;
+
+/**
+ * How many scrypt hashes this process runs at once: one core fewer than the machine has (at
+ * least one). An scrypt is ~65 ms of a core on libuv's threads (4 by default); unbounded, a
+ * burst of sign-ups (every admitted shopper at the opening) takes every core, the event loop
+ * starves, and requests that wait on the Postgres pool pass its 1.5 s budget and answer 503
+ * while Postgres is healthy (seen under k6 at 20,000 visitors: 306 answers 503, 182 units then
+ * stuck in lapsing claims). Bounded, sign-ups and log-ins queue here and the rest of checkout
+ * keeps a core. Checkout sets it from PASSWORD_HASH_CONCURRENCY (config).
+ */
+const hashing = pLimit(Math.max(1, os.availableParallelism() - 1));
+export function setHashConcurrency(n: number): void {
+  hashing.concurrency = n;
+}
+/** Hashes running or waiting to run (for /metrics and the test of the bound). */
+export const hashingLoad = () => ({ active: hashing.activeCount, pending: hashing.pendingCount });
+const scrypt = (pw: string, salt: Buffer, len: number, opts: crypto.ScryptOptions) => hashing(() => rawScrypt(pw, salt, len, opts));
 
 export const DEFAULT_SCRYPT = { N: 16384, r: 8, p: 1 } as const;
 const KEYLEN = 32;

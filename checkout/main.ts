@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { createLogger } from '../shared/log.js';
 import type { Config } from '../shared/config.js';
 import { createRedisClient } from '../shared/redis.js';
-import { createSessions, dummyHash } from './accounts.js';
+import { createSessions, dummyHash, setHashConcurrency } from './accounts.js';
 import { createAdmissionVerifier, type JwksOptions } from './admission.js';
 import type { Ctx } from './context.js';
 import { createDb, migrateDatabase } from './db.js';
@@ -55,6 +55,7 @@ export interface Checkout {
 export async function startCheckout(config: Config, opts: CheckoutOptions = {}): Promise<Checkout> {
   const clock = opts.clock ?? Date.now;
   const reconcileAfterMs = opts.reconcileAfterMs ?? 30_000;
+  setHashConcurrency(config.passwordHashConcurrency);
   const db = createDb(config.databaseUrl, opts.poolSize ?? 10);
   const redis = createRedisClient(config);
   redis.on('error', () => {}); // ioredis reconnects; /healthz tells

@@ -4,6 +4,7 @@
  * works on one machine; in production (NODE_ENV=production) a missing secret
  * stops start-up with a clear message.
  */
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -46,6 +47,8 @@ export interface Config {
   readonly captchaFailMode: CaptchaFailMode;
   readonly captchaTimeoutMs: number;
   readonly paymentWebhookSecret: string;
+  /** scrypt hashes (sign-up, log-in) a checkout process runs at once (PASSWORD_HASH_CONCURRENCY; default cores - 1, at least 1). */
+  readonly passwordHashConcurrency: number;
   /** Where the start command keeps local Redis/Postgres data (DATA_DIR). */
   readonly dataDir: string;
   /** `npm run checkout`: worker processes sharing CHECKOUT_PORT through Node's cluster module (CHECKOUT_WORKERS, default 1: no primary). */
@@ -169,6 +172,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     captchaFailMode: failMode,
     captchaTimeoutMs: Number(env.CAPTCHA_TIMEOUT_MS || 3000),
     paymentWebhookSecret: secret('PAYMENT_WEBHOOK_SECRET'),
+    passwordHashConcurrency: count(env, 'PASSWORD_HASH_CONCURRENCY', Math.max(1, os.availableParallelism() - 1), 256),
     dataDir: env.DATA_DIR || path.join(PROJECT_ROOT, 'data'),
     checkoutWorkers: count(env, 'CHECKOUT_WORKERS', 1, 64),
     gateways: count(env, 'GATEWAYS', 3, 64),
