@@ -40,7 +40,7 @@ const SELF = fileURLToPath(import.meta.url);
 const CONCURRENCY = (process.env.BENCH_CHECKOUT_BUYERS ?? '8,16,32,64').split(',').map(Number);
 const POOL_SIZE = 10;
 const SELL_OUT = { buyers: 1200, units: 800 };
-const SESSION_SECRET = 'bench-session-secret';
+export const SESSION_SECRET = 'bench-session-secret';
 const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
 
 // ---------------------------------------------------------------- servers (child processes)
@@ -110,7 +110,7 @@ function cpuOf(proc: ChildProcess): Promise<number> {
   });
 }
 
-function startServer(mode: 'ours' | 'baseline', env: Record<string, string>): Promise<{ proc: ChildProcess; url: string }> {
+export function startServer(mode: 'ours' | 'baseline', env: Record<string, string>): Promise<{ proc: ChildProcess; url: string }> {
   const proc = fork(SELF, ['--serve', mode], {
     execArgv: ['--import', import.meta.resolve('tsx'), ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [])],
     env: { ...process.env, BENCH_CHECKOUT_ENV: JSON.stringify(env) },
@@ -128,20 +128,20 @@ function startServer(mode: 'ours' | 'baseline', env: Record<string, string>): Pr
 
 // ---------------------------------------------------------------- load (this process)
 
-interface Buyer {
+export interface Buyer {
   userId: string;
   session: string;
   /** Admission token, signed before the phase so the load generator's CPU stays out of it. */
   token?: string;
 }
 
-function sessionFor(userId: string): string {
+export function sessionFor(userId: string): string {
   const now = Math.floor(Date.now() / 1000);
   const input = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub: userId, iss: 'checkout', aud: 'checkout-session', iat: now, exp: now + 3600 })}`;
   return `${input}.${crypto.createHmac('sha256', SESSION_SECRET).update(input).digest('base64url')}`;
 }
 
-function makeSigner() {
+export function makeSigner() {
   const { publicKey, privateKey } = crypto.generateKeyPairSync('ed25519');
   const kid = `bench-${crypto.randomUUID().slice(0, 8)}`;
   const jwks = JSON.stringify({ keys: [{ ...publicKey.export({ format: 'jwk' }), kid, alg: 'EdDSA', use: 'sig' }] });
@@ -157,7 +157,7 @@ function makeSigner() {
 }
 
 /** `concurrency` buyers reserve back to back for `ms`; each request is a new user with a new token. */
-async function phase(url: string, sale: string, buyers: Buyer[], concurrency: number, opts: { ms?: number; count?: number }, sign: (sale: string, sub: string) => string) {
+export async function phase(url: string, sale: string, buyers: Buyer[], concurrency: number, opts: { ms?: number; count?: number }, sign: (sale: string, sub: string) => string) {
   const client = new HttpPool(url, { connections: concurrency, pipelining: 1 });
   let next = 0;
   const counts = { reserved: 0, sold_out: 0, other: 0 };

@@ -90,6 +90,11 @@ export async function startRedisCluster(opts: RedisClusterOptions): Promise<Redi
         '--bind', '127.0.0.1', '--port', String(port), '--dir', dir,
         '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`,
         '--cluster-node-timeout', '2000', '--cluster-replica-validity-factor', '0',
+        // A master down takes down its own slots only: the rooms on the other masters go on
+        // serving (the default, yes, answers CLUSTERDOWN for every slot until the failover).
+        // cluster-allow-reads-when-down stays no: it would only let a node that sees the whole
+        // cluster down serve reads (stale positions) while every write 503s.
+        '--cluster-require-full-coverage', 'no',
         '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '',
         '--logfile', path.join(dir, 'redis.log'),
       ], { stdio: 'ignore' });

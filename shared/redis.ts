@@ -51,13 +51,40 @@ export function failFastOnceReady<T extends { once(event: 'ready', fn: () => voi
   return client;
 }
 
+/**
+ * A client's `error` events, at most one per distinct message per `windowMs`: while a node is
+ * away each reconnect attempt (every 50-500 ms, per connection; a cluster's sharded subscribers
+ * too) raised one, and a gateway logged ~50 warnings a second through a failover
+ * (test/cluster/failover-scope.test.ts). The next one let through after a quiet stretch says how
+ * many were held back. Commands still fail on their own: these events only inform.
+ */
+export function rateLimitErrors<T extends { emit(event: string | symbol, ...args: any[]): boolean }>(client: T, windowMs = 5000): T {
+  const seen = new Map<string, { at: number; held: number }>();
+  const emit = client.emit.bind(client);
+  client.emit = ((event: string | symbol, ...args: unknown[]): boolean => {
+    if (event !== 'error') return emit(event, ...args);
+    const err = args[0];
+    const key = err instanceof Error ? err.message : String(err);
+    const now = Date.now();
+    const last = seen.get(key);
+    if (last && now - last.at < windowMs) { last.held++; return true; }
+    if (seen.size > 100) seen.clear();
+    seen.set(key, { at: now, held: 0 });
+    if (!last?.held || !(err instanceof Error)) return emit(event, ...args);
+    const summary = new Error(`${err.message} (${last.held} more like it held back in the ${windowMs / 1000} s before)`);
+    summary.name = err.name;
+    return emit(event, summary);
+  }) as T['emit'];
+  return client;
+}
+
 export function createRedis(url: string, opts: RedisOptions = {}): Redis {
-  return failFastOnceReady(new Redis(url, {
+  return rateLimitErrors(failFastOnceReady(new Redis(url, {
     enableAutoPipelining: true,
     lazyConnect: false,
     ...REDIS_FAULT_OPTIONS,
     ...opts,
-  }));
+  })));
 }
 
 /**
@@ -90,7 +117,7 @@ export function isRedisUnavailable(err: unknown): boolean {
  */
 export function createCluster(nodes: readonly { host: string; port: number }[], opts: RedisOptions = {}, clusterOpts: ClusterOptions = {}): Cluster {
   const { enableAutoPipelining = true, ...redisOptions } = opts;
-  return new Cluster(nodes.map((n) => ({ host: n.host, port: n.port })), {
+  return rateLimitErrors(new Cluster(nodes.map((n) => ({ host: n.host, port: n.port })), {
     enableAutoPipelining,
     shardedSubscribers: true,
     slotsRefreshInterval: 1000,
@@ -105,7 +132,7 @@ export function createCluster(nodes: readonly { host: string; port: number }[], 
     redisOptions: { ...REDIS_FAULT_OPTIONS, ...redisOptions },
     autoPipeliningIgnoredCommands: Object.values(scripts()).map((s) => s.command),
     ...clusterOpts,
-  });
+  }));
 }
 
 /**
