@@ -8,6 +8,7 @@ import type uWS from 'uWebSockets.js';
 import type { Logger } from 'pino';
 import { errorBody, UNAVAILABLE_RETRY_AFTER_SECONDS } from '../shared/errors.js';
 import { isRedisUnavailable } from '../shared/redis.js';
+import { throttledWarn } from '../shared/log.js';
 import { ERRORS, STATUS_TEXT, type ErrorCode } from './errors.js';
 
 export const MAX_BODY_BYTES = 4096;
@@ -202,13 +203,14 @@ export function route(app: uWS.TemplatedApp, method: 'get' | 'post' | 'put' | 'd
   const params = (pattern.match(/:/g) ?? []).length;
   const limit = bodyLimitOf(pattern);
   noteRoute(app, method, pattern);
+  const unavailableWarn = throttledWarn(log);
   app[method](pattern, (res, req) => {
     const reply = new Reply(res, limit);
     let url = '';
     const failed = (err: unknown) => {
       const code = faultCode(err);
       if (code === 'internal') log.error({ err, url }, 'request failed');
-      else log.warn({ err: err instanceof Error ? err.message : String(err), url }, 'request failed: redis unavailable');
+      else unavailableWarn({ err: err instanceof Error ? err.message : String(err), url }, 'request failed: redis unavailable');
       reply.error(code);
     };
     try {

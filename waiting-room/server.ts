@@ -8,7 +8,7 @@
 import uWS from 'uWebSockets.js';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { createLogger } from '../shared/log.js';
+import { createLogger, throttledWarn } from '../shared/log.js';
 import type { Config } from '../shared/config.js';
 import { admittedChannel, configChannel, stockChannel } from '../shared/keys.js';
 import { createRedisClient } from '../shared/redis.js';
@@ -95,7 +95,8 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
   const draws = new Draws(redis, prefix);
   const chances = new ChanceLedger(redis, prefix, (err) => log.warn({ err }, 'chance ledger write failed'));
   const live = new Live(app, redis, prefix, rooms, keys, metrics, draws, chances);
-  const admitter = new Admitter(redis, prefix, rooms, keys, clock, metrics, (err) => log.warn({ err }, 'admission tick failed'));
+  const tickWarn = throttledWarn(log);
+  const admitter = new Admitter(redis, prefix, rooms, keys, clock, metrics, (err) => tickWarn({ err }, 'admission tick failed'));
   const batcher = new JoinBatcher(redis, prefix, clock, metrics, draws, (room) => admitter.wake(room));
   const ctx: GatewayContext = { config, redis, prefix, clock, rooms, live, batcher, keys, defence, recorder, log, metrics, draws, chances };
 

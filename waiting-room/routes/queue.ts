@@ -16,12 +16,14 @@ import { tokenExpiry } from '../tokens.js';
 import { mintVisitorId, visitorCookie } from '../visitor.js';
 import { JoinBody, validator } from '../schemas.js';
 import { countJoin } from '../metrics.js';
+import { throttledWarn } from '../../shared/log.js';
 import { findRoom, visitorFrom } from './common.js';
 
 const checkJoin = validator(JoinBody);
 
 export function registerQueueRoutes(app: uWS.TemplatedApp, ctx: GatewayContext): void {
   const { config, redis, prefix, clock, defence, recorder, metrics, log } = ctx;
+  const unavailableWarn = throttledWarn(log);
 
   route(app, 'get', '/api/rooms/:room', log, async (req, reply) => {
     const view = await findRoom(ctx, req.params[0], reply);
@@ -72,7 +74,7 @@ export function registerQueueRoutes(app: uWS.TemplatedApp, ctx: GatewayContext):
       if (faultCode(err) !== 'unavailable') throw err;
       // Redis too slow or away: the join may still have been applied. The visitor keeps its id
       // (cookie and body), so joining again gives back the same place instead of a second one.
-      log.warn({ err: err instanceof Error ? err.message : String(err) }, 'join: redis unavailable');
+      unavailableWarn({ err: err instanceof Error ? err.message : String(err) }, 'join: redis unavailable');
       return reply.error('unavailable', { visitorId: vid }, undefined, { 'set-cookie': cookies });
     }
     record(r.code === 'have' || r.code === 'new' || r.code === 'pre' ? 'joined' : r.code, verdict.ip, verdict.subnet, r.ticket);

@@ -8,9 +8,11 @@ import type { GatewayContext } from '../context.js';
 import { copyRequest, faultCode, noteRoute, Reply } from '../http.js';
 import type { WsData } from '../live.js';
 import { findRoom, visitorFrom } from './common.js';
+import { throttledWarn } from '../../shared/log.js';
 
 export function registerWsRoute(app: uWS.TemplatedApp, ctx: GatewayContext): void {
   const { config, log, live } = ctx;
+  const unavailableWarn = throttledWarn(log);
   /** Run a socket callback; a bug in it is logged, never thrown into uWS (one throw ends the process). */
   const guarded = <A extends unknown[]>(what: string, fn: (...a: A) => void) => (...a: A): void => {
     try { fn(...a); } catch (err) { log.error({ err }, `websocket ${what} failed`); }
@@ -44,7 +46,7 @@ export function registerWsRoute(app: uWS.TemplatedApp, ctx: GatewayContext): voi
           const code = faultCode(err);
           // Redis away is a 503 the client retries, as on every other route: a warning, not an error.
           if (code === 'internal') log.error({ err, url: r.url }, 'websocket upgrade failed');
-          else log.warn({ err: err instanceof Error ? err.message : String(err), url: r.url }, 'websocket upgrade failed: redis unavailable');
+          else unavailableWarn({ err: err instanceof Error ? err.message : String(err), url: r.url }, 'websocket upgrade failed: redis unavailable');
           reply.error(code);
         });
       } catch (err) {
