@@ -20,7 +20,7 @@ import type uWS from 'uWebSockets.js';
 import type { Redis } from 'ioredis';
 import type { Metrics } from './metrics.js';
 import type { Rooms, RoomView } from './rooms.js';
-import { ensureToken, type AdmittedNotice } from './admitter.js';
+import { deliverTokens, ensureToken, type AdmittedNotice } from './admitter.js';
 import type { ChanceLedger, Shown } from './chance-ledger.js';
 import type { Draws } from './draw.js';
 import { outlook, type Outlook } from './outlook.js';
@@ -190,17 +190,27 @@ export class Live {
   }
 
   onAdmitted(n: AdmittedNotice): void {
-    for (const [vid, token, expiresAt] of n.items) {
-      const sockets = this.socketsOf(n.room, vid);
+    const here: { vid: string; ticket: number; token: string; expiresAt: number }[] = [];
+    for (const [vid, token, expiresAt, ticket] of n.items) {
       // No socket here: the ledger may hold its last chance shown (GET /me, a socket closed).
-      if (sockets.length === 0) this.chances.admitted(n.room, vid, null);
-      for (const ws of sockets) {
-        const d = ws.getUserData();
-        if (d.closed || d.admitted) continue;
-        this.countAdmitted(d);
-        // 2 = dropped by the backpressure limit: the next position round sends the token again.
-        d.admitted = ws.send(admittedMessage(token, expiresAt, n.checkoutUrl)) !== 2;
-      }
+      if (this.socketsOf(n.room, vid).length === 0) this.chances.admitted(n.room, vid, null);
+      else here.push({ vid, ticket: ticket ?? 0, token, expiresAt });
+    }
+    // Marked delivered before the token leaves (an admission nobody received is withdrawn: admitter.ts).
+    if (here.length > 0) {
+      deliverTokens(this.redis, this.prefix, n.room, Date.now(), here).then((tokens) => {
+        here.forEach((h, i) => {
+          const token = tokens[i];
+          if (!token) return; // withdrawn meanwhile: it is next in line again
+          for (const ws of this.socketsOf(n.room, h.vid)) {
+            const d = ws.getUserData();
+            if (d.closed || d.admitted) continue;
+            this.countAdmitted(d);
+            // 2 = dropped by the backpressure limit: the next position round sends the token again.
+            d.admitted = ws.send(admittedMessage(token, token === h.token ? h.expiresAt : tokenExpiry(token), n.checkoutUrl)) !== 2;
+          }
+        });
+      }, () => {}); // Redis away: the next position round sends the token (sendAdmitted)
     }
     // The step moved admittedThrough: every other waiter of the room here hears it now.
     const r = this.rooms.get(n.room);
