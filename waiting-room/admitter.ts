@@ -37,14 +37,14 @@ const IDLE_GATES: ReadonlySet<Gate> = new Set([Gate.closed, Gate.soldOut, Gate.s
 
 /**
  * How long an admitted visitor's token may stay undelivered before the admission is withdrawn
- * (ms). The queue page holds a WebSocket: its admitted message arrives within milliseconds of the
- * admission, and a page that reconnects or polls /me is marked there the moment it asks. A
- * visitor with neither for this long has left the page; one who comes back later is next in line.
+ * (while the stock cap holds someone back): a tenth of the room's claimSeconds (1 s at the
+ * shortest claimSeconds, 12 s at the default 120). The queue page holds a WebSocket: its admitted
+ * message arrives within milliseconds, and a page that reconnects or polls /me (every ~3 s) is
+ * marked the moment it asks. A visitor with neither for this long has left the page; if it comes
+ * back later it is next in line, and admitted again before any new ticket.
  */
-export const DELIVER_MS = 1000;
-/** The delivery window of a room: DELIVER_MS, never more than a fifth of claimSeconds. */
 export function deliverMsOf(claimSeconds: number): number {
-  return Math.min(DELIVER_MS, claimSeconds * 200);
+  return claimSeconds * 100;
 }
 
 /**
