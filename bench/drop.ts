@@ -212,6 +212,7 @@ export async function dropOnce(product: Product, spec: DropSpec, log: (l: string
   let metSoldOut = 0;
   let promptMetSoldOut = 0;
   let ghostsAdmitted = 0;
+  let claimRetried = 0;
   let soldOutAt: number | null = null;
   let lastProgress = 0;
   const buying: Promise<void>[] = [];
@@ -238,7 +239,14 @@ export async function dropOnce(product: Product, spec: DropSpec, log: (l: string
     for (const j of batch) {
       const session = sessions.pop()!;
       buying.push((async () => {
-        const c = await request(`${product.gateway}/api/rooms/${room}/claim`, { headers: { ...BROWSER, 'x-visitor-id': j.vid }, body: {} });
+        let c = await request(`${product.gateway}/api/rooms/${room}/claim`, { headers: { ...BROWSER, 'x-visitor-id': j.vid }, body: {} });
+        // 409 not_yet: its admission was withdrawn before the claim got through (undelivered for the
+        // room's delivery window); it is next in line, and asks again as the queue page does.
+        if (c.status === 409) claimRetried++;
+        while (c.status === 409 && c.json?.error === 'not_yet' && Date.now() < deadline && soldOutAt === null) {
+          await sleep(250);
+          c = await request(`${product.gateway}/api/rooms/${room}/claim`, { headers: { ...BROWSER, 'x-visitor-id': j.vid }, body: {} });
+        }
         if (c.status !== 200) return void note(`claim ${c.status}`);
         const claims = jwtPayload(c.json.token);
         if (typeof claims?.ticket === 'number') admittedTicket.set(j.seq, claims.ticket);
@@ -286,7 +294,7 @@ export async function dropOnce(product: Product, spec: DropSpec, log: (l: string
   };
   log(`drop ${spec.tag}: ${soldOutJoins} joins answered sold_out/closed; ${errors} failed${errors ? `: ${JSON.stringify(Object.fromEntries(errorKinds))}` : ''}`);
   log(`drop ${spec.tag}: sold out ${soldOutSec.toFixed(2)} s after open; ${bought} bought; ${run.admitted} admitted (${ghostsAdmitted} ghosts); ` +
-    `${metSoldOut} admitted met sold_out (${promptMetSoldOut} prompt); tau ${fair.tau}; audit ${a.ok === true ? 'ok' : JSON.stringify(a)}`);
+    `${metSoldOut} admitted met sold_out (${promptMetSoldOut} prompt); ${claimRetried} claims answered not_yet (withdrawn); tau ${fair.tau}; audit ${a.ok === true ? 'ok' : JSON.stringify(a)}`);
   return run;
 }
 

@@ -52,6 +52,8 @@ export function roomKeys(prefix: string, room: string) {
     subnetBucket: (subnet: string) => k(`tb:s:${subnet}`),
     ipVisitors: (ip: string) => k(`hv:${ip}`),
     claims: claimsKey(prefix, room), claimsUsed: claimsUsedKey(prefix, room), claimsRefused: claimsRefusedKey(prefix, room),
+    /** Admissions whose token is not delivered yet, withdrawn ones, and those come back (lua/include/admissionCap.lua). */
+    claimsUndelivered: k('claims:undelivered'), claimsWithdrawn: k('claims:withdrawn'), claimsReturned: k('claims:returned'),
   };
 }
 export type RoomKeys = ReturnType<typeof roomKeys>;

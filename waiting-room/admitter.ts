@@ -3,6 +3,14 @@
  * of admittedThrough; it also flips the room open), sign a token for each
  * admitted visitor, store it (`tok` hash, so /claim and reconnects get the same token) and publish
  * the admitted messages to whichever process holds each visitor's WebSocket.
+ *
+ * Delivery (docs/api.md section 7): a token leaves the gateway only through deliverTokens (a
+ * socket's admitted message, ensureToken) or lookupVisitor (the visitor's own /me, /claim,
+ * WebSocket), which mark the admission delivered first. One nobody delivered within
+ * deliverMsOf(claimSeconds) is withdrawn by the next admitBatch call: the visitor is not there
+ * (no socket of it, no request of it), so its place goes to the next in line at once instead of
+ * after claimSeconds. A withdrawn visitor who comes back is next in line and admitted again
+ * before any new ticket.
  */
 import type { Redis } from 'ioredis';
 import { admittedChannel, parseStockSignal, roomKeys, saleStockKey, type StockSignal } from '../shared/keys.js';
@@ -10,6 +18,7 @@ import type { Metrics } from './metrics.js';
 import { isHeld, stateAt, type Rooms, type RoomView } from './rooms.js';
 import { FAIRNESS_SAMPLE } from './fairness.js';
 import { admitBatch, Gate, gateOf } from './scripts.js';
+import { runScript } from '../shared/scripts.js';
 import { tokenExpiry, type KeyRing } from './tokens.js';
 
 /** Most visitors one admitBatch call admits (keeps each call well under 10 ms of Redis time). */
@@ -27,22 +36,51 @@ export const IDLE_PROBE_MS = 1000;
 const IDLE_GATES: ReadonlySet<Gate> = new Set([Gate.closed, Gate.soldOut, Gate.scheduled]);
 
 /**
- * One admitted-message batch on the pub/sub channel: [visitor id, token, expiresAt ms], and the
- * room's admittedThrough and waiting count after the step (every process pushes positions with them).
+ * How long an admitted visitor's token may stay undelivered before the admission is withdrawn
+ * (while the stock cap holds someone back): a tenth of the room's claimSeconds (1 s at the
+ * shortest claimSeconds, 12 s at the default 120). The queue page holds a WebSocket: its admitted
+ * message arrives within milliseconds, and a page that reconnects or polls /me (every ~3 s) is
+ * marked the moment it asks. A visitor with neither for this long has left the page; if it comes
+ * back later it is next in line, and admitted again before any new ticket.
  */
-export interface AdmittedNotice { room: string; checkoutUrl: string; items: [string, string, number][]; at?: number; queued?: number }
+export function deliverMsOf(claimSeconds: number): number {
+  return claimSeconds * 100;
+}
 
 /**
- * The visitor's token: the stored one, or (after a crash between admission and storing it)
- * one signed now and stored with HSETNX so every caller ends up with the same token.
+ * One admitted-message batch on the pub/sub channel: [visitor id, token, expiresAt ms, ticket], and
+ * the room's admittedThrough and waiting count after the step (every process pushes positions with them).
+ */
+export interface AdmittedNotice { room: string; checkoutUrl: string; items: [string, string, number, number?][]; at?: number; queued?: number }
+
+/** The visitor's admission was withdrawn (never delivered in time): it is next in line again, not admitted. */
+export class AdmissionWithdrawn extends Error {}
+
+/**
+ * Mark these admitted visitors delivered and return their tokens (lua/deliverTokens-5.lua):
+ * the stored token, or the one given (stored with HSETNX, first wins), or null when the
+ * admission was withdrawn (the visitor is then marked come back).
+ */
+export async function deliverTokens(redis: Redis, prefix: string, room: string, now: number, items: { vid: string; ticket: number; token?: string }[]): Promise<(string | null)[]> {
+  if (items.length === 0) return [];
+  const k = roomKeys(prefix, room);
+  const r = await runScript<string[]>(redis, 'deliverTokens', [k.q, k.tok, k.claimsUndelivered, k.claimsWithdrawn, k.claimsReturned],
+    [now, ...items.flatMap((i) => [i.vid, i.ticket, i.token ?? ''])]);
+  return items.map((_, i) => (r[i] ? String(r[i]) : null));
+}
+
+/**
+ * The visitor's token: the one lookupVisitor just read (it marked the visitor delivered), else
+ * the stored one or (after a crash between admission and storing it) one signed now, through
+ * deliverTokens so every caller ends up with the same token. Throws AdmissionWithdrawn when the
+ * admission was withdrawn.
  */
 export async function ensureToken(redis: Redis, prefix: string, keys: KeyRing, view: RoomView, vid: string, ticket: number, stored?: string | null): Promise<string> {
-  const tok = roomKeys(prefix, view.cfg.room).tok;
-  const have = stored ?? (await redis.hget(tok, vid));
-  if (have) return have;
+  if (stored) return stored;
   const { token } = keys.sign({ sub: vid, room: view.cfg.room, sale: view.cfg.sale, ticket, ttlSeconds: view.cfg.tokenTtlSeconds });
-  if (await redis.hsetnx(tok, vid, token)) return token;
-  return (await redis.hget(tok, vid)) ?? token;
+  const [have] = await deliverTokens(redis, prefix, view.cfg.room, Date.now(), [{ vid, ticket, token }]);
+  if (!have) throw new AdmissionWithdrawn(`the admission of ${vid} in ${view.cfg.room} was withdrawn`);
+  return have;
 }
 
 /**
@@ -94,10 +132,11 @@ export class Admitter {
       else if (now >= probeAt) probes.push(view);
     }
     if (probes.length > 0) {
-      const seen = await Promise.all(probes.map((v) => this.redis.hmget(roomKeys(this.prefix, v.cfg.room).q, 'next', 'at')));
+      const seen = await Promise.all(probes.map((v) => this.redis.hmget(roomKeys(this.prefix, v.cfg.room).q, 'next', 'at', 'ret')));
       probes.forEach((v, i) => {
-        const [next, at] = seen[i]!;
-        if (Number(next ?? 0) > Number(at ?? 0)) due.push(v);
+        const [next, at, ret] = seen[i]!;
+        // Someone waiting: in the line, or come back after a withdrawal.
+        if (Number(next ?? 0) > Number(at ?? 0) || Number(ret ?? 0) > 0) due.push(v);
         else this.idle.set(v.cfg.room, now + IDLE_PROBE_MS);
       });
     }
@@ -135,7 +174,7 @@ export class Admitter {
       // The stock cap (docs/api.md section 7): the script decides from the signal's available units
       // (-1 = checkout does not know the sale, no cap) and the reservations it already shows.
       available: stock ? Math.max(0, stock.available) : -1, usedCutoff: usedCutoff(stock),
-      overbook: cfg.overbook, claimMs: cfg.claimSeconds * 1000,
+      overbook: cfg.overbook, claimMs: cfg.claimSeconds * 1000, deliverMs: deliverMsOf(cfg.claimSeconds),
     });
     const { at } = r;
     const count = r.admitted.length;
@@ -143,10 +182,10 @@ export class Admitter {
     this.metrics.queued.set({ room: cfg.room }, r.waiting);
     this.metrics.active.set({ room: cfg.room }, r.active);
     if (count === 0) return { count, waiting: r.waiting, gate };
-    const items: [string, string, number][] = [];
+    const items: [string, string, number, number][] = [];
     for (const { vid, ticket } of r.admitted) {
       const { token, expiresAt } = this.keys.sign({ sub: vid, room: cfg.room, sale: cfg.sale, ticket, ttlSeconds: cfg.tokenTtlSeconds });
-      items.push([vid, token, expiresAt]);
+      items.push([vid, token, expiresAt, ticket]);
     }
     const p = this.redis.pipeline();
     for (const [vid, token] of items) p.hsetnx(k.tok, vid, token);
@@ -157,7 +196,7 @@ export class Admitter {
       const existing = await this.redis.hmget(k.tok, ...lost.map((i) => items[i]![0]));
       lost.forEach((i, j) => {
         const e = existing[j];
-        if (e) items[i] = [items[i]![0], e, tokenExpiry(e)];
+        if (e) items[i] = [items[i]![0], e, tokenExpiry(e), items[i]![3]];
       });
     }
     const notice: AdmittedNotice = { room: cfg.room, checkoutUrl: cfg.checkoutUrl, items, at, queued: r.waiting };

@@ -20,7 +20,7 @@ import type uWS from 'uWebSockets.js';
 import type { Redis } from 'ioredis';
 import type { Metrics } from './metrics.js';
 import type { Rooms, RoomView } from './rooms.js';
-import { ensureToken, type AdmittedNotice } from './admitter.js';
+import { deliverTokens, ensureToken, type AdmittedNotice } from './admitter.js';
 import type { ChanceLedger, Shown } from './chance-ledger.js';
 import type { Draws } from './draw.js';
 import { outlook, type Outlook } from './outlook.js';
@@ -75,7 +75,8 @@ interface LiveRoom {
 export function roomTopic(room: string): string { return `room:${room}`; }
 
 /** Where a visitor stands, for position lookups (GET /me, a WebSocket connect): no token. */
-export type Place = { kind: 'none' } | { kind: 'pre' } | { kind: 'ticket'; ticket: number };
+/** `at`: set for a visitor whose admission was withdrawn (ticket - 1: next in line, docs/api.md section 7). */
+export type Place = { kind: 'none' } | { kind: 'pre' } | { kind: 'ticket'; ticket: number; at?: number };
 
 interface Waiter<T> { resolve: (v: T) => void; reject: (e: unknown) => void }
 
@@ -219,9 +220,17 @@ export class Live {
     const vids = [...byVid.keys()];
     const answer = (vid: string, p: Place) => { for (const w of byVid.get(vid)!) w.resolve(p); };
     const fail = (vid: string, err: unknown) => { for (const w of byVid.get(vid)!) w.reject(err); };
-    Promise.all([this.redis.hmget(k.tix, ...vids), snap]).then(([tickets, s]) => {
+    // A withdrawn admission (one ZMSCORE for the turn's visitors) goes through lookupVisitor, which
+    // marks the visitor come back (first in line for the next place) and answers it next in line.
+    Promise.all([this.redis.hmget(k.tix, ...vids), this.redis.zmscore(k.claimsWithdrawn, ...vids), snap]).then(([tickets, withdrawn, s]) => {
       tickets.forEach((t, i) => {
         const vid = vids[i]!;
+        if (t !== null && withdrawn[i] !== null && Number(t) <= s.at) {
+          this.draws.member(room, vid)
+            .then((member) => lookupVisitor(this.redis, this.prefix, room, vid, member))
+            .then((p) => answer(vid, p.kind === 'ticket' ? { kind: 'ticket', ticket: p.ticket, at: p.at } : p.kind === 'pre' ? { kind: 'pre' } : { kind: 'none' }), (err: unknown) => fail(vid, err));
+          return;
+        }
         if (t !== null) { answer(vid, { kind: 'ticket', ticket: Number(t) }); return; }
         this.draws.member(room, vid)
           .then((member) => this.redis.zrank(k.pre, member))
@@ -271,17 +280,27 @@ export class Live {
   }
 
   onAdmitted(n: AdmittedNotice): void {
-    for (const [vid, token, expiresAt] of n.items) {
-      const sockets = this.socketsOf(n.room, vid);
+    const here: { vid: string; ticket: number; token: string; expiresAt: number }[] = [];
+    for (const [vid, token, expiresAt, ticket] of n.items) {
       // No socket here: the ledger may hold its last chance shown (GET /me, a socket closed).
-      if (sockets.length === 0) this.chances.admitted(n.room, vid, null);
-      for (const ws of sockets) {
-        const d = ws.getUserData();
-        if (d.closed || d.admitted) continue;
-        this.countAdmitted(d);
-        // 2 = dropped by the backpressure limit: the next position round sends the token again.
-        d.admitted = ws.send(admittedMessage(token, expiresAt, n.checkoutUrl)) !== 2;
-      }
+      if (this.socketsOf(n.room, vid).length === 0) this.chances.admitted(n.room, vid, null);
+      else here.push({ vid, ticket: ticket ?? 0, token, expiresAt });
+    }
+    // Marked delivered before the token leaves (an admission nobody received is withdrawn: admitter.ts).
+    if (here.length > 0) {
+      deliverTokens(this.redis, this.prefix, n.room, Date.now(), here).then((tokens) => {
+        here.forEach((h, i) => {
+          const token = tokens[i];
+          if (!token) return; // withdrawn meanwhile: it is next in line again
+          for (const ws of this.socketsOf(n.room, h.vid)) {
+            const d = ws.getUserData();
+            if (d.closed || d.admitted) continue;
+            this.countAdmitted(d);
+            // 2 = dropped by the backpressure limit: the next position round sends the token again.
+            d.admitted = ws.send(admittedMessage(token, token === h.token ? h.expiresAt : tokenExpiry(token), n.checkoutUrl)) !== 2;
+          }
+        });
+      }, () => {}); // Redis away: the next position round sends the token (sendAdmitted)
     }
     // The step moved admittedThrough: every other waiter of the room here hears it now.
     const r = this.rooms.get(n.room);

@@ -169,6 +169,8 @@ export interface AdmitBatchInput {
   usedCutoff?: number;
   overbook?: number;
   claimMs?: number;
+  /** An admission from the line whose token nobody delivered within this is withdrawn (0 = never). */
+  deliverMs?: number;
 }
 
 export interface AdmitBatchResult {
@@ -178,18 +180,18 @@ export interface AdmitBatchResult {
   waiting: number;
   /** Visitors counting against maxActive after the call. */
   active: number;
-  /** The visitors admitted by this call, in ticket order. */
+  /** The visitors admitted by this call: those admitted again after a withdrawal, then new tickets in ticket order. */
   admitted: { vid: string; ticket: number }[];
 }
 
-/** Admit the next visitors of one room in ticket order (lua/admitBatch-11.lua). */
+/** Admit the visitors come back after a withdrawal, then the next of the line in ticket order (lua/admitBatch-15.lua). */
 export async function admitBatch(redis: Redis, prefix: string, room: string, input: AdmitBatchInput): Promise<AdmitBatchResult> {
   const k = roomKeys(prefix, room);
   const { now } = input;
   const r = await run<Arg[]>(redis, 'admitBatch', [k.q, k.pre, k.preseq, k.qpost, k.active, k.stats, k.sec(now), k.fairPost,
-    k.claims, k.claimsUsed, k.claimsRefused], [
+    k.claims, k.claimsUsed, k.claimsRefused, k.tok, k.claimsUndelivered, k.claimsWithdrawn, k.claimsReturned], [
     now, input.opensAtMs, input.admitRatePerMin, input.maxActive, input.tokenTtlMs, input.most, input.gate, input.fairnessSampleCap,
-    input.available ?? -1, input.usedCutoff ?? 0, input.overbook ?? 1, input.claimMs ?? 120_000,
+    input.available ?? -1, input.usedCutoff ?? 0, input.overbook ?? 1, input.claimMs ?? 120_000, input.deliverMs ?? 0,
   ]);
   const admitted: AdmitBatchResult['admitted'] = [];
   for (let i = 4; i < r.length; i += 2) admitted.push({ vid: String(r[i]), ticket: Number(r[i + 1]) });
@@ -204,12 +206,13 @@ export type VisitorPlace =
   | { kind: 'ticket'; ticket: number; at: number; next: number; opened: boolean; token: string | null };
 
 /**
- * Where one visitor stands, read atomically (lua/lookupVisitor-4.lua). `member`: the visitor's
- * pre-queue member (draw.ts preMember).
+ * Where one visitor stands (lua/lookupVisitor-7.lua). `member`: the visitor's pre-queue member
+ * (draw.ts preMember). Only the visitor's own requests call it: an admitted visitor is marked
+ * delivered; one whose admission was withdrawn is marked come back and answered as next in line.
  */
-export async function lookupVisitor(redis: Redis, prefix: string, room: string, vid: string, member: string): Promise<VisitorPlace> {
+export async function lookupVisitor(redis: Redis, prefix: string, room: string, vid: string, member: string, now = Date.now()): Promise<VisitorPlace> {
   const k = roomKeys(prefix, room);
-  const r = await run<Arg[]>(redis, 'lookupVisitor', [k.q, k.tix, k.pre, k.tok], [vid, member]);
+  const r = await run<Arg[]>(redis, 'lookupVisitor', [k.q, k.tix, k.pre, k.tok, k.claimsUndelivered, k.claimsWithdrawn, k.claimsReturned], [vid, member, now]);
   const [kind, ticket, at, next, opened, token] = [Number(r[0]), Number(r[1]), Number(r[2]), Number(r[3]), Number(r[4]) === 1, String(r[5] ?? '')];
   if (kind === PlaceKind.ticket) return { kind: 'ticket', ticket, at, next, opened, token: token || null };
   return { kind: kind === PlaceKind.pre ? 'pre' : 'none', at, next, opened };

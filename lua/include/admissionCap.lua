@@ -33,3 +33,36 @@ local function stockRoom(available, overbook, outstanding)
   if available < 0 then return math.huge end
   return math.ceil(available * overbook - 1e-9) - outstanding
 end
+
+--[[ Undelivered admissions (docs/api.md section 7): an admitted visitor whose token no one has
+  delivered within deliverMs (no socket of it got the admitted message; no /me, /claim or
+  WebSocket of it asked) is not there to use it. While the stock cap holds someone back (admitBatch
+  decides), its admission is withdrawn: its claim and its
+  place against maxActive are freed at once (not after claimSeconds), and its stored token is
+  deleted before anyone has it, so nobody holds a token the room no longer counts.
+    undelivered zset visitor -> deliver-by ms; admitBatch adds every visitor it admits from the
+            line; whoever hands the token out (or sees the visitor) removes it first, atomically
+            (lookupVisitor, deliverTokens): a token is either delivered or withdrawn, never both
+    withdrawn   zset visitor -> its ticket (0 until it comes back): lookupVisitor answers such a
+            visitor as next in line, not admitted
+    returned    zset visitor -> ms it came back (lookupVisitor, deliverTokens): admitted again,
+            first, when a place is free, before any new ticket
+  Bounded like the prunes above. Returns how many were withdrawn.
+]]
+local function withdrawUndelivered(undeliveredKey, withdrawnKey, claimsKey, activeKey, tokKey, nowMs)
+  local gone = redis.call('ZRANGEBYSCORE', undeliveredKey, '-inf', nowMs, 'LIMIT', 0, PRUNE_MAX)
+  if #gone == 0 then return 0 end
+  redis.call('ZREM', undeliveredKey, unpack(gone))
+  local n = 0
+  for i = 1, #gone do
+    local vid = gone[i]
+    -- Still outstanding: it never had its token, so it cannot have reserved or been refused.
+    if redis.call('ZREM', claimsKey, vid) == 1 then
+      redis.call('ZREM', activeKey, vid)
+      redis.call('HDEL', tokKey, vid)
+      redis.call('ZADD', withdrawnKey, 0, vid)
+      n = n + 1
+    end
+  end
+  return n
+end

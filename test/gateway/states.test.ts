@@ -89,6 +89,8 @@ t.test('stock signal: held admits nobody and says so; sold out within 2 s to eve
   await signal({ total: 10, available: 1, reserved: 2, sold: 7 });
   // Each try has a second of credit (2 places at 120/min): the one freed unit admits one.
   t.equal(await until(async () => { clock.advance(1000); return gw.admitOnce!(); }, 2000, 'a freed unit resumes admission'), 1, 'admission resumed');
+  // Its admitted message leaves once the admission is marked delivered (one Redis call after the notice).
+  await until(() => sockets.some((s) => s.messages.some((m) => m.type === 'admitted')), 2000, 'the admitted visitor told');
 
   const started = Date.now();
   await signal({ total: 10, available: 0, reserved: 0, sold: 10 });

@@ -17,6 +17,7 @@ import {
   admitBatch, Gate, joinBatch, lookupVisitor, putSigningKey, SaveConfigReply, saveRoomConfig, SigningKeyMode,
   type JoinBatchEntry,
 } from '../../waiting-room/scripts.js';
+import { deliverTokens } from '../../waiting-room/admitter.js';
 import { hashTag, privateRedis, trace, type ScriptRun } from './private-redis.js';
 
 const prefix = 't-keys';
@@ -113,6 +114,31 @@ t.test('each script touches only the keys in its KEYS, all in its room\'s hash t
   const v8 = await checked('lookupVisitor, admitted', () => lookupVisitor(redis, prefix, room, 'v8', member('v8')));
   t.same(v8, { kind: 'ticket', ticket: 5, at: 6, next: 6, opened: true, token: 'token-of-v8' });
   t.equal((await checked('lookupVisitor, unknown', () => lookupVisitor(redis, prefix, room, 'nobody', member('nobody')))).kind, 'none');
+
+  // Delivery (docs/api.md section 7): while the stock cap holds someone back, an admission nobody
+  // received within deliverMs is withdrawn; the visitor comes back as next in line and is admitted
+  // again first. Outstanding so far: the 6 admitted above (claims of 120 s).
+  const later = await checked('joinBatch, three more after open', () => joinBatch(redis, prefix, room, {
+    ...base, now: opensAt + 62_000, gate: Gate.open, entries: [entry('v10', '192.0.2.10'), entry('v11', '192.0.2.11'), entry('v12', '192.0.2.12')],
+  }));
+  t.same(later.places.map((p) => p.ticket), [7, 8, 9]);
+  const admit = (now: number, available: number) => admitBatch(redis, prefix, room, {
+    now, opensAtMs: opensAt, admitRatePerMin: 600, maxActive: 100, tokenTtlMs: 600_000, most: 250, gate: Gate.open, fairnessSampleCap: 100,
+    available, usedCutoff: 0, overbook: 1, claimMs: 10_000, deliverMs: 1000,
+  });
+  const two = await checked('admitBatch with a delivery window', () => admit(opensAt + 63_000, 8));
+  t.same(two.admitted.map((a) => a.vid), ['v10', 'v11'], '8 units, 6 outstanding: two admitted, v12 held back');
+  const delivered = await checked('deliverTokens', () => deliverTokens(redis, prefix, room, opensAt + 63_100, [{ vid: 'v10', ticket: 7, token: 'token-of-v10' }]));
+  t.same(delivered, ['token-of-v10'], 'v10 has its token: delivered');
+  const withdrew = await checked('admitBatch withdrawing an undelivered admission', () => admit(opensAt + 64_100, 8));
+  t.same(withdrew.admitted, [{ vid: 'v12', ticket: 9 }], 'v11 withdrawn after 1 s undelivered: its place goes to v12 at once');
+  const v11 = await checked('lookupVisitor, withdrawn', () => lookupVisitor(redis, prefix, room, 'v11', member('v11'), opensAt + 64_200));
+  t.same(v11, { kind: 'ticket', ticket: 8, at: 7, next: 9, opened: true, token: null }, 'v11 is next in line, not admitted');
+  t.same(await checked('deliverTokens, withdrawn', () => deliverTokens(redis, prefix, room, opensAt + 64_300, [{ vid: 'v11', ticket: 8, token: 'x' }])), [null]);
+  t.same((await admit(opensAt + 64_400, 8)).admitted, [], 'no place yet');
+  const again = await checked('admitBatch admitting a visitor come back', () => admit(opensAt + 64_500, 9));
+  t.same(again.admitted, [{ vid: 'v11', ticket: 8 }], 'a unit more: v11 admitted again, with its ticket');
+  t.same((await lookupVisitor(redis, prefix, room, 'v11', member('v11'))).at, 9, 'and admitted as such');
 
   t.equal(await checked('saveRoomConfig moving opensAt after open', () => saveRoomConfig(redis, prefix, room, {
     expectedVersion: 1, config: { ...cfg, version: 2 }, auditEntry: { action: 'update' }, auditCap: 10, movesOpensAt: true,

@@ -13,8 +13,9 @@ import { SCRIPT_FILES, scripts, type ScriptName } from '../../shared/scripts.js'
 
 const PINNED: Record<ScriptName, string> = {
   joinBatch: '3cc2319a7ca28ffb49ce22a9edb86e9a2d72014e',
-  admitBatch: 'd720aa7b397cf82bb630af7f5788b831b2123fc3',
-  lookupVisitor: '61461eea7e30be356c00999f5b360465d2cf1907',
+  admitBatch: '9fd3b984f77eaf818f0524a1419cee9bff54b0e9',
+  lookupVisitor: '225ee8e8c6597a86364f2aac868d47a2610d6052',
+  deliverTokens: '5d019785477fc7b624678858012d48ad9aa9e0fb',
   saveRoomConfig: 'b361e1bb358023676d64f8813d1c2b3ea23869e2',
   putSigningKey: '6c92d5c2fd92cb8560e95bc78d48c1d4eae63646',
   publishStock: 'b6daec121fba1c8347529afb76e2a248a30f8b6a',

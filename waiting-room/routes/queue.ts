@@ -103,7 +103,7 @@ export function registerQueueRoutes(app: uWS.TemplatedApp, ctx: GatewayContext):
     const o = outlook(view, snap);
     const stock = { held: o.held, unitsLeft: o.unitsLeft };
     if (place.kind === 'pre') return reply.json(200, { ticket: null, position: null, admitted: false, state: view.state, etaSeconds: null, chance: null, entrantId: entrantId(vid), ...stock });
-    const position = Math.max(0, place.ticket - snap.at);
+    const position = Math.max(0, place.ticket - (place.at ?? snap.at));
     const chance = position === 0 ? 1 : o.chanceAt(position);
     // For the fairness report: the last chance shown while waiting (in memory), written once admitted.
     if (position === 0) ctx.chances.admitted(view.cfg.room, vid, null);

@@ -3,7 +3,10 @@
   Rate: a credit of admitRatePerMin/60 per second, refilled by elapsed time and capped at one
   second's worth (at least 1), so no call admits more than one second's worth at a time.
   Stock (docs/api.md section 7, lua/include/admissionCap.lua): no more than
-  ceil(available * overbook) outstanding admissions at once; `held` while they reach it.
+  ceil(available * overbook) outstanding admissions at once; `held` while they reach it. While the
+  cap holds someone back, an admission whose token nobody delivered within ARGV[13] ms is
+  withdrawn (withdrawUndelivered in admissionCap.lua); those who come back after that are
+  admitted again first.
   Bounded: at most ARGV[6] visitors per call (O(log N + k) for the pre-queue part).
   Caller: waiting-room/scripts.ts admitBatch() (the only one). Every key is in KEYS, all in the
   room's hash tag {room} (one cluster slot). The sale's stock signal lives in the sale's slot: the
@@ -19,6 +22,8 @@
     KEYS[8] fair:post list: the post-open fairness sample, the arrival ms of each admitted
             post-open ticket in admission order, capped to the last ARGV[8] entries (LTRIM)
     KEYS[9] claims zset   KEYS[10] claims:used zset   KEYS[11] claims:refused zset (admissionCap.lua)
+    KEYS[12] tok hash (visitor -> token; a withdrawn visitor's is deleted)
+    KEYS[13] claims:undelivered zset   KEYS[14] claims:withdrawn zset   KEYS[15] claims:returned zset
     ARGV[1] now (ms)   ARGV[2] opensAt (ms)   ARGV[3] admitRatePerMin (visitors/min)
     ARGV[4] maxActive (visitors)   ARGV[5] token TTL (ms)   ARGV[6] most to admit in this call
     ARGV[7] gate (Gate in scripts.ts, the same in every script): 0 open, 1 paused, 2 held (no
@@ -27,11 +32,15 @@
     ARGV[9] available: the sale's unreserved units from the stock signal, -1 when unknown (no cap)
     ARGV[10] used cutoff: reservations of this stock version or older are in `available`
     ARGV[11] overbook (1..10)   ARGV[12] claimSeconds in ms
+    ARGV[13] deliver within (ms): an admission from the line whose token is not delivered by then
+             is withdrawn (0 = never)
   Also writes to q: out (outstanding after this call), avl (ARGV[9]), held (1 when the stock
   holds the line: gate 2, or the cap reached), cres / clap (running counts of admissions that
-  went on to reserve / whose claim lapsed: the room's evidence for `chance`).
+  went on to reserve / whose claim lapsed or was withdrawn: the room's evidence for `chance`),
+  ret (visitors come back after a withdrawal, waiting to be admitted again).
   Output: { at, admitted count, waiting (tickets issued and not admitted), active count,
-            then vid1, ticket1, vid2, ticket2, ... }
+            then vid1, ticket1, vid2, ticket2, ... }: visitors admitted again (returned) first,
+            then new tickets in ticket order
     admitted 0 when: not open yet, gate != 0, credit < 1, maxActive reached, the stock cap
     reached, nobody waiting.
     No negative codes; every other reply is an error of Redis itself.
@@ -42,11 +51,13 @@
 ]]
 local qKey, preKey, preseqKey, qpostKey, activeKey, statsKey, secKey, sampleKey, claimsKey, usedKey, refusedKey =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
+local tokKey, undeliveredKey, withdrawnKey, returnedKey = KEYS[12], KEYS[13], KEYS[14], KEYS[15]
 local now, opensAt, rate = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local maxActive, ttl, most, gate = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local sampleCap = tonumber(ARGV[8] or '0') or 0
 local available, usedCutoff = tonumber(ARGV[9]) or -1, tonumber(ARGV[10]) or 0
 local overbook, claimMs = tonumber(ARGV[11]) or 1, tonumber(ARGV[12]) or 120000
+local deliverMs = tonumber(ARGV[13]) or 0
 
 --@include openIfDue
 --@include admissionCap
@@ -67,14 +78,56 @@ if cts < now then cts = now end
 
 local outstanding, seen, lapsed = outstandingAdmissions(claimsKey, usedKey, refusedKey, now, claimMs, usedCutoff)
 local room = stockRoom(available, overbook, outstanding)
-local k = 0
+-- Undelivered admissions are withdrawn when the stock cap holds someone back (in the line or come
+-- back): their places go to the next visitors in this very call. Without a stock signal, or with
+-- places to spare, an undelivered admission keeps its claim until claimSeconds as before.
+local withdrawn = 0
+local returning = redis.call('ZCARD', returnedKey)
+if room < (nextT - at) + returning then
+  withdrawn = withdrawUndelivered(undeliveredKey, withdrawnKey, claimsKey, activeKey, tokKey, now)
+  if withdrawn > 0 then
+    outstanding = outstanding - withdrawn
+    room = stockRoom(available, overbook, outstanding)
+    activeCount = redis.call('ZCARD', activeKey)
+  end
+end
+local k, kr = 0, 0
+local back = {}
 if gate == 0 then
-  k = math.min(math.floor(credit), maxActive - activeCount, nextT - at, most, room)
+  local budget = math.min(math.floor(credit), maxActive - activeCount, most, room)
+  if budget > 0 then
+    -- Those who came back after a withdrawal go first (they were admitted before anyone waiting).
+    local popped = redis.call('ZPOPMIN', returnedKey, budget)
+    for i = 1, #popped, 2 do
+      local vid = popped[i]
+      local ticket = tonumber(redis.call('ZSCORE', withdrawnKey, vid)) or 0
+      redis.call('ZREM', withdrawnKey, vid)
+      back[#back + 1] = vid
+      back[#back + 1] = ticket
+    end
+    kr = #back / 2
+    k = math.min(budget - kr, nextT - at)
+  end
   if k < 0 then k = 0 end
 end
 local held = (gate == 2 or (gate == 0 and room <= 0)) and 1 or 0
 
-local out = { at + k, k, nextT - at - k, activeCount + k }
+local out = { at + k, k + kr, nextT - at - k, activeCount + k + kr }
+if kr > 0 then
+  -- Admitted again: a claim from now, a place against maxActive; not withdrawn again for want
+  -- of delivery (they have just shown they are there; a claim of theirs still lapses).
+  local za, zc = {}, {}
+  for i = 1, kr do
+    local vid = back[2 * i - 1]
+    out[#out + 1] = vid
+    out[#out + 1] = back[2 * i]
+    za[2 * i - 1], za[2 * i] = now + ttl, vid
+    zc[2 * i - 1], zc[2 * i] = now + claimMs, vid
+  end
+  redis.call('ZADD', activeKey, unpack(za))
+  redis.call('ZADD', claimsKey, unpack(zc))
+  redis.call('HINCRBY', statsKey, 'readmitted', kr)
+end
 if k > 0 then
   local vids = {}
   -- Pre-queue tickets at+1 .. min(at+k, N): ranks at .. in the frozen zset.
@@ -114,8 +167,8 @@ if k > 0 then
       redis.call('LTRIM', sampleKey, -sampleCap, -1)
     end
   end
-  local za, zc = {}, {}
-  local expiry, deadline = now + ttl, now + claimMs
+  local za, zc, zu = {}, {}, {}
+  local expiry, deadline, deliverBy = now + ttl, now + claimMs, now + deliverMs
   for i = 1, #vids do
     out[#out + 1] = vids[i]
     out[#out + 1] = at + i
@@ -123,16 +176,20 @@ if k > 0 then
     za[2 * i] = vids[i]
     zc[2 * i - 1] = deadline
     zc[2 * i] = vids[i]
+    zu[2 * i - 1] = deliverBy
+    zu[2 * i] = vids[i]
   end
   redis.call('ZADD', activeKey, unpack(za))
   redis.call('ZADD', claimsKey, unpack(zc))
-  credit = credit - k
+  if deliverMs > 0 then redis.call('ZADD', undeliveredKey, unpack(zu)) end
+  credit = credit - k - kr
   redis.call('HINCRBY', statsKey, 'admitted', k)
   redis.call('HINCRBY', secKey, 'admitted', k)
   redis.call('EXPIRE', secKey, 120)
 end
+if k == 0 and kr > 0 then credit = credit - kr end
 redis.call('HSET', qKey, 'at', at + k, 'credit', tostring(credit), 'cts', cts,
-  'out', outstanding + k, 'avl', available, 'held', held)
+  'out', outstanding + k + kr, 'avl', available, 'held', held, 'ret', returning - kr)
 if seen > 0 then redis.call('HINCRBY', qKey, 'cres', seen) end
-if lapsed > 0 then redis.call('HINCRBY', qKey, 'clap', lapsed) end
+if lapsed + withdrawn > 0 then redis.call('HINCRBY', qKey, 'clap', lapsed + withdrawn) end
 return out
