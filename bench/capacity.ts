@@ -22,8 +22,7 @@
  *   options: --joins 100000 --sockets 1000000 --reservations 2000 (the targets of the table)
  */
 import crypto from 'node:crypto';
-import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -36,13 +35,13 @@ import { spawnService, type Service } from '../scripts/procs.js';
 import { createDatabaseIfMissing } from '../checkout/postgres.js';
 import { roomKeys } from '../shared/keys.js';
 import { freePort } from '../shared/ports.js';
-import { redisAnswers } from '../shared/redis.js';
 import type { BenchRow } from './types.js';
 import { LoadFleet, type LoadJob, type LoadSummary } from './lib/load.js';
-import { cpuMeter, cpuSecondsOf, ServerProcess } from './lib/server.js';
+import { cpuMeter, cpuSecondsOf, ServerProcess, treeCpuSeconds } from './lib/server.js';
 import { fmt, median, row } from './lib/table.js';
 import { BROWSER, DEFENCES_OFF, DEFENCES_ON, putRoom } from './lib/join-setup.js';
 import { WsFleet } from './lib/ws-fleet.js';
+import { startBenchRedis } from './lib/redis-server.js';
 import { makeSigner, phase, SESSION_SECRET, sessionFor, startServer, type Buyer } from './checkout.js';
 
 export const COMMAND = 'npx tsx bench/capacity.ts';
@@ -78,23 +77,6 @@ async function nodeStats(port: number): Promise<NodeStats> {
 }
 
 const snapshot = (ports: number[]) => Promise.all(ports.map(nodeStats));
-
-/** A single redis-server of this run's own (AOF everysec, as the cluster nodes), stopped by pid. */
-async function startOneRedis(dir: string): Promise<{ port: number; url: string; stop(): Promise<void> }> {
-  const port = await freePort();
-  mkdirSync(dir, { recursive: true });
-  const child = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', ''], { stdio: 'ignore' });
-  const url = `redis://127.0.0.1:${port}`;
-  for (let i = 0; i < 100 && !(await redisAnswers(url, 300)); i++) await sleep(50);
-  return {
-    port, url,
-    stop: () => new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) return resolve();
-      child.once('exit', () => resolve());
-      child.kill('SIGKILL');
-    }),
-  };
-}
 
 // ---------------------------------------------------------------- join sides
 
@@ -176,20 +158,6 @@ async function roomsOverMasters(cluster: RedisCluster, prefix: string, perMaster
 
 // ---------------------------------------------------------------- Postgres
 
-/** CPU seconds of process `root` and its children (a Postgres server: the postmaster and its backends, each in a session of its own). */
-function treeCpuSeconds(root: number): number {
-  let total = 0;
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(d) === root || Number(f[1]) === root) total += (Number(f[11]) + Number(f[12])) / 100;
-    } catch { /* exited meanwhile */ }
-  }
-  return total;
-}
-
 // ---------------------------------------------------------------- the run
 
 export async function run(opts: CapacityOptions = {}): Promise<BenchRow[]> {
@@ -210,7 +178,8 @@ export async function run(opts: CapacityOptions = {}): Promise<BenchRow[]> {
     // 1. Joins: 1 gateway vs 3 gateways on the cluster, 1 gateway on one Redis.
     const cluster = await startRedisCluster({ dir: path.join(dir, 'cluster'), masters: 3, replicas: 1, log });
     stops.push(() => cluster.stop());
-    const one = await startOneRedis(path.join(dir, 'one'));
+    // A single redis-server of this run's own, with the cluster nodes' persistence (AOF everysec).
+    const one = await startBenchRedis(['--appendonly', 'yes', '--appendfsync', 'everysec']);
     stops.push(() => one.stop());
     const base = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', REDIS_PREFIX: prefix, LOG_LEVEL: 'warn', GATEWAY_HOST: '127.0.0.1' };
     const clusterEnv = { ...base, REDIS_CLUSTER_NODES: cluster.seeds };

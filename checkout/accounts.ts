@@ -13,10 +13,10 @@
  * expires (12 h), acceptable for a flash sale where logging out only clears the browser.
  */
 import crypto from 'node:crypto';
-import os from 'node:os';
 import { promisify } from 'node:util';
 import pLimit from 'p-limit';
 import { SignJWT } from 'jose';
+import { DEFAULT_HASH_CONCURRENCY } from '../shared/config.js';
 import { UUID_PATTERN } from './schemas.js';
 
 /** A session's subject is a user id (a UUID): anything else would reach Postgres's uuid columns. */
@@ -33,7 +33,7 @@ const rawScrypt = promisify(crypto.scrypt) as (pw: string, salt: Buffer, len: nu
  * stuck in lapsing claims). Bounded, sign-ups and log-ins queue here and the rest of checkout
  * keeps a core. Checkout sets it from PASSWORD_HASH_CONCURRENCY (config).
  */
-const hashing = pLimit(Math.max(1, os.availableParallelism() - 1));
+const hashing = pLimit(DEFAULT_HASH_CONCURRENCY);
 export function setHashConcurrency(n: number): void {
   hashing.concurrency = n;
 }

@@ -133,6 +133,9 @@ function onOff(env: NodeJS.ProcessEnv, name: string, dflt: boolean): boolean {
   throw new ConfigError(`${name} must be "on" or "off", got "${raw}"`);
 }
 
+/** scrypt hashes a checkout process runs at once unless PASSWORD_HASH_CONCURRENCY says: a core is left to the event loop. */
+export const DEFAULT_HASH_CONCURRENCY = Math.max(1, os.availableParallelism() - 1);
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const nodeEnv = env.NODE_ENV || 'development';
   const production = nodeEnv === 'production';
@@ -172,7 +175,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     captchaFailMode: failMode,
     captchaTimeoutMs: Number(env.CAPTCHA_TIMEOUT_MS || 3000),
     paymentWebhookSecret: secret('PAYMENT_WEBHOOK_SECRET'),
-    passwordHashConcurrency: count(env, 'PASSWORD_HASH_CONCURRENCY', Math.max(1, os.availableParallelism() - 1), 256),
+    passwordHashConcurrency: count(env, 'PASSWORD_HASH_CONCURRENCY', DEFAULT_HASH_CONCURRENCY, 256),
     dataDir: env.DATA_DIR || path.join(PROJECT_ROOT, 'data'),
     checkoutWorkers: count(env, 'CHECKOUT_WORKERS', 1, 64),
     gateways: count(env, 'GATEWAYS', 3, 64),

@@ -9,6 +9,7 @@
 import { pino, type DestinationStream, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import type { Config } from './config.js';
+import { perWindow } from './throttle.js';
 
 export function createLogger(config: Pick<Config, 'logLevel' | 'logFormat'>, name: string, destination: DestinationStream & { isTTY?: boolean } = process.stdout): Logger {
   const options = { level: config.logLevel, name };
@@ -19,26 +20,19 @@ export function createLogger(config: Pick<Config, 'logLevel' | 'logFormat'>, nam
 
 /**
  * A warning that can come once per request while a store is away (a failover: hundreds of
- * "redis unavailable" lines a second): the first line of each message goes out, the rest
- * within `windowMs` are counted, and the next line after the window says how many were held
- * back (`heldBack`). One line per message per window, whatever the request rate.
+ * "redis unavailable" lines a second): one line per message per 5 s, the next after the window
+ * saying how many were held back (`heldBack`). One per logger, shared by every caller.
  */
-export function throttledWarn(log: Pick<Logger, 'warn'>, windowMs = 5000, now: () => number = Date.now): (fields: Record<string, unknown>, msg: string) => void {
-  const known = throttles.get(log);
-  if (known) return known;
-  const seen = new Map<string, { at: number; held: number }>();
-  const warn = (fields: Record<string, unknown>, msg: string): void => {
-    const t = now();
-    const last = seen.get(msg);
-    if (last && t - last.at < windowMs) {
-      last.held++;
-      return;
-    }
-    if (seen.size > 100) seen.clear();
-    seen.set(msg, { at: t, held: 0 });
-    log.warn(last?.held ? { ...fields, heldBack: last.held } : fields, msg);
-  };
-  throttles.set(log, warn);
+export function throttledWarn(log: Pick<Logger, 'warn'>): (fields: Record<string, unknown>, msg: string) => void {
+  let warn = throttles.get(log);
+  if (!warn) {
+    const pass = perWindow(5000);
+    warn = (fields, msg) => {
+      const held = pass(msg);
+      if (held !== null) log.warn(held ? { ...fields, heldBack: held } : fields, msg);
+    };
+    throttles.set(log, warn);
+  }
   return warn;
 }
 const throttles = new WeakMap<object, (fields: Record<string, unknown>, msg: string) => void>();

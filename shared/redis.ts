@@ -23,6 +23,7 @@ import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import type { Config } from './config.js';
 import { keyPattern } from './keys.js';
 import { scripts } from './scripts.js';
+import { perWindow } from './throttle.js';
 
 /** The fault-handling options of every client (the cluster constructor reuses them per node). */
 export const REDIS_FAULT_OPTIONS = Object.freeze({
@@ -59,19 +60,15 @@ export function failFastOnceReady<T extends { once(event: 'ready', fn: () => voi
  * many were held back. Commands still fail on their own: these events only inform.
  */
 export function rateLimitErrors<T extends { emit(event: string | symbol, ...args: any[]): boolean }>(client: T, windowMs = 5000): T {
-  const seen = new Map<string, { at: number; held: number }>();
+  const pass = perWindow(windowMs);
   const emit = client.emit.bind(client);
   client.emit = ((event: string | symbol, ...args: unknown[]): boolean => {
     if (event !== 'error') return emit(event, ...args);
     const err = args[0];
-    const key = err instanceof Error ? err.message : String(err);
-    const now = Date.now();
-    const last = seen.get(key);
-    if (last && now - last.at < windowMs) { last.held++; return true; }
-    if (seen.size > 100) seen.clear();
-    seen.set(key, { at: now, held: 0 });
-    if (!last?.held || !(err instanceof Error)) return emit(event, ...args);
-    const summary = new Error(`${err.message} (${last.held} more like it held back in the ${windowMs / 1000} s before)`);
+    const held = pass(err instanceof Error ? err.message : String(err));
+    if (held === null) return true;
+    if (!held || !(err instanceof Error)) return emit(event, ...args);
+    const summary = new Error(`${err.message} (${held} more like it held back in the ${windowMs / 1000} s before)`);
     summary.name = err.name;
     return emit(event, summary);
   }) as T['emit'];

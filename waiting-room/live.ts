@@ -74,8 +74,10 @@ interface LiveRoom {
 
 export function roomTopic(room: string): string { return `room:${room}`; }
 
-/** Where a visitor stands, for position lookups (GET /me, a WebSocket connect): no token. */
-/** `at`: set for a visitor whose admission was withdrawn (ticket - 1: next in line, docs/api.md section 7). */
+/**
+ * Where a visitor stands, for position lookups (GET /me, a WebSocket connect): no token. `at`: set
+ * for a visitor whose admission was withdrawn (ticket - 1: next in line, docs/api.md section 7).
+ */
 export type Place = { kind: 'none' } | { kind: 'pre' } | { kind: 'ticket'; ticket: number; at?: number };
 
 interface Waiter<T> { resolve: (v: T) => void; reject: (e: unknown) => void }
@@ -220,22 +222,29 @@ export class Live {
     const vids = [...byVid.keys()];
     const answer = (vid: string, p: Place) => { for (const w of byVid.get(vid)!) w.resolve(p); };
     const fail = (vid: string, err: unknown) => { for (const w of byVid.get(vid)!) w.reject(err); };
-    // A withdrawn admission (one ZMSCORE for the turn's visitors) goes through lookupVisitor, which
-    // marks the visitor come back (first in line for the next place) and answers it next in line.
-    Promise.all([this.redis.hmget(k.tix, ...vids), this.redis.zmscore(k.claimsWithdrawn, ...vids), snap]).then(([tickets, withdrawn, s]) => {
-      tickets.forEach((t, i) => {
-        const vid = vids[i]!;
-        if (t !== null && withdrawn[i] !== null && Number(t) <= s.at) {
-          this.draws.member(room, vid)
-            .then((member) => lookupVisitor(this.redis, this.prefix, room, vid, member))
-            .then((p) => answer(vid, p.kind === 'ticket' ? { kind: 'ticket', ticket: p.ticket, at: p.at } : p.kind === 'pre' ? { kind: 'pre' } : { kind: 'none' }), (err: unknown) => fail(vid, err));
-          return;
-        }
-        if (t !== null) { answer(vid, { kind: 'ticket', ticket: Number(t) }); return; }
-        this.draws.member(room, vid)
-          .then((member) => this.redis.zrank(k.pre, member))
-          .then((rank) => answer(vid, rank === null ? { kind: 'none' } : s.opened ? { kind: 'ticket', ticket: rank + 1 } : { kind: 'pre' }), (err: unknown) => fail(vid, err));
-      });
+    Promise.all([this.redis.hmget(k.tix, ...vids), snap]).then(([tickets, s]) => {
+      // Only an admitted visitor can have had its admission withdrawn: one ZMSCORE for those of
+      // the turn (none in a storm of waiting visitors). A withdrawn one goes through lookupVisitor,
+      // which marks it come back (first for the next place) and answers it next in line.
+      const admitted = vids.filter((_, i) => tickets[i] !== null && Number(tickets[i]) <= s.at);
+      const withdrawn = admitted.length ? this.redis.zmscore(k.claimsWithdrawn, ...admitted) : Promise.resolve([]);
+      withdrawn.then((scores) => {
+        const gone = new Set(admitted.filter((_, i) => scores[i] !== null));
+        tickets.forEach((t, i) => {
+          const vid = vids[i]!;
+          if (gone.has(vid)) {
+            this.draws.member(room, vid)
+              .then((member) => lookupVisitor(this.redis, this.prefix, room, vid, member))
+              .then((p) => answer(vid, p.kind === 'ticket' ? { kind: 'ticket', ticket: p.ticket, at: p.at } : { kind: p.kind }), (err: unknown) => fail(vid, err));
+          } else if (t !== null) {
+            answer(vid, { kind: 'ticket', ticket: Number(t) });
+          } else {
+            this.draws.member(room, vid)
+              .then((member) => this.redis.zrank(k.pre, member))
+              .then((rank) => answer(vid, rank === null ? { kind: 'none' } : s.opened ? { kind: 'ticket', ticket: rank + 1 } : { kind: 'pre' }), (err: unknown) => fail(vid, err));
+          }
+        });
+      }, (err: unknown) => { for (const vid of vids) fail(vid, err); });
     }, (err: unknown) => { for (const vid of vids) fail(vid, err); });
   }
 

@@ -21,6 +21,7 @@ export interface RedisUse {
 
 export interface BenchRedis {
   url: string;
+  port: number;
   pid: number;
   /** Start measuring; the returned function answers what Redis did since. */
   meter(): Promise<() => Promise<RedisUse>>;
@@ -57,10 +58,11 @@ export function redisMeter(url: string): { meter: BenchRedis['meter']; close(): 
   };
 }
 
-export async function startBenchRedis(): Promise<BenchRedis> {
+/** `persistence`: the server's persistence flags (default none; bench/capacity uses the cluster nodes' AOF everysec). */
+export async function startBenchRedis(persistence: string[] = ['--appendonly', 'no']): Promise<BenchRedis> {
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-redis-'));
-  const child: ChildProcess = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--dir', dir, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const child: ChildProcess = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--dir', dir, '--save', '', ...persistence], { stdio: 'ignore' });
   const url = `redis://127.0.0.1:${port}`;
   for (let i = 0; !(await redisAnswers(url, 200)); i++) {
     if (i > 100) throw new Error(`the bench's redis-server on port ${port} did not answer`);
@@ -69,6 +71,7 @@ export async function startBenchRedis(): Promise<BenchRedis> {
   const client = new Redis(url);
   return {
     url,
+    port,
     pid: child.pid!,
     async meter() {
       const a = await sample(client);

@@ -13,11 +13,29 @@ export function rssOf(pid: number): number {
   return Number(m[1]) * 1024;
 }
 
+/** The fields of /proc/<pid>/stat after the command name (fields[1]: parent pid; [11], [12]: user, system ticks). */
+function statFields(pid: number | string): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
 /** CPU seconds (user + system) a process has used so far, from /proc (clock ticks of 10 ms). */
 export function cpuSecondsOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const fields = statFields(pid);
   return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** CPU seconds of process `root` and its children (a Postgres server: the postmaster and its backends, each in a session of its own). */
+export function treeCpuSeconds(root: number): number {
+  let total = 0;
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const f = statFields(d);
+      if (Number(d) === root || Number(f[1]) === root) total += (Number(f[11]) + Number(f[12])) / 100;
+    } catch { /* exited meanwhile */ }
+  }
+  return total;
 }
 
 export interface CpuUse {
