@@ -34,7 +34,13 @@
     ARGV[11] overbook (1..10)   ARGV[12] claimSeconds in ms
     ARGV[13] deliver within (ms): an admission from the line whose token is not delivered by then
              is withdrawn (0 = never)
-  Also writes to q: out (outstanding after this call), avl (ARGV[9]), held (1 when the stock
+    ARGV[14] the room's sale: the signal of ARGV[9]/ARGV[10] is that sale's
+  Stale signals: callers read the signal before calling, so a caller on a slow process may pass a
+  signal older than one a call already applied. That call pruned `claims:used` up to its version,
+  so the older `available` (which still counts those units free) would admit past the stock. The
+  newest signal applied is kept in q (sver, ssale, avl) and used instead of an older one.
+  Also writes to q: out (outstanding after this call), avl (ARGV[9], or the newer one kept),
+  sver and ssale (its version and sale), held (1 when the stock
   holds the line: gate 2, or the cap reached), cres / clap (running counts of admissions that
   went on to reserve / whose claim lapsed or was withdrawn: the room's evidence for `chance`),
   ret (visitors come back after a withdrawal, waiting to be admitted again).
@@ -58,6 +64,14 @@ local sampleCap = tonumber(ARGV[8] or '0') or 0
 local available, usedCutoff = tonumber(ARGV[9]) or -1, tonumber(ARGV[10]) or 0
 local overbook, claimMs = tonumber(ARGV[11]) or 1, tonumber(ARGV[12]) or 120000
 local deliverMs = tonumber(ARGV[13]) or 0
+local sale = ARGV[14] or ''
+if available >= 0 then
+  local seen = redis.call('HMGET', qKey, 'sver', 'ssale', 'avl')
+  local seenVer = tonumber(seen[1])
+  if seenVer and seen[2] == sale and seenVer > usedCutoff and tonumber(seen[3]) then
+    usedCutoff, available = seenVer, tonumber(seen[3])
+  end
+end
 
 --@include openIfDue
 --@include admissionCap
@@ -190,6 +204,7 @@ end
 if k == 0 and kr > 0 then credit = credit - kr end
 redis.call('HSET', qKey, 'at', at + k, 'credit', tostring(credit), 'cts', cts,
   'out', outstanding + k + kr, 'avl', available, 'held', held, 'ret', returning - kr)
+if available >= 0 then redis.call('HSET', qKey, 'sver', usedCutoff, 'ssale', sale) end
 if seen > 0 then redis.call('HINCRBY', qKey, 'cres', seen) end
 if lapsed + withdrawn > 0 then redis.call('HINCRBY', qKey, 'clap', lapsed + withdrawn) end
 return out

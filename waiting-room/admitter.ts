@@ -48,17 +48,6 @@ export function deliverMsOf(claimSeconds: number): number {
 }
 
 /**
- * How long the room holds an admission's place: claimSeconds, the promise to the shopper, plus a
- * grace of a tenth of it (at least 3 s, at most 15 s). A reservation sent just before the
- * promise runs out still has to reach checkout and commit; on a loaded machine that took more
- * than a second, the room counted the claim lapsed meanwhile and gave the unit to the next
- * visitor, and the prompt shopper met sold_out (test/stock/admission.test.ts failed so in CI).
- */
-export function claimHoldMs(claimSeconds: number): number {
-  return claimSeconds * 1000 + Math.min(15_000, Math.max(3_000, claimSeconds * 100));
-}
-
-/**
  * One admitted-message batch on the pub/sub channel: [visitor id, token, expiresAt ms, ticket], and
  * the room's admittedThrough and waiting count after the step (every process pushes positions with them).
  */
@@ -185,7 +174,7 @@ export class Admitter {
       // The stock cap (docs/api.md section 7): the script decides from the signal's available units
       // (-1 = checkout does not know the sale, no cap) and the reservations it already shows.
       available: stock ? Math.max(0, stock.available) : -1, usedCutoff: usedCutoff(stock),
-      overbook: cfg.overbook, claimMs: claimHoldMs(cfg.claimSeconds), deliverMs: deliverMsOf(cfg.claimSeconds),
+      overbook: cfg.overbook, claimMs: cfg.claimSeconds * 1000, deliverMs: deliverMsOf(cfg.claimSeconds), sale: cfg.sale,
     });
     const { at } = r;
     const count = r.admitted.length;

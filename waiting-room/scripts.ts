@@ -171,6 +171,8 @@ export interface AdmitBatchInput {
   claimMs?: number;
   /** An admission from the line whose token nobody delivered within this is withdrawn (0 = never). */
   deliverMs?: number;
+  /** The sale whose signal `available` and `usedCutoff` come from (a newer one already applied wins). */
+  sale?: string;
 }
 
 export interface AdmitBatchResult {
@@ -191,7 +193,7 @@ export async function admitBatch(redis: Redis, prefix: string, room: string, inp
   const r = await run<Arg[]>(redis, 'admitBatch', [k.q, k.pre, k.preseq, k.qpost, k.active, k.stats, k.sec(now), k.fairPost,
     k.claims, k.claimsUsed, k.claimsRefused, k.tok, k.claimsUndelivered, k.claimsWithdrawn, k.claimsReturned], [
     now, input.opensAtMs, input.admitRatePerMin, input.maxActive, input.tokenTtlMs, input.most, input.gate, input.fairnessSampleCap,
-    input.available ?? -1, input.usedCutoff ?? 0, input.overbook ?? 1, input.claimMs ?? 120_000, input.deliverMs ?? 0,
+    input.available ?? -1, input.usedCutoff ?? 0, input.overbook ?? 1, input.claimMs ?? 120_000, input.deliverMs ?? 0, input.sale ?? '',
   ]);
   const admitted: AdmitBatchResult['admitted'] = [];
   for (let i = 4; i < r.length; i += 2) admitted.push({ vid: String(r[i]), ticket: Number(r[i + 1]) });

@@ -15,7 +15,7 @@ const CLAIM_SECONDS = 10;
 type Kind = 'ghost' | 'pay' | 'decline' | 'cancel' | 'lapse';
 const KINDS: Kind[] = ['ghost', 'ghost', 'pay', 'pay', 'pay', 'decline', 'cancel', 'lapse', 'pay', 'pay'];
 
-interface Outcome { kind: Kind; admitted: boolean; status?: number; code?: string; secondsAfterAdmission?: number }
+interface Outcome { kind: Kind; admitted: boolean; status?: number; code?: string; secondsAfterAdmission?: number; answeredAfterSeconds?: number; vid?: string; ticket?: number }
 
 async function crowd(t: { comment(s: string): void }, s: Shop, room: string, shoppers: number, units: number, deadlineMs: number) {
   const users = await usersWithSessions({ url: s.checkout.url, config: s.config }, shoppers, room);
@@ -49,7 +49,7 @@ async function crowd(t: { comment(s: string): void }, s: Shop, room: string, sho
     const sentAt = Date.now();
     const user = users[i]!;
     const r = await call(s.checkout.url, 'POST', `/api/sales/${room}/reservations`, { token: user.token, headers: { 'x-admission-token': token } });
-    const out: Outcome = { kind, admitted: true, status: r.status, code: r.body.error, secondsAfterAdmission: sentAt / 1000 - issuedAt(token) };
+    const out: Outcome = { kind, admitted: true, status: r.status, code: r.body.error, secondsAfterAdmission: sentAt / 1000 - issuedAt(token), answeredAfterSeconds: Date.now() / 1000 - issuedAt(token), vid: vid['x-visitor-id'], ticket: JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).ticket };
     if (r.status !== 201) return out;
     const id = r.body.reservationId as string;
     if (kind === 'cancel') await call(s.checkout.url, 'DELETE', `/api/reservations/${id}`, { token: user.token });
@@ -68,6 +68,7 @@ async function crowd(t: { comment(s: string): void }, s: Shop, room: string, sho
   const reserved = outcomes.filter((o) => o.status === 201).length;
   t.comment(`${room}: admitted ${admittedPerProcess.join(' + ')}, reserved ${reserved}, sold ${a.sold} of ${units}, ` +
     `prompt shoppers refused sold_out ${promptRefused.length}, held seen in ${heldSeen} samples`);
+  for (const o of promptRefused) t.comment(`refused: ${JSON.stringify(o)}`);
   return { outcomes, audit: a, admittedPerProcess, promptRefused, heldSeen };
 }
 
