@@ -206,9 +206,14 @@ t.test('checkout page: live stock on the log-in screen, a way into the queue wit
   await shows(lost, '#posBig', /^#\d+$/);
 
   // no room guards a sale: told so, in the shop's look
-  const none = await fetch(`${s.gw.url}/rooms?sale=nothing-here`, { redirect: 'manual' });
+  const none = await fetch(`${s.gw.url}/rooms?sale=nothing-here`, { redirect: 'manual', headers: { accept: 'text/html,application/xhtml+xml,*/*;q=0.8' } });
   t.equal(none.status, 404);
   t.match(await none.text(), /There is no waiting room for this sale/);
+  // a client that does not ask for HTML gets the contract's error shape (the fuzzer's finding: GET /rooms)
+  for (const q of ['?sale=nothing-here', '']) {
+    const api = await fetch(`${s.gw.url}/rooms${q}`, { redirect: 'manual' });
+    t.same([api.status, api.headers.get('content-type'), ((await api.json()) as { error: string }).error], [404, 'application/json', 'not_found'], `GET /rooms${q} without accept: text/html`);
+  }
 
   // one shop: both pages carry the one shared stylesheet and render the same header and palette
   const css = shopCss();

@@ -54,7 +54,11 @@ export function registerPageRoutes(app: uWS.TemplatedApp, ctx: GatewayContext): 
   route(app, 'get', '/rooms', ctx.log, async (req, reply) => {
     const sale = queryParam(req.query, 'sale') ?? '';
     const view = sale ? roomForSale(ctx.rooms.list(), sale) : undefined;
-    if (!view) return reply.send(404, noRoomPage(sale), HTML);
+    if (!view) {
+      // A browser (it asks for HTML) reads the shop's page; any other client gets the contract's error.
+      if (/\btext\/html\b/i.test(req.headers.accept ?? '')) return reply.send(404, noRoomPage(sale), HTML);
+      return reply.error('not_found', {}, sale ? 'No waiting room guards this sale.' : 'Say which sale: /rooms?sale=<sale>.');
+    }
     reply.send(302, '', { location: `/rooms/${encodeURIComponent(view.cfg.room)}`, 'cache-control': 'no-store' });
   });
 }
