@@ -28,7 +28,7 @@ export interface Arrival {
   subnet: string;
   visitorId: string;
   userAgent: string;
-  /** `joined`, `rate_limited`, `captcha_required`, `captcha_failed`, `blocked`, `sold_out`, `closed`, ... */
+  /** `joined`, `rate_limited`, `captcha_required`, `captcha_failed`, `blocked`, `sold_out`, `closed`, `unavailable` (Redis did not answer: 503), ... */
   outcome: string;
   ticket: number | null;
   /** The room's opensAt (ms since epoch or ISO string), when the caller knows it. */

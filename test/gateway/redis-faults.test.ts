@@ -7,6 +7,9 @@
  * signs with the key it holds in memory.
  */
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import t, { type Test } from 'tap';
 import WebSocket from 'ws';
 import { gateway, join, manualClock, OPEN_LIMITS, putRoom, testConfig, until } from './helpers.js';
@@ -67,8 +70,10 @@ async function whileAway(t: Test, base: string, vid: string, what: string): Prom
 
 t.test('Redis killed: 503 unavailable on every route while it is away; back by itself when it returns', async (t) => {
   const redis = await ownRedis(t);
-  const gw = await gateway(t, testConfig({ REDIS_URL: redis.url }));
-  await putRoom(gw, 'r', { opensAt: new Date(Date.now() - 1000).toISOString(), ...OPEN_LIMITS });
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'redis-faults-'));
+  t.teardown(() => rm(dataDir, { recursive: true, force: true }));
+  const gw = await gateway(t, testConfig({ REDIS_URL: redis.url, DATA_DIR: dataDir }));
+  await putRoom(gw, 'r', { opensAt: new Date(Date.now() - 1000).toISOString(), ...OPEN_LIMITS, record: true });
   const v = await join(gw, 'r');
   t.equal(v.status, 200);
 
@@ -82,6 +87,10 @@ t.test('Redis killed: 503 unavailable on every route while it is away; back by i
   t.comment(`healthy again ${Date.now() - back} ms after Redis answered`);
   t.equal((await call(`${gw.url}/api/rooms/r`)).status, 200, 'the room state is served again');
   t.equal((await join(gw, 'r')).status, 200, 'joins work again');
+  // The arrival recording (drop-day replay) holds every join attempt, the ones answered 503 too.
+  const rec = await fetch(`${gw.url}/admin/rooms/r/recording`, { headers: { authorization: 'Bearer test-admin-token' } });
+  const outcomes = (await rec.text()).trim().split('\n').slice(1).map((l) => (JSON.parse(l) as { outcome: string }).outcome);
+  t.same(outcomes, ['joined', 'unavailable', 'unavailable', 'joined'], 'the recording holds the two joins Redis could not take');
 });
 
 t.test('Redis hung (SIGSTOP): 503 unavailable, not a hang; back after SIGCONT', async (t) => {
