@@ -10,15 +10,18 @@
     KEYS[4] preseq  hash  visitor id -> pre-queue join order (for the fairness figure)
     KEYS[5] stats   hash  room counters
     KEYS[6] sec     hash  counters of the current second (EXPIRE 120 s)
-    KEYS[7] tb:room hash  {tokens, ts} the room's token bucket
+    KEYS[7] b:room  string "<tokens> <ts>" the room's token bucket
     KEYS[8] qpost   list  "<visitor id> <arrival ms>" of tickets N+1, N+2, ... not yet admitted, in
                         ticket order (the arrival feeds the post-open fairness figure, admitBatch)
     KEYS[9 ..]: every distinct ip and subnet of the batch once (several entries of one ip or /24
       name the same keys, by index, so each bucket is read once and written once per call):
-      per ip:     KEYS[j] tb:i:<ip> hash the ip bucket {tokens, ts, cf = failed captchas},
-                  KEYS[j + 1] hv:<ip> HyperLogLog of visitor ids seen from the ip
-                  (PEXPIRE 10 min; mode off: untouched)
-      per subnet: KEYS[j] tb:s:<subnet> hash the subnet bucket {tokens, ts}
+      per ip:     KEYS[j] b:i:<ip> string "<tokens> <ts> <seen ms> <ids>": the ip bucket, and the
+                  visitor ids seen from the ip for the score (<ids>: the first 8 characters of
+                  each distinct id, at most 7, the most the score counts; kept 10 min after the
+                  last one was added, i.e. while now - <seen ms> <= 600000; mode off: never
+                  added, "<tokens> <ts>" only), one SET PX per call;
+                  KEYS[j + 1] cf:<ip> string: failed captchas of the ip (defence/captcha.ts, read only)
+      per subnet: KEYS[j] b:s:<subnet> string "<tokens> <ts>" the subnet bucket
     ARGV[1] now (ms since epoch)          ARGV[2] opensAt (ms since epoch)
     ARGV[3] gate (Gate in scripts.ts, the same in every script): 0 open, 1 paused, 2 held,
             3 sold_out, 4 closed, 5 scheduled. Joins are taken at 0, 1, 2 (pre-queue or open is
@@ -33,7 +36,7 @@
               "" when the caller knows the visitor cannot be in the pre-queue and the room is
               open at `now`: a visitor id minted for this request, or a room opened with N = 0),
       arrival (ms since epoch, read in Node when the request arrived at that gateway process),
-      ip key index j (KEYS[j] = tb:i:<ip>, KEYS[j + 1] = hv:<ip>), subnet key index (tb:s:<subnet>)
+      ip key index j (KEYS[j] = b:i:<ip>, KEYS[j + 1] = cf:<ip>), subnet key index (b:s:<subnet>)
   Output: { at, opened (0/1), then per entry: code, ticket, score, retryAfterSeconds }
     code "have"   already holds a place: ticket (0 = pre-queue before open), nothing spent
     code "new"    placed now with ticket          code "pre"   placed in the pre-queue (ticket 0)
@@ -43,9 +46,11 @@
     No negative codes; every other reply is an error of Redis itself.
   Cost (issue 16): the entries are decided one by one in arrival order, exactly as if each were
   its own call, but every key is read at most once per call (tix with one HMGET, the pre-queue with
-  one ZMSCORE, each bucket with one HMGET that also brings `cf`) and written at most once at the
-  end (each bucket one HSET + PEXPIRE, tix one HSET, qpost one RPUSH, pre one ZADD, the counters
-  one HSET): a new join costs ~6 commands instead of ~17, a re-join none of its own.
+  one ZMSCORE, every bucket, seen-ids and cf key of the batch with ONE MGET, the first time an entry
+  needs a bucket) and written at most once at the end (each bucket, with its seen ids, one SET PX;
+  tix one HSET, qpost one RPUSH, pre one ZADD, the counters one HINCRBY each): a new join from its
+  own ip costs ~1.5 commands (was ~6 with a hash, a PEXPIRE and a HyperLogLog per ip), a re-join
+  none of its own.
 ]]
 local qKey, tixKey, preKey, preseqKey, statsKey, secKey, tbRoom, qpostKey =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -61,13 +66,30 @@ local PER = 8
 local opened, preCount = openIfDue(qKey, preKey, now, opensAt)
 
 -- Token buckets, each read once ({tokens, ts} refilled by elapsed_ms * rate / 1000, capped at
--- capacity; `cf` of an ip bucket too) and written once at the end if spent from.
-local buckets = {}
-local function bucket(key, cap, rate)
+-- capacity) and written once at the end if spent from. A bucket kept past its refill (an ip key
+-- lives on for its seen ids) reads full, exactly as a missing one.
+local SEEN_MS, SEEN_MAX, FP = 600000, 7, 8
+local buckets, raw = {}, nil
+-- Every bucket and cf key of the batch in one MGET, the first time an entry needs a bucket.
+local function loadAll()
+  raw = {}
+  local keys = {}
+  for j = 7, #KEYS do if j ~= 8 then keys[#keys + 1] = KEYS[j] end end
+  local v = redis.call('MGET', unpack(keys))
+  for j = 1, #keys do raw[keys[j]] = v[j] end
+end
+local function bucket(key, cap, rate, cfKey)
   local b = buckets[key]
   if b then return b end
-  local h = redis.call('HMGET', key, 'tokens', 'ts', 'cf')
-  local tokens, ts = tonumber(h[1]), tonumber(h[2])
+  if not raw then loadAll() end
+  local v = raw[key]
+  local tokens, ts, seenAt, seen
+  if v then
+    local t1, t2, t3, t4 = string.match(v, '^(%S+) (%S+) ?(%S*) ?(%S*)$')
+    tokens, ts = tonumber(t1), tonumber(t2)
+    seenAt = tonumber(t3)
+    if seenAt and now - seenAt <= SEEN_MS then seen = t4 end
+  end
   if not tokens or not ts then
     tokens, ts = cap, now
   else
@@ -77,10 +99,22 @@ local function bucket(key, cap, rate)
     if tokens > cap then tokens = cap end
     if ts < now then ts = now end
   end
-  b = { key = key, tokens = tokens, ts = ts, cap = cap, rate = rate, cf = tonumber(h[3] or '0') or 0, spent = false }
+  b = { key = key, tokens = tokens, ts = ts, cap = cap, rate = rate, spent = false,
+        cf = cfKey and (tonumber(raw[cfKey] or '0') or 0) or 0,
+        seen = seen, seenAt = seen and seenAt or nil, seenN = seen and #seen / FP or 0 }
   buckets[key] = b
   buckets[#buckets + 1] = b
   return b
+end
+-- `fp` is one of the ids in `seen` (a hit must start on an id's boundary).
+local function hasId(seen, fp)
+  local at = 1
+  while true do
+    local i = string.find(seen, fp, at, true)
+    if not i then return false end
+    if (i - 1) % FP == 0 then return true end
+    at = i + 1
+  end
 end
 local function waitFor(tokens, rate)
   local s = math.ceil((1 - tokens) / rate)
@@ -105,7 +139,8 @@ end
 
 local counts = { arrivals = 0, joined = 0, rate_limited = 0, challenged = 0 }
 local out = {}
-local atNow = tonumber(redis.call('HGET', qKey, 'at') or '0') or 0
+local qf = redis.call('HMGET', qKey, 'at', 'next', 'preJoined')
+local atNow = tonumber(qf[1] or '0') or 0
 out[1] = atNow
 out[2] = opened and 1 or 0
 
@@ -113,7 +148,6 @@ out[2] = opened and 1 or 0
 local placed = {}
 local nextT, preSeq = nil, nil
 local tixNew, qpostNew, preNew, preseqNew = {}, {}, {}, {}
-local hvTouched, hvCount = {}, {}
 
 for i = 0, n - 1 do
   local o = 13 + i * PER
@@ -143,7 +177,7 @@ for i = 0, n - 1 do
     if not allow then
       local rB = bucket(tbRoom, roomCap, roomRate)
       snB = bucket(KEYS[snIdx], snCap, snRate)
-      ipB = bucket(KEYS[ipIdx], ipCap, ipRate)
+      ipB = bucket(KEYS[ipIdx], ipCap, ipRate, KEYS[ipIdx + 1])
       if rB.tokens < 1 or snB.tokens < 1 or ipB.tokens < 1 then
         code = 'rate_limited'
         if rB.tokens < 1 then retry = math.max(retry, waitFor(rB.tokens, roomRate)) end
@@ -156,23 +190,25 @@ for i = 0, n - 1 do
       end
     end
 
-    -- mode off: no score at all (no PFADD/PFCOUNT), so the velocity keys are never touched
+    -- mode off: no score at all, so no visitor id is kept for it
     if not code and not allow and not passed and mode ~= 0 then
       -- ==== BEGIN SUSPICION (owned by the bot-defence work; tune only inside this section) ====
       -- score = headerScore (from Node) + what this script can see of the visitor's velocity:
       --   ip bucket depletion x 30, subnet depletion x 20, distinct visitor ids from this ip
       --   above 4 -> +10 each (at most +30), failed captchas on this ip (field cf) x 15.
-      --   The distinct count (PFCOUNT) is read only when it can decide: when the rest of the
-      --   score is under the threshold by no more than its +30 (so `score` is a lower bound
-      --   otherwise); the visitor id is always added (PFADD), so the count is there when it can.
+      --   Distinct ids are counted exactly up to 7 (the most the score uses), kept with the ip bucket.
       score = headerScore + (1 - ipB.tokens / ipCap) * 30 + (1 - snB.tokens / snCap) * 20 + ipB.cf * 15
-      local hvKey = KEYS[ipIdx + 1]
-      local added = redis.call('PFADD', hvKey, vid)
-      if not hvTouched[hvKey] then hvTouched[hvKey] = true; hvTouched[#hvTouched + 1] = hvKey end
-      if mode == 1 and score < threshold and score + 30 >= threshold then
-        if added == 1 or not hvCount[hvKey] then hvCount[hvKey] = redis.call('PFCOUNT', hvKey) end
-        local distinct = hvCount[hvKey]
-        if distinct > 4 then score = score + math.min(30, (distinct - 4) * 10) end
+      --   The id is always added, so the count is there when it can decide; it moves the score
+      --   only when the rest is under the threshold by no more than its +30 (else the score
+      --   returned is the rest, a lower bound, as before).
+      if ipB.seenN < SEEN_MAX then
+        local fp = string.sub(vid, 1, FP)
+        if not ipB.seen then ipB.seen = fp; ipB.seenN = 1
+        elseif not hasId(ipB.seen, fp) then ipB.seen = ipB.seen .. fp; ipB.seenN = ipB.seenN + 1 end
+      end
+      ipB.seenAt = now
+      if mode == 1 and score < threshold and score + 30 >= threshold and ipB.seenN > 4 then
+        score = score + math.min(30, (ipB.seenN - 4) * 10)
       end
       if mode == 2 or (mode == 1 and score >= threshold) then
         code = 'captcha_required'
@@ -185,7 +221,7 @@ for i = 0, n - 1 do
     if not code then
       counts.joined = counts.joined + 1
       if opened then
-        if not nextT then nextT = tonumber(redis.call('HGET', qKey, 'next') or '0') or 0 end
+        if not nextT then nextT = tonumber(qf[2] or '0') or 0 end
         nextT = nextT + 1
         ticket = nextT
         tixNew[#tixNew + 1] = vid
@@ -195,7 +231,7 @@ for i = 0, n - 1 do
         code = 'new'
       else
         if member == '' then return redis.error_reply('joinBatch: a pre-queue join without its member') end
-        if not preSeq then preSeq = tonumber(redis.call('HGET', qKey, 'preJoined') or '0') or 0 end
+        if not preSeq then preSeq = tonumber(qf[3] or '0') or 0 end
         preSeq = preSeq + 1
         preNew[#preNew + 1] = 0
         preNew[#preNew + 1] = member
@@ -212,14 +248,20 @@ for i = 0, n - 1 do
   out[#out + 1] = retry
 end
 
--- Every write once.
+-- Every write once: a bucket as "<tokens> <ts>", an ip's with its seen ids; the TTL its refill
+-- needs plus a minute, at least the seen ids' 10 minutes when it has some.
 for _, b in ipairs(buckets) do
   if b.spent then
-    redis.call('HSET', b.key, 'tokens', tostring(b.tokens), 'ts', b.ts)
-    redis.call('PEXPIRE', b.key, math.ceil((b.cap - b.tokens) * 1000 / b.rate) + 60000)
+    local ttl = math.ceil((b.cap - b.tokens) * 1000 / b.rate) + 60000
+    local v = tostring(b.tokens) .. ' ' .. string.format('%d', b.ts)
+    if b.seen then
+      v = v .. ' ' .. string.format('%d', b.seenAt) .. ' ' .. b.seen
+      local left = b.seenAt + SEEN_MS - now
+      if left > ttl then ttl = left end
+    end
+    redis.call('SET', b.key, v, 'PX', ttl)
   end
 end
-for _, k in ipairs(hvTouched) do redis.call('PEXPIRE', k, 600000) end
 if nextT then
   redis.call('HSET', qKey, 'next', nextT)
   redis.call('HSET', tixKey, unpack(tixNew))

@@ -128,12 +128,12 @@ export async function joinBatch(redis: Redis, prefix: string, room: string, inpu
     limits.room.capacity, limits.room.refillPerSec, limits.subnet.capacity, limits.subnet.refillPerSec,
     limits.ip.capacity, limits.ip.refillPerSec, CaptchaMode[captcha.mode], captcha.threshold, entries.length,
   ];
-  // Every distinct ip (bucket and visitor HyperLogLog) and subnet once; entries name them by KEYS index.
+  // Every distinct ip (bucket with its seen ids, failed CAPTCHAs) and subnet once; entries name them by KEYS index.
   const ipAt = new Map<string, number>();
   const subnetAt = new Map<string, number>();
   for (const e of entries) {
     let ip = ipAt.get(e.ip);
-    if (ip === undefined) { ip = keys.length + 1; ipAt.set(e.ip, ip); keys.push(k.ipBucket(e.ip), k.ipVisitors(e.ip)); }
+    if (ip === undefined) { ip = keys.length + 1; ipAt.set(e.ip, ip); keys.push(k.ipBucket(e.ip), k.ipCaptchaFailures(e.ip)); }
     let sn = subnetAt.get(e.subnet);
     if (sn === undefined) { sn = keys.length + 1; subnetAt.set(e.subnet, sn); keys.push(k.subnetBucket(e.subnet)); }
     argv.push(e.vid, e.allowListed ? 1 : 0, e.headerScore, e.captchaPassed ? 1 : 0, e.preMember, e.arrivedAt, ip, sn);

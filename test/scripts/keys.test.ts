@@ -161,7 +161,7 @@ t.test('each script touches only the keys in its KEYS, all in its room\'s hash t
   const left = await scanKeys(redis, `${prefix}:*`);
   t.same(left.filter((k) => hashTag(k) !== room && k !== signingKeysKey(prefix) && k !== saleStockKey(prefix, 'sale-1')), [], 'no key outside the room\'s slot but the signing keys and the sale\'s stock');
   const k = roomKeys(prefix, room);
-  for (const key of [k.ipBucket('198.51.100.1'), k.subnetBucket('198.51.100.0/24'), k.ipVisitors('198.51.100.1'), k.fairPost, k.active]) {
+  for (const key of [k.ipBucket('198.51.100.1'), k.subnetBucket('198.51.100.0/24'), k.tbRoom, k.fairPost, k.active]) {
     t.ok(left.includes(key), `${key.slice(prefix.length + 1)} was written (the path that writes it ran)`);
   }
 });
