@@ -1,13 +1,14 @@
 /**
  * bench/join-profile: where a join's CPU goes (issue 16), in the gateway and in Redis, for one
- * kind of request at a time. The gateway runs pinned to core 0 and the load generator and the
- * bench's own redis-server to core 1 (taskset), so a V8 sample that lands while the gateway is
- * preempted does not pass for its CPU. Each scenario is first measured without the profiler
+ * kind of request at a time. With --pin the gateway runs pinned to core 0 and the load generator
+ * and the bench's own redis-server to core 1 (taskset), so a V8 sample that lands while the gateway
+ * is preempted by them does not pass for its CPU (on a machine other work keeps busy, pinning
+ * starves the gateway instead: then leave it off). Each scenario is first measured without the profiler
  * (gateway µs per answer from /proc, Redis used_cpu_* and every command's calls and usec per
  * answer from INFO commandstats), then profiled (self time per function and per file, and the
  * inclusive share of a few named frames).
  *
- *   npx tsx bench/join-profile.ts [join|rejoin|me ...] [--seconds 5] [--top 30]
+ *   npx tsx bench/join-profile.ts [join|rejoin|me ...] [--seconds 5] [--top 30] [--pin]
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
@@ -25,11 +26,13 @@ const args = process.argv.slice(2);
 const opt = (name: string, dflt: number) => { const i = args.indexOf(`--${name}`); return i >= 0 ? Number(args[i + 1]) : dflt; };
 const seconds = opt('seconds', 5);
 const top = opt('top', 30);
-const scenarios = args.filter((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--'));
+const pinned = args.includes('--pin');
+const scenarios = args.filter((a, i) => !a.startsWith('--') && !(args[i - 1]?.startsWith('--') && args[i - 1] !== '--pin'));
 if (!scenarios.length) scenarios.push('join');
 
 /** Pin every thread of `pid` to `cpu` (best effort: without taskset the figures are unpinned). */
 function pin(pid: number, cpu: number): void {
+  if (!pinned) return;
   try { execFileSync('taskset', ['-a', '-cp', String(cpu), String(pid)], { stdio: 'ignore' }); } catch { console.log(`(taskset failed for ${pid})`); }
 }
 
@@ -88,7 +91,7 @@ async function main() {
     pin(gw.pid, 0);
     for (const p of load.pids) pin(p, 1);
     await putRoom(gw.port, 'gw', DEFENCES_ON);
-    console.log(`[profile] ${os.cpus().length} cores, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}; gateway pid ${gw.pid} on core 0, load and Redis on core 1`);
+    console.log(`[profile] ${os.cpus().length} cores, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}; gateway pid ${gw.pid}${pinned ? ' on core 0, load and Redis on core 1' : ' (unpinned)'}`);
     const res = await fetch(`http://127.0.0.1:${gw.port}/api/rooms/gw/join`, { method: 'POST', headers: BROWSER, body: '{}' });
     const cookie = `wr_vid=${((await res.json()) as { visitorId: string }).visitorId}`;
     const job = (s: string) => ({

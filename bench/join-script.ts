@@ -1,10 +1,13 @@
 /**
- * bench/join-script: Redis CPU of lua/joinBatch alone, this version against another (a git
- * revision's), side by side: batches of new visitors (each from its own ip, one /24, defences on:
- * captcha suspicious, large buckets) sent straight to a redis-server of the bench's own, rounds
- * alternating A and B, each on a prefix of its own; used_cpu_* and commandstats per join.
+ * bench/join-script: Redis CPU of lua/joinBatch alone, this version against another, side by
+ * side: batches of new visitors (each from its own ip, one /24, defences on: captcha suspicious,
+ * large buckets) sent straight to a redis-server of the bench's own, rounds alternating A and B,
+ * each on a prefix of its own; used_cpu_* and commands per join. A is this tree's script called
+ * through waiting-room/scripts.ts; B a revision's (or a file's) lua/joinBatch-8.lua, called with
+ * that version's arguments (8 fixed keys; per ip a bucket key and a second key, per subnet a key).
  *
- *   npx tsx bench/join-script.ts [--base <git rev, default HEAD> | --base-file <lua>] [--batch 20] [--rounds 5] [--joins 40000]
+ *   npx tsx bench/join-script.ts [--base <git rev, default cc8b881, the issue's start> | --base-file <lua> [--same-args]]
+ *                                [--batch 20] [--rounds 5] [--joins 40000]
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -12,18 +15,21 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { roomKeys } from '../shared/keys.js';
 import { PROJECT_ROOT } from '../shared/config.js';
-import { loadLua } from '../shared/scripts.js';
+import { defineScripts, scripts } from '../shared/scripts.js';
+import { Gate, joinBatch } from '../waiting-room/scripts.js';
 import { median, fmt } from './lib/table.js';
 import { perAnswer, startBenchRedis } from './lib/redis-server.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, d: string) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1]! : d; };
-const base = opt('base', 'HEAD');
+const base = opt('base', 'cc8b881');
 const batch = Number(opt('batch', '20'));
 const rounds = Number(opt('rounds', '5'));
 const joins = Number(opt('joins', '40000'));
 /** Side B from a file instead of a revision (to try a variant). */
 const baseFile = opt('base-file', '');
+/** B takes this tree's arguments (a variant of this tree's script), not lua/joinBatch-8's. */
+const sameArgs = args.includes('--same-args');
 
 function luaAt(rev: string): string {
   const show = (p: string) => execFileSync('git', ['show', `${rev}:${p}`], { cwd: PROJECT_ROOT, encoding: 'utf8' });
@@ -33,26 +39,37 @@ function luaAt(rev: string): string {
 async function main() {
   const redis = await startBenchRedis();
   const client = new Redis(redis.url);
-  const sides = { A: { label: 'this tree', lua: loadLua('joinBatch-8') }, B: baseFile ? { label: baseFile, lua: readFileSync(baseFile, 'utf8') } : { label: base, lua: luaAt(base) } };
-  const shas: Record<string, string> = {};
-  for (const [k, s] of Object.entries(sides)) shas[k] = (await client.script('LOAD', s.lua)) as string;
+  const sides = { A: { label: 'this tree' }, B: baseFile ? { label: baseFile, lua: readFileSync(baseFile, 'utf8') } : { label: base, lua: luaAt(base) } };
+  const shaB = (await client.script('LOAD', sides.B.lua)) as string;
+  defineScripts(client);
+  // --same-args: B is this tree's caller on a client whose joinBatch command runs B's text.
+  const clientB = new Redis(redis.url);
+  if (sameArgs) clientB.defineCommand(scripts().joinBatch.command, { lua: sides.B.lua! });
   const res: Record<string, { cpu: number[]; cmds: number[] }> = { A: { cpu: [], cmds: [] }, B: { cpu: [], cmds: [] } };
   let ipSeq = 0;
+  const limits = { room: { capacity: 1e7, refillPerSec: 1e7 }, subnet: { capacity: 1e7, refillPerSec: 1e7 }, ip: { capacity: 1e6, refillPerSec: 1e5 } };
+  const vidOf = () => `${randomBytes(16).toString('base64url')}.${randomBytes(16).toString('base64url')}`;
+  const ipOf = () => { const s = ipSeq++; return `10.${(s >> 16) & 255}.${(s >> 8) & 255}.${s & 255}`; };
   const call = async (side: string, prefix: string) => {
     const now = Date.now();
+    if (side === 'A' || sameArgs) {
+      await joinBatch(side === 'A' ? client : clientB, prefix, 'r', {
+        now, opensAtMs: now - 60_000, gate: Gate.open, limits, captcha: { mode: 'suspicious', threshold: 50 },
+        entries: Array.from({ length: batch }, () => ({ vid: vidOf(), ip: ipOf(), subnet: '10.0.0.0/24', allowListed: false, headerScore: 0, captchaPassed: false, preMember: '', arrivedAt: now })),
+      });
+      return;
+    }
     const k = roomKeys(prefix, 'r');
     const keys = [k.q, k.tix, k.pre, k.preseq, k.stats, k.sec(now), k.tbRoom, k.qpost];
     const argv: (string | number)[] = [now, now - 60_000, 0, 1e7, 1e7, 1e7, 1e7, 1e6, 1e5, 1, 50, batch];
     for (let i = 0; i < batch; i++) {
-      const ip = `10.${(ipSeq >> 16) & 255}.${(ipSeq >> 8) & 255}.${ipSeq & 255}`;
-      ipSeq++;
+      const ip = ipOf();
       const j = keys.length + 1;
-      keys.push(k.ipBucket(ip), side === 'A' ? k.ipCaptchaFailures(ip) : `${k.ipBucket(ip)}:hv`);
-      if (i === 0) keys.push(k.subnetBucket('10.0.0.0/24'));
-      const vid = `${randomBytes(16).toString('base64url')}.${randomBytes(16).toString('base64url')}`;
-      argv.push(vid, 0, 0, 0, '', now, j, 9 + 2);
+      keys.push(`${k.tbRoom}:i:${ip}`, `${k.tbRoom}:hv:${ip}`);
+      if (i === 0) keys.push(`${k.tbRoom}:s:10.0.0.0/24`);
+      argv.push(vidOf(), 0, 0, 0, '', now, j, 9 + 2);
     }
-    await client.evalsha(shas[side]!, keys.length, ...keys, ...argv);
+    await client.evalsha(shaB, keys.length, ...keys, ...argv);
   };
   for (let r = 0; r < rounds; r++) {
     for (const side of r % 2 ? ['B', 'A'] : ['A', 'B']) {
@@ -74,6 +91,7 @@ async function main() {
   }
   for (const side of ['A', 'B']) console.log(`${sides[side as 'A'].label}: median Redis ${fmt(median(res[side]!.cpu), 2)} µs CPU per join, ${fmt(median(res[side]!.cmds), 2)} commands (batch ${batch})`);
   client.disconnect();
+  clientB.disconnect();
   await redis.stop();
 }
 main().then(() => process.exit(0), (e: unknown) => { console.error(e); process.exit(1); });

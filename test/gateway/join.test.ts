@@ -1,6 +1,6 @@
 /** Joins through the real HTTP server: every visitor exactly one ticket, however concurrent. */
 import t from 'tap';
-import { roomKeys } from '../../shared/keys.js';
+import { roomKey } from '../../shared/keys.js';
 import { scanKeys } from '../../shared/redis.js';
 import { gateway, join, OPEN_LIMITS, putRoom, testConfig } from './helpers.js';
 
@@ -62,10 +62,11 @@ t.test('captcha mode off: the join script keeps no suspicion state (no visitor i
   const config = testConfig();
   const gw = await gateway(t, config);
   await putRoom(gw, 'r', { opensAt: new Date(Date.now() - 1000).toISOString(), ...OPEN_LIMITS });
-  // An ip's key: "<tokens> <ts>" for its bucket, then "<seen ms> <ids>" once the score kept an id.
+  // An ip's state in its generation's hash: "<tokens> <ts>" for its bucket, then "<seen ms> <ids>" once the score kept an id.
   const ipState = async () => {
-    const keys = await scanKeys(gw.redis, roomKeys(config.redisPrefix, 'r').ipBucket('*'));
-    return Promise.all(keys.map(async (k) => (await gw.redis.get(k))!.split(' ')));
+    const keys = await scanKeys(gw.redis, roomKey(config.redisPrefix, 'r', 'bi:*'));
+    const gens = await Promise.all(keys.map((k) => gw.redis.hvals(k)));
+    return gens.flat().map((v) => v.split(' '));
   };
   t.equal((await join(gw, 'r')).status, 200);
   t.same((await ipState()).map((v) => v.length), [2], 'mode off: the bucket alone, nothing written for the score');

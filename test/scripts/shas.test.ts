@@ -12,7 +12,7 @@ import { createRedis } from '../../shared/redis.js';
 import { SCRIPT_FILES, scripts, type ScriptName } from '../../shared/scripts.js';
 
 const PINNED: Record<ScriptName, string> = {
-  joinBatch: '54d1b867fc6ab845ba8ab1adfc3817c7df608e04',
+  joinBatch: '9ed0aacdf287168c81a402b3f1ef3a884de758f8',
   admitBatch: 'a51d77faee2def09252be59f5d5eb9ef199932c1',
   lookupVisitor: '225ee8e8c6597a86364f2aac868d47a2610d6052',
   deliverTokens: '5d019785477fc7b624678858012d48ad9aa9e0fb',

@@ -1,6 +1,6 @@
 --[[ joinBatch: place every join of one room that arrived in the same event-loop turn.
   Caller: waiting-room/scripts.ts joinBatch() (the only one). Every key is in KEYS, all in the
-  room's hash tag {room} (one cluster slot): 8 fixed keys, then the batch's bucket keys, each once.
+  room's hash tag {room} (one cluster slot): 14 fixed keys, then each distinct ip's cf key once.
   Input:
     KEYS[1] q       hash  {opened, N, next, at, ...} (see include/openIfDue)
     KEYS[2] tix     hash  visitor id -> ticket
@@ -13,15 +13,20 @@
     KEYS[7] b:room  string "<tokens> <ts>" the room's token bucket
     KEYS[8] qpost   list  "<visitor id> <arrival ms>" of tickets N+1, N+2, ... not yet admitted, in
                         ticket order (the arrival feeds the post-open fairness figure, admitBatch)
-    KEYS[9 ..]: every distinct ip and subnet of the batch once (several entries of one ip or /24
-      name the same keys, by index, so each bucket is read once and written once per call):
-      per ip:     KEYS[j] b:i:<ip> string "<tokens> <ts> <seen ms> <ids>": the ip bucket, and the
-                  visitor ids seen from the ip for the score (<ids>: the first 8 characters of
-                  each distinct id, at most 7, the most the score counts; kept 10 min after the
-                  last one was added, i.e. while now - <seen ms> <= 600000; mode off: never
-                  added, "<tokens> <ts>" only), one SET PX per call;
-                  KEYS[j + 1] cf:<ip> string: failed captchas of the ip (defence/captcha.ts, read only)
-      per subnet: KEYS[j] b:s:<subnet> string "<tokens> <ts>" the subnet bucket
+    KEYS[9], KEYS[10], KEYS[11]  bi:<G>:<g-1>, bi:<G>:<g>, bi:<G>:<g+1>  hash  ip -> "<tokens> <ts> [<seen ms> <ids>]":
+                 the ip buckets of generations g-1, g, g+1 (g = floor(now / G), G in ms: whole
+                 minutes >= both the seen window, 10 min, and the longest an ip bucket takes to
+                 refill plus a minute, so a state is kept at least as long as its own TTL would
+                 have; the state of an ip is the one with the latest ts of the three, a gateway
+                 whose clock runs a little ahead may have written g+1), written to g only,
+                 PEXPIREAT ARGV[13]. <ids>: the first 8 characters of each distinct visitor id seen
+                 from the ip for the score, at most 7 (the most the score counts), kept 10 min
+                 after the last one was added, i.e. while now - <seen ms> <= 600000; mode off:
+                 never added, "<tokens> <ts>" only
+    KEYS[12], KEYS[13], KEYS[14]  bs:<G>:<g-1>, bs:<G>:<g>, bs:<G>:<g+1>  hash  subnet -> "<tokens> <ts>", the same
+                 way (G from the subnet bucket's refill), PEXPIREAT ARGV[14]
+    KEYS[15 ..]: every distinct ip of the batch once (entries of one ip name it by index):
+                 cf:<ip> string: failed captchas of the ip (defence/captcha.ts; read only)
     ARGV[1] now (ms since epoch)          ARGV[2] opensAt (ms since epoch)
     ARGV[3] gate (Gate in scripts.ts, the same in every script): 0 open, 1 paused, 2 held,
             3 sold_out, 4 closed, 5 scheduled. Joins are taken at 0, 1, 2 (pre-queue or open is
@@ -29,14 +34,16 @@
     ARGV[4..5]  room bucket capacity (tokens), refill (tokens/s)
     ARGV[6..7]  subnet bucket capacity, refill      ARGV[8..9] ip bucket capacity, refill
     ARGV[10] captcha mode: 0 off, 1 suspicious, 2 always      ARGV[11] threshold (score 0..100+)
-    ARGV[12] entry count n; then 8 ARGV per entry:
+    ARGV[12] entry count n      ARGV[13], ARGV[14]: PEXPIREAT (ms) of KEYS[10], KEYS[13]
+    ARGV[15] the length of a cf key's text before the ip (the ip is the field in KEYS[9..11])
+    ARGV[16 ..] 8 per entry, then the batch's distinct subnets (their fields in KEYS[12..14]):
       vid, allowListed (0/1), headerScore (0..100), captchaPassed (0/1),
       member (the visitor's pre-queue member: hex HMAC-SHA256(seed, entrantId) .. vid, from Node,
               waiting-room/draw.ts; all pre-queue scores are 0, so Redis orders by these bytes;
               "" when the caller knows the visitor cannot be in the pre-queue and the room is
               open at `now`: a visitor id minted for this request, or a room opened with N = 0),
       arrival (ms since epoch, read in Node when the request arrived at that gateway process),
-      ip key index j (KEYS[j] = b:i:<ip>, KEYS[j + 1] = cf:<ip>), subnet key index (b:s:<subnet>)
+      ip key index j (KEYS[j] = cf:<ip>), subnet index k (ARGV[k] = the subnet, e.g. 10.1.2.0/24)
   Output: { at, opened (0/1), then per entry: code, ticket, score, retryAfterSeconds }
     code "have"   already holds a place: ticket (0 = pre-queue before open), nothing spent
     code "new"    placed now with ticket          code "pre"   placed in the pre-queue (ticket 0)
@@ -46,11 +53,12 @@
     No negative codes; every other reply is an error of Redis itself.
   Cost (issue 16): the entries are decided one by one in arrival order, exactly as if each were
   its own call, but every key is read at most once per call (tix with one HMGET, the pre-queue with
-  one ZMSCORE, every bucket, seen-ids and cf key of the batch with ONE MGET, the first time an entry
-  needs a bucket) and written at most once at the end (each bucket, with its seen ids, one SET PX;
-  tix one HSET, qpost one RPUSH, pre one ZADD, the counters one HINCRBY each): a new join from its
-  own ip costs ~1.5 commands (was ~6 with a hash, a PEXPIRE and a HyperLogLog per ip), a re-join
-  none of its own.
+  one ZMSCORE; the first time an entry needs a bucket: the room bucket and every cf key with one
+  MGET, the ip and subnet buckets with one HMGET per generation) and written at most once at the
+  end (the room bucket one SET PX, the ip and subnet buckets one HSET + PEXPIREAT each, tix one
+  HSET, qpost one RPUSH, pre one ZADD, the counters one HINCRBY each): a call costs ~20 commands
+  whatever its size, none per entry (was ~6 per new join with a hash, a PEXPIRE and a HyperLogLog
+  per ip, and ~17 before that), a re-join none of its own.
 ]]
 local qKey, tixKey, preKey, preseqKey, statsKey, secKey, tbRoom, qpostKey =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -60,25 +68,59 @@ local snCap, snRate = tonumber(ARGV[6]), tonumber(ARGV[7])
 local ipCap, ipRate = tonumber(ARGV[8]), tonumber(ARGV[9])
 local mode, threshold, n = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
 local PER = 8
+local ipNow, snNow = KEYS[10], KEYS[13]
+local ipExpireAt, snExpireAt, cfPre = ARGV[13], ARGV[14], tonumber(ARGV[15])
 
 --@include openIfDue
 
 local opened, preCount = openIfDue(qKey, preKey, now, opensAt)
 
 -- Token buckets, each read once ({tokens, ts} refilled by elapsed_ms * rate / 1000, capped at
--- capacity) and written once at the end if spent from. A bucket kept past its refill (an ip key
--- lives on for its seen ids) reads full, exactly as a missing one.
+-- capacity) and written once at the end if spent from. A bucket kept past its refill (an ip's
+-- lives on for its seen ids, and a generation holds states up to twice its length) reads full,
+-- exactly as a missing one.
 local SEEN_MS, SEEN_MAX, FP = 600000, 7, 8
 local buckets, raw = {}, nil
--- Every bucket and cf key of the batch in one MGET, the first time an entry needs a bucket.
+local ipField, snField = {}, {}
+-- The state with the latest ts of the three generations' values.
+local function latest(a, b, c)
+  local best, bestTs = nil, -1
+  for _, v in ipairs({ a or false, b or false, c or false }) do
+    if v then
+      local ts = tonumber(string.match(v, '^%S+ (%S+)'))
+      if ts and ts > bestTs then best, bestTs = v, ts end
+    end
+  end
+  return best
+end
+-- Every bucket and cf key of the batch, the first time an entry needs a bucket: the room bucket and
+-- the cf keys in one MGET, the ip and subnet buckets in one HMGET per generation.
 local function loadAll()
   raw = {}
-  local keys = {}
-  for j = 7, #KEYS do if j ~= 8 then keys[#keys + 1] = KEYS[j] end end
+  local keys = { tbRoom }
+  for j = 15, #KEYS do keys[#keys + 1] = KEYS[j] end
   local v = redis.call('MGET', unpack(keys))
   for j = 1, #keys do raw[keys[j]] = v[j] end
+  local ips, sns = {}, {}
+  for j = 15, #KEYS do
+    local ip = string.sub(KEYS[j], cfPre + 1)
+    ipField[KEYS[j]] = ip
+    ips[#ips + 1] = ip
+  end
+  for k = 16 + n * PER, #ARGV do sns[#sns + 1] = ARGV[k] end
+  for _, g in ipairs({ { ips, 9, 'i:' }, { sns, 12, 's:' } }) do
+    local fields, first, tag = g[1], g[2], g[3]
+    if #fields > 0 then
+      local a = redis.call('HMGET', KEYS[first], unpack(fields))
+      local b = redis.call('HMGET', KEYS[first + 1], unpack(fields))
+      local c = redis.call('HMGET', KEYS[first + 2], unpack(fields))
+      for j = 1, #fields do raw[tag .. fields[j]] = latest(a[j], b[j], c[j]) end
+    end
+  end
 end
-local function bucket(key, cap, rate, cfKey)
+-- `key`: the state's name in `raw` (tbRoom, or 'i:' / 's:' .. its field); `field`: its field in
+-- the current generation (nil for the room's own key).
+local function bucket(key, cap, rate, field, cfKey)
   local b = buckets[key]
   if b then return b end
   if not raw then loadAll() end
@@ -99,12 +141,17 @@ local function bucket(key, cap, rate, cfKey)
     if tokens > cap then tokens = cap end
     if ts < now then ts = now end
   end
-  b = { key = key, tokens = tokens, ts = ts, cap = cap, rate = rate, spent = false,
-        cf = cfKey and (tonumber(raw[cfKey] or '0') or 0) or 0,
+  b = { key = key, field = field, tokens = tokens, ts = ts, cap = cap, rate = rate, spent = false,
+        cfKey = cfKey or nil, cf = cfKey and (tonumber(raw[cfKey] or '0') or 0) or 0,
         seen = seen, seenAt = seen and seenAt or nil, seenN = seen and #seen / FP or 0 }
   buckets[key] = b
   buckets[#buckets + 1] = b
   return b
+end
+-- Whole numbers are written with %d (Lua's own number format is a slow %.14g).
+local function num(x)
+  if x == math.floor(x) and x < 1e15 and x > -1e15 then return string.format('%d', x) end
+  return tostring(x)
 end
 -- `fp` is one of the ids in `seen` (a hit must start on an id's boundary).
 local function hasId(seen, fp)
@@ -126,7 +173,7 @@ end
 -- entries that may be in it (none once the room opened with an empty pre-queue).
 local vids, members = {}, {}
 for i = 0, n - 1 do
-  local o = 13 + i * PER
+  local o = 16 + i * PER
   vids[i + 1] = ARGV[o]
   if ARGV[o + 4] ~= '' then members[#members + 1] = ARGV[o + 4] end
 end
@@ -150,7 +197,7 @@ local nextT, preSeq = nil, nil
 local tixNew, qpostNew, preNew, preseqNew = {}, {}, {}, {}
 
 for i = 0, n - 1 do
-  local o = 13 + i * PER
+  local o = 16 + i * PER
   local vid = ARGV[o]
   local allow, headerScore, passed, member = ARGV[o + 1] == '1', tonumber(ARGV[o + 2]), ARGV[o + 3] == '1', ARGV[o + 4]
   local ipIdx, snIdx = tonumber(ARGV[o + 6]), tonumber(ARGV[o + 7])
@@ -176,8 +223,10 @@ for i = 0, n - 1 do
     local ipB, snB
     if not allow then
       local rB = bucket(tbRoom, roomCap, roomRate)
-      snB = bucket(KEYS[snIdx], snCap, snRate)
-      ipB = bucket(KEYS[ipIdx], ipCap, ipRate, KEYS[ipIdx + 1])
+      if not raw then loadAll() end
+      local sn, ip = ARGV[snIdx], ipField[KEYS[ipIdx]]
+      snB = bucket('s:' .. sn, snCap, snRate, sn)
+      ipB = bucket('i:' .. ip, ipCap, ipRate, ip, KEYS[ipIdx])
       if rB.tokens < 1 or snB.tokens < 1 or ipB.tokens < 1 then
         code = 'rate_limited'
         if rB.tokens < 1 then retry = math.max(retry, waitFor(rB.tokens, roomRate)) end
@@ -225,7 +274,7 @@ for i = 0, n - 1 do
         nextT = nextT + 1
         ticket = nextT
         tixNew[#tixNew + 1] = vid
-        tixNew[#tixNew + 1] = ticket
+        tixNew[#tixNew + 1] = num(ticket)
         qpostNew[#qpostNew + 1] = vid .. ' ' .. ARGV[o + 5]
         placed[vid] = ticket
         code = 'new'
@@ -236,7 +285,7 @@ for i = 0, n - 1 do
         preNew[#preNew + 1] = 0
         preNew[#preNew + 1] = member
         preseqNew[#preseqNew + 1] = vid
-        preseqNew[#preseqNew + 1] = preSeq
+        preseqNew[#preseqNew + 1] = num(preSeq)
         placed[vid] = 0
         code = 'pre'
       end
@@ -248,19 +297,25 @@ for i = 0, n - 1 do
   out[#out + 1] = retry
 end
 
--- Every write once: a bucket as "<tokens> <ts>", an ip's with its seen ids; the TTL its refill
--- needs plus a minute, at least the seen ids' 10 minutes when it has some.
+-- Every write once: a bucket as "<tokens> <ts>", an ip's with its seen ids; the room's with the
+-- TTL its refill needs plus a minute, the ip and subnet states in their current generation.
+local ipW, snW = {}, {}
 for _, b in ipairs(buckets) do
   if b.spent then
-    local ttl = math.ceil((b.cap - b.tokens) * 1000 / b.rate) + 60000
-    local v = tostring(b.tokens) .. ' ' .. string.format('%d', b.ts)
-    if b.seen then
-      v = v .. ' ' .. string.format('%d', b.seenAt) .. ' ' .. b.seen
-      local left = b.seenAt + SEEN_MS - now
-      if left > ttl then ttl = left end
-    end
-    redis.call('SET', b.key, v, 'PX', ttl)
+    local v = num(b.tokens) .. ' ' .. num(b.ts)
+    if b.seen then v = v .. ' ' .. num(b.seenAt) .. ' ' .. b.seen end
+    if b.cfKey ~= nil then ipW[#ipW + 1] = b.field; ipW[#ipW + 1] = v
+    elseif b.field then snW[#snW + 1] = b.field; snW[#snW + 1] = v
+    else redis.call('SET', b.key, v, 'PX', num(math.ceil((b.cap - b.tokens) * 1000 / b.rate) + 60000)) end
   end
+end
+if #ipW > 0 then
+  redis.call('HSET', ipNow, unpack(ipW))
+  redis.call('PEXPIREAT', ipNow, ipExpireAt)
+end
+if #snW > 0 then
+  redis.call('HSET', snNow, unpack(snW))
+  redis.call('PEXPIREAT', snNow, snExpireAt)
 end
 if nextT then
   redis.call('HSET', qKey, 'next', nextT)
