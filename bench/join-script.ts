@@ -7,7 +7,7 @@
  * that version's arguments (8 fixed keys; per ip a bucket key and a second key, per subnet a key).
  *
  *   npx tsx bench/join-script.ts [--base <git rev, default cc8b881, the issue's start> | --base-file <lua> [--same-args]]
- *                                [--batch 20] [--rounds 5] [--joins 40000]
+ *                                [--batch 20] [--rounds 5] [--joins 40000] [--ips K (joins from K addresses in turn)]
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -30,6 +30,8 @@ const joins = Number(opt('joins', '40000'));
 const baseFile = opt('base-file', '');
 /** B takes this tree's arguments (a variant of this tree's script), not lua/joinBatch-8's. */
 const sameArgs = args.includes('--same-args');
+/** --ips K: the joins come from K addresses in turn (bench/join's 64 connections), not a new one each. */
+const ips = Number(opt('ips', '0'));
 
 function luaAt(rev: string): string {
   const show = (p: string) => execFileSync('git', ['show', `${rev}:${p}`], { cwd: PROJECT_ROOT, encoding: 'utf8' });
@@ -49,7 +51,7 @@ async function main() {
   let ipSeq = 0;
   const limits = { room: { capacity: 1e7, refillPerSec: 1e7 }, subnet: { capacity: 1e7, refillPerSec: 1e7 }, ip: { capacity: 1e6, refillPerSec: 1e5 } };
   const vidOf = () => `${randomBytes(16).toString('base64url')}.${randomBytes(16).toString('base64url')}`;
-  const ipOf = () => { const s = ipSeq++; return `10.${(s >> 16) & 255}.${(s >> 8) & 255}.${s & 255}`; };
+  const ipOf = () => { const s = ips > 0 ? ipSeq++ % ips : ipSeq++; return `10.${(s >> 16) & 255}.${(s >> 8) & 255}.${s & 255}`; };
   const call = async (side: string, prefix: string) => {
     const now = Date.now();
     if (side === 'A' || sameArgs) {
@@ -65,6 +67,7 @@ async function main() {
     for (let i = 0; i < batch; i++) {
       const ip = ipOf();
       const j = keys.length + 1;
+      // (with --ips, an address twice in a batch gets two key slots: the old script reads each once anyway)
       keys.push(`${k.tbRoom}:i:${ip}`, `${k.tbRoom}:hv:${ip}`);
       if (i === 0) keys.push(`${k.tbRoom}:s:10.0.0.0/24`);
       argv.push(vidOf(), 0, 0, 0, '', now, j, 9 + 2);

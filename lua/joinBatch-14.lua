@@ -10,10 +10,12 @@
     KEYS[4] preseq  hash  visitor id -> pre-queue join order (for the fairness figure)
     KEYS[5] stats   hash  room counters
     KEYS[6] sec     hash  counters of the current second (EXPIRE 120 s)
-    KEYS[7] b:room  string "<tokens> <ts>" the room's token bucket
+    KEYS[7] b:room  string struct.pack('<dd', tokens, ts): the room's token bucket
     KEYS[8] qpost   list  "<visitor id> <arrival ms>" of tickets N+1, N+2, ... not yet admitted, in
                         ticket order (the arrival feeds the post-open fairness figure, admitBatch)
-    KEYS[9], KEYS[10], KEYS[11]  bi:<G>:<g-1>, bi:<G>:<g>, bi:<G>:<g+1>  hash  ip -> "<tokens> <ts> [<seen ms> <ids>]":
+    KEYS[9], KEYS[10], KEYS[11]  bi:<G>:<g-1>, bi:<G>:<g>, bi:<G>:<g+1>  hash  ip -> its state,
+                 struct.pack('<dd', tokens, ts) [.. struct.pack('<d', seen ms) .. <ids>] (doubles:
+                 read and written without formatting or parsing a number):
                  the ip buckets of generations g-1, g, g+1 (g = floor(now / G), G in ms: whole
                  minutes >= both the seen window, 10 min, and the longest an ip bucket takes to
                  refill plus a minute, so a state is kept at least as long as its own TTL would
@@ -22,8 +24,8 @@
                  PEXPIREAT ARGV[13]. <ids>: the first 8 characters of each distinct visitor id seen
                  from the ip for the score, at most 7 (the most the score counts), kept 10 min
                  after the last one was added, i.e. while now - <seen ms> <= 600000; mode off:
-                 never added, "<tokens> <ts>" only
-    KEYS[12], KEYS[13], KEYS[14]  bs:<G>:<g-1>, bs:<G>:<g>, bs:<G>:<g+1>  hash  subnet -> "<tokens> <ts>", the same
+                 never added, the 16 bytes of tokens and ts only
+    KEYS[12], KEYS[13], KEYS[14]  bs:<G>:<g-1>, bs:<G>:<g>, bs:<G>:<g+1>  hash  subnet -> struct.pack('<dd', tokens, ts), the same
                  way (G from the subnet bucket's refill), PEXPIREAT ARGV[14]
     KEYS[15 ..]: every distinct ip of the batch once (entries of one ip name it by index):
                  cf:<ip> string: failed captchas of the ip (defence/captcha.ts; read only)
@@ -81,16 +83,15 @@ local opened, preCount = openIfDue(qKey, preKey, now, opensAt)
 -- exactly as a missing one.
 local SEEN_MS, SEEN_MAX, FP = 600000, 7, 8
 local buckets, raw = {}, nil
-local ipField, snField = {}, {}
--- The state with the latest ts of the three generations' values.
+local ipField = {}
+local ipState, snState = {}, {}
+-- The state with the latest ts of the three generations' values (ts: the double at byte 9).
 local function latest(a, b, c)
+  if not a and not c then return b or nil end
   local best, bestTs = nil, -1
-  for _, v in ipairs({ a or false, b or false, c or false }) do
-    if v then
-      local ts = tonumber(string.match(v, '^%S+ (%S+)'))
-      if ts and ts > bestTs then best, bestTs = v, ts end
-    end
-  end
+  if a then best, bestTs = a, struct.unpack('<d', a, 9) end
+  if b then local t = struct.unpack('<d', b, 9); if t > bestTs then best, bestTs = b, t end end
+  if c then local t = struct.unpack('<d', c, 9); if t > bestTs then best, bestTs = c, t end end
   return best
 end
 -- Every bucket and cf key of the batch, the first time an entry needs a bucket: the room bucket and
@@ -108,29 +109,26 @@ local function loadAll()
     ips[#ips + 1] = ip
   end
   for k = 16 + n * PER, #ARGV do sns[#sns + 1] = ARGV[k] end
-  for _, g in ipairs({ { ips, 9, 'i:' }, { sns, 12, 's:' } }) do
-    local fields, first, tag = g[1], g[2], g[3]
+  for _, g in ipairs({ { ips, 9, ipState }, { sns, 12, snState } }) do
+    local fields, first, into = g[1], g[2], g[3]
     if #fields > 0 then
       local a = redis.call('HMGET', KEYS[first], unpack(fields))
       local b = redis.call('HMGET', KEYS[first + 1], unpack(fields))
       local c = redis.call('HMGET', KEYS[first + 2], unpack(fields))
-      for j = 1, #fields do raw[tag .. fields[j]] = latest(a[j], b[j], c[j]) end
+      for j = 1, #fields do into[fields[j]] = latest(a[j], b[j], c[j]) end
     end
   end
 end
--- `key`: the state's name in `raw` (tbRoom, or 'i:' / 's:' .. its field); `field`: its field in
--- the current generation (nil for the room's own key).
-local function bucket(key, cap, rate, field, cfKey)
-  local b = buckets[key]
-  if b then return b end
-  if not raw then loadAll() end
-  local v = raw[key]
-  local tokens, ts, seenAt, seen
-  if v then
-    local t1, t2, t3, t4 = string.match(v, '^(%S+) (%S+) ?(%S*) ?(%S*)$')
-    tokens, ts = tonumber(t1), tonumber(t2)
-    seenAt = tonumber(t3)
-    if seenAt and now - seenAt <= SEEN_MS then seen = t4 end
+-- A bucket from its stored state `v` (false/nil: none), kept in `into` under `name` (the room's
+-- key, or the ip's or subnet's field). An ip's seen ids stay in `v` (from byte 25) until written.
+local function bucket(into, name, kind, v, cap, rate, cfKey)
+  local tokens, ts, seenAt, seenN, seenSrc = nil, nil, nil, 0, nil
+  if v and #v >= 16 then
+    tokens, ts = struct.unpack('<dd', v)
+    if #v >= 24 then
+      seenAt = struct.unpack('<d', v, 17)
+      if now - seenAt <= SEEN_MS then seenN, seenSrc = (#v - 24) / FP, v else seenAt = nil end
+    end
   end
   if not tokens or not ts then
     tokens, ts = cap, now
@@ -141,25 +139,26 @@ local function bucket(key, cap, rate, field, cfKey)
     if tokens > cap then tokens = cap end
     if ts < now then ts = now end
   end
-  b = { key = key, field = field, tokens = tokens, ts = ts, cap = cap, rate = rate, spent = false,
-        cfKey = cfKey or nil, cf = cfKey and (tonumber(raw[cfKey] or '0') or 0) or 0,
-        seen = seen, seenAt = seen and seenAt or nil, seenN = seen and #seen / FP or 0 }
-  buckets[key] = b
+  local b = { name = name, kind = kind, tokens = tokens, ts = ts, cap = cap, rate = rate, spent = false,
+        cf = cfKey and (tonumber(raw[cfKey] or '0') or 0) or 0,
+        seenAt = seenAt, seenN = seenN, seenSrc = seenSrc, added = nil }
+  into[name] = b
   buckets[#buckets + 1] = b
   return b
 end
+local roomB, ipBs, snBs = nil, {}, {}
 -- Whole numbers are written with %d (Lua's own number format is a slow %.14g).
 local function num(x)
   if x == math.floor(x) and x < 1e15 and x > -1e15 then return string.format('%d', x) end
   return tostring(x)
 end
--- `fp` is one of the ids in `seen` (a hit must start on an id's boundary).
-local function hasId(seen, fp)
-  local at = 1
+-- `fp` is one of the ids in `s` from byte `from` on (a hit must start on an id's boundary).
+local function hasId(s, from, fp)
+  local at = from
   while true do
-    local i = string.find(seen, fp, at, true)
+    local i = string.find(s, fp, at, true)
     if not i then return false end
-    if (i - 1) % FP == 0 then return true end
+    if (i - from) % FP == 0 then return true end
     at = i + 1
   end
 end
@@ -222,11 +221,12 @@ for i = 0, n - 1 do
     -- 3. token buckets: check all three, spend only if all pass
     local ipB, snB
     if not allow then
-      local rB = bucket(tbRoom, roomCap, roomRate)
       if not raw then loadAll() end
+      local rB = roomB
+      if not rB then rB = bucket({}, tbRoom, 'room', raw[tbRoom], roomCap, roomRate); roomB = rB end
       local sn, ip = ARGV[snIdx], ipField[KEYS[ipIdx]]
-      snB = bucket('s:' .. sn, snCap, snRate, sn)
-      ipB = bucket('i:' .. ip, ipCap, ipRate, ip, KEYS[ipIdx])
+      snB = snBs[sn] or bucket(snBs, sn, 'subnet', snState[sn], snCap, snRate)
+      ipB = ipBs[ip] or bucket(ipBs, ip, 'ip', ipState[ip], ipCap, ipRate, KEYS[ipIdx])
       if rB.tokens < 1 or snB.tokens < 1 or ipB.tokens < 1 then
         code = 'rate_limited'
         if rB.tokens < 1 then retry = math.max(retry, waitFor(rB.tokens, roomRate)) end
@@ -252,8 +252,10 @@ for i = 0, n - 1 do
       --   returned is the rest, a lower bound, as before).
       if ipB.seenN < SEEN_MAX then
         local fp = string.sub(vid, 1, FP)
-        if not ipB.seen then ipB.seen = fp; ipB.seenN = 1
-        elseif not hasId(ipB.seen, fp) then ipB.seen = ipB.seen .. fp; ipB.seenN = ipB.seenN + 1 end
+        if not ((ipB.seenSrc and hasId(ipB.seenSrc, 25, fp)) or (ipB.added and hasId(ipB.added, 1, fp))) then
+          ipB.added = (ipB.added or '') .. fp
+          ipB.seenN = ipB.seenN + 1
+        end
       end
       ipB.seenAt = now
       if mode == 1 and score < threshold and score + 30 >= threshold and ipB.seenN > 4 then
@@ -297,16 +299,18 @@ for i = 0, n - 1 do
   out[#out + 1] = retry
 end
 
--- Every write once: a bucket as "<tokens> <ts>", an ip's with its seen ids; the room's with the
--- TTL its refill needs plus a minute, the ip and subnet states in their current generation.
+-- Every write once: a bucket as its two doubles, an ip's with its seen time and ids; the room's
+-- with the TTL its refill needs plus a minute, the ip and subnet states in their current generation.
 local ipW, snW = {}, {}
 for _, b in ipairs(buckets) do
   if b.spent then
-    local v = num(b.tokens) .. ' ' .. num(b.ts)
-    if b.seen then v = v .. ' ' .. num(b.seenAt) .. ' ' .. b.seen end
-    if b.cfKey ~= nil then ipW[#ipW + 1] = b.field; ipW[#ipW + 1] = v
-    elseif b.field then snW[#snW + 1] = b.field; snW[#snW + 1] = v
-    else redis.call('SET', b.key, v, 'PX', num(math.ceil((b.cap - b.tokens) * 1000 / b.rate) + 60000)) end
+    local v = struct.pack('<dd', b.tokens, b.ts)
+    if b.seenAt then
+      v = v .. struct.pack('<d', b.seenAt) .. (b.seenSrc and string.sub(b.seenSrc, 25) or '') .. (b.added or '')
+    end
+    if b.kind == 'ip' then ipW[#ipW + 1] = b.name; ipW[#ipW + 1] = v
+    elseif b.kind == 'subnet' then snW[#snW + 1] = b.name; snW[#snW + 1] = v
+    else redis.call('SET', b.name, v, 'PX', num(math.ceil((b.cap - b.tokens) * 1000 / b.rate) + 60000)) end
   end
 end
 if #ipW > 0 then

@@ -17,13 +17,13 @@
  *   <prefix>:{<room>}:tok         hash   visitor id -> admission token
  *   <prefix>:{<room>}:cfg         string the room's config JSON     <prefix>:{<room>}:audit  list of config changes
  *   <prefix>:{<room>}:stats       hash   running totals            <prefix>:{<room>}:sec:<epoch s>  hash, 120 s
- *   <prefix>:{<room>}:b:room      string the room's token bucket "<tokens> <ts>"
+ *   <prefix>:{<room>}:b:room      string the room's token bucket: tokens, ts as two doubles (struct '<dd')
  *   <prefix>:{<room>}:chance:adm  hash   admitted visitor id -> last chance shown (fairness report)
  *   <prefix>:{<room>}:chance:wait hash   per chance bucket k: n<k> visitors still waiting at the end, s<k> sum shown
- *   <prefix>:{<room>}:bi:<G>:<g>  hash   ip -> its token bucket and the visitor ids seen from it (10 min)
- *                                        "<tokens> <ts> [<seen ms> <first 8 chars of each id, at most 7>]",
+ *   <prefix>:{<room>}:bi:<G>:<g>  hash   ip -> its token bucket and the visitor ids seen from it (10 min):
+ *                                        doubles tokens, ts [, seen ms] then the first 8 chars of each id (at most 7),
  *                                        generation g = floor(now / G) (lua/joinBatch reads g-1..g+1)
- *   <prefix>:{<room>}:bs:<G>:<g>  hash   subnet (/24, /64) -> its token bucket "<tokens> <ts>", the same way
+ *   <prefix>:{<room>}:bs:<G>:<g>  hash   subnet (/24, /64) -> its token bucket (doubles tokens, ts), the same way
  *   <prefix>:{<room>}:cf:<ip>     string failed CAPTCHAs of an IP (a mirror of captcha-fail, for the score)
  *   <prefix>:sale:{<sale>}:stock  hash   the sale's stock signal (written by checkout)
  *   <prefix>:rooms                set    every room's name      <prefix>:keys  hash  the signing keys

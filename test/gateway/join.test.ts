@@ -62,18 +62,19 @@ t.test('captcha mode off: the join script keeps no suspicion state (no visitor i
   const config = testConfig();
   const gw = await gateway(t, config);
   await putRoom(gw, 'r', { opensAt: new Date(Date.now() - 1000).toISOString(), ...OPEN_LIMITS });
-  // An ip's state in its generation's hash: "<tokens> <ts>" for its bucket, then "<seen ms> <ids>" once the score kept an id.
+  // An ip's state in its generation's hash: 16 bytes (tokens, ts: two doubles) for its bucket, then
+  // 8 (the seen time) and 8 per visitor id once the score kept one (lua/joinBatch).
   const ipState = async () => {
     const keys = await scanKeys(gw.redis, roomKey(config.redisPrefix, 'r', 'bi:*'));
-    const gens = await Promise.all(keys.map((k) => gw.redis.hvals(k)));
-    return gens.flat().map((v) => v.split(' '));
+    return (await Promise.all(keys.map((k) => gw.redis.hvalsBuffer(k)))).flat();
   };
   t.equal((await join(gw, 'r')).status, 200);
-  t.same((await ipState()).map((v) => v.length), [2], 'mode off: the bucket alone, nothing written for the score');
+  t.same((await ipState()).map((v) => v.length), [16], 'mode off: the bucket alone, nothing written for the score');
   await putRoom(gw, 'r', { captcha: { mode: 'suspicious', threshold: 1000 } });
   const b = await join(gw, 'r');
   t.equal(b.status, 200);
   const [state] = await ipState();
-  t.equal(state!.length, 4, 'mode suspicious: the velocity part of the score is kept');
-  t.equal(state![3], b.visitorId.slice(0, 8), 'the id seen from the ip');
+  t.equal(state!.length, 32, 'mode suspicious: the velocity part of the score is kept');
+  t.equal(state!.subarray(24).toString('latin1'), b.visitorId.slice(0, 8), 'the id seen from the ip');
+  t.ok(Math.abs(state!.readDoubleLE(16) - Date.now()) < 60_000, 'with the time it was seen');
 });
