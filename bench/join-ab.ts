@@ -84,4 +84,7 @@ async function main() {
   }
 }
 
-main().then(() => process.exit(0), (e: unknown) => { console.error(e); process.exit(1); });
+// Run only as a command: bench/run.ts imports every bench/*.ts (this one exports no run()).
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main().then(() => process.exit(0), (e: unknown) => { console.error(e); process.exit(1); });
+}
