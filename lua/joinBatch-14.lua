@@ -38,8 +38,9 @@
     ARGV[10] captcha mode: 0 off, 1 suspicious, 2 always      ARGV[11] threshold (score 0..100+)
     ARGV[12] entry count n      ARGV[13], ARGV[14]: PEXPIREAT (ms) of KEYS[10], KEYS[13]
     ARGV[15] the length of a cf key's text before the ip (the ip is the field in KEYS[9..11])
-    ARGV[16 ..] 8 per entry, then the batch's distinct subnets (their fields in KEYS[12..14]):
-      vid, allowListed (0/1), headerScore (0..100), captchaPassed (0/1),
+    ARGV[16 ..] 6 per entry, then the batch's distinct subnets (their fields in KEYS[12..14]):
+      vid, flags: allowListed (0/1), captchaPassed (0/1), then headerScore (0..100), e.g. "000"
+             (one argument instead of three: each costs Redis its parsing and a Lua string),
       member (the visitor's pre-queue member: hex HMAC-SHA256(seed, entrantId) .. vid, from Node,
               waiting-room/draw.ts; all pre-queue scores are 0, so Redis orders by these bytes;
               "" when the caller knows the visitor cannot be in the pre-queue and the room is
@@ -69,7 +70,7 @@ local roomCap, roomRate = tonumber(ARGV[4]), tonumber(ARGV[5])
 local snCap, snRate = tonumber(ARGV[6]), tonumber(ARGV[7])
 local ipCap, ipRate = tonumber(ARGV[8]), tonumber(ARGV[9])
 local mode, threshold, n = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
-local PER = 8
+local PER = 6
 local ipNow, snNow = KEYS[10], KEYS[13]
 local ipExpireAt, snExpireAt, cfPre = ARGV[13], ARGV[14], tonumber(ARGV[15])
 
@@ -174,7 +175,7 @@ local vids, members = {}, {}
 for i = 0, n - 1 do
   local o = 16 + i * PER
   vids[i + 1] = ARGV[o]
-  if ARGV[o + 4] ~= '' then members[#members + 1] = ARGV[o + 4] end
+  if ARGV[o + 2] ~= '' then members[#members + 1] = ARGV[o + 2] end
 end
 local tixOf = redis.call('HMGET', tixKey, unpack(vids))
 local inPre = {}
@@ -198,8 +199,12 @@ local tixNew, qpostNew, preNew, preseqNew = {}, {}, {}, {}
 for i = 0, n - 1 do
   local o = 16 + i * PER
   local vid = ARGV[o]
-  local allow, headerScore, passed, member = ARGV[o + 1] == '1', tonumber(ARGV[o + 2]), ARGV[o + 3] == '1', ARGV[o + 4]
-  local ipIdx, snIdx = tonumber(ARGV[o + 6]), tonumber(ARGV[o + 7])
+  local flags, member = ARGV[o + 1], ARGV[o + 2]
+  local allow, passed, headerScore = false, false, 0
+  if flags ~= '000' then
+    allow, passed, headerScore = string.byte(flags, 1) == 49, string.byte(flags, 2) == 49, tonumber(string.sub(flags, 3))
+  end
+  local ipIdx, snIdx = tonumber(ARGV[o + 4]), tonumber(ARGV[o + 5])
   local code, ticket, score, retry = nil, 0, 0, 0
   counts.arrivals = counts.arrivals + 1
 
@@ -277,7 +282,7 @@ for i = 0, n - 1 do
         ticket = nextT
         tixNew[#tixNew + 1] = vid
         tixNew[#tixNew + 1] = num(ticket)
-        qpostNew[#qpostNew + 1] = vid .. ' ' .. ARGV[o + 5]
+        qpostNew[#qpostNew + 1] = vid .. ' ' .. ARGV[o + 3]
         placed[vid] = ticket
         code = 'new'
       else

@@ -155,13 +155,14 @@ export async function joinBatch(redis: Redis, prefix: string, room: string, inpu
   const ipAt = new Map<string, number>();
   const subnetAt = new Map<string, number>();
   const subnets: string[] = [];
-  const firstSubnet = argv.length + 1 + entries.length * 8;
+  const firstSubnet = argv.length + 1 + entries.length * 6;
   for (const e of entries) {
     let ip = ipAt.get(e.ip);
     if (ip === undefined) { ip = keys.length + 1; ipAt.set(e.ip, ip); keys.push(k.ipCaptchaFailures(e.ip)); }
     let sn = subnetAt.get(e.subnet);
     if (sn === undefined) { sn = firstSubnet + subnets.length; subnetAt.set(e.subnet, sn); subnets.push(e.subnet); }
-    argv.push(e.vid, e.allowListed ? 1 : 0, e.headerScore, e.captchaPassed ? 1 : 0, e.preMember, e.arrivedAt, ip, sn);
+    // flags: allowListed, captchaPassed, then the header score ("000" for most joins)
+    argv.push(e.vid, `${e.allowListed ? 1 : 0}${e.captchaPassed ? 1 : 0}${e.headerScore}`, e.preMember, e.arrivedAt, ip, sn);
   }
   for (const sn of subnets) argv.push(sn);
   const r = await run<Arg[]>(redis, 'joinBatch', keys, argv);

@@ -12,7 +12,7 @@ import { createRedis } from '../../shared/redis.js';
 import { SCRIPT_FILES, scripts, type ScriptName } from '../../shared/scripts.js';
 
 const PINNED: Record<ScriptName, string> = {
-  joinBatch: '3032cc20555f2c46024f87c82c5770411e2db79f',
+  joinBatch: 'e84ea8dbed21b6a43a96f70e014629801f07ba3e',
   admitBatch: 'a51d77faee2def09252be59f5d5eb9ef199932c1',
   lookupVisitor: '225ee8e8c6597a86364f2aac868d47a2610d6052',
   deliverTokens: '5d019785477fc7b624678858012d48ad9aa9e0fb',
