@@ -35,13 +35,13 @@
  *    what was left: uWS and the syscalls (~10 µs: the trivial endpoint), the generic route/body/
  *    promise machinery of waiting-room/http.ts (~15% of busy time), ioredis, tsx's __name helper
  *    on every named closure (~4%).
- *  - after (2026-12-03): Redis ~15-18 µs used_cpu per join, ~1 command per new join: the room
+ *  - after (2026-12-03): Redis ~14-18 µs used_cpu per join, ~1 command per new join: the room
  *    bucket and every cf key one MGET, the ip and subnet buckets fields of one hash per generation
  *    (one HMGET per generation read, one HSET written, per call), the visitor ids seen from an ip
  *    in its bucket state instead of a HyperLogLog (PFADD + PEXPIRE per join), states packed as
  *    doubles (Lua's tonumber/%.14g were a large share of the script's own time). Left: the call
  *    itself (~3.6 µs a join for an empty script with the same arguments), the Lua loop, the
- *    tickets HSET and q:post RPUSH. Gateway ~47 µs (perf, on-CPU: 27% kernel TCP, 14% V8 property
+ *    tickets HSET and q:post RPUSH. Gateway 32-47 µs (perf, on-CPU: 27% kernel TCP, 14% V8 property
  *    access/calls, 9% strings and UTF-8, 6% malloc, 5% GC, 4% uWS, 3% promises, 1% crypto, 10%
  *    JIT code): the join script not auto-pipelined (a deferred one-command Pipeline per batch), no
  *    await for what is known at once (room, verdict), no per-request named closures, the body
