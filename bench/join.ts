@@ -28,17 +28,33 @@
  *    entrantId), the response write and uWS ~20%, ioredis command building ~8%, request copy and
  *    body ~10%, prom-client label hashing, promise hops. (Unpinned profiles put ~30% in
  *    writeUtf8String: the gateway preempted by the processes its writes wake, not its CPU.)
- *  - after: Redis ~19 µs per join in EVALSHA (~6 commands per new join: every key read once and
- *    written once per call, the distinct-visitor count read only when it can decide), ~25 µs
- *    used_cpu; a re-join ~8 µs, GET /me ~2.5 µs and no script. Gateway: one HMAC per new join
- *    (by hand over crypto.hash) and one SHA-256, none for a re-join (checked ids remembered); what
- *    is left is uWS and the syscalls (~10 µs: the trivial endpoint), the generic route/body/
- *    promise machinery of waiting-room/http.ts (~15% of busy time), ioredis, and tsx's __name
- *    helper on every closure (~4%).
+ *  - then (2026-12-02): Redis ~19 µs per join in EVALSHA (~6 commands per new join: every key read
+ *    once and written once per call, the distinct-visitor count read only when it can decide),
+ *    ~25 µs used_cpu; a re-join ~8 µs, GET /me ~2.5 µs and no script. Gateway: one HMAC per new
+ *    join (by hand over crypto.hash) and one SHA-256, none for a re-join (checked ids remembered);
+ *    what was left: uWS and the syscalls (~10 µs: the trivial endpoint), the generic route/body/
+ *    promise machinery of waiting-room/http.ts (~15% of busy time), ioredis, tsx's __name helper
+ *    on every named closure (~4%).
+ *  - after (2026-12-03): Redis ~14-18 µs used_cpu per join, ~1 command per new join: the room
+ *    bucket and every cf key one MGET, the ip and subnet buckets fields of one hash per generation
+ *    (one HMGET per generation read, one HSET written, per call), the visitor ids seen from an ip
+ *    in its bucket state instead of a HyperLogLog (PFADD + PEXPIRE per join), states packed as
+ *    doubles (Lua's tonumber/%.14g were a large share of the script's own time). Left: the call
+ *    itself (~3.6 µs a join for an empty script with the same arguments), the Lua loop, the
+ *    tickets HSET and q:post RPUSH. Gateway 32-47 µs (perf, on-CPU: 27% kernel TCP, 14% V8 property
+ *    access/calls, 9% strings and UTF-8, 6% malloc, 5% GC, 4% uWS, 3% promises, 1% crypto, 10%
+ *    JIT code): the join script not auto-pipelined (a deferred one-command Pipeline per batch), no
+ *    await for what is known at once (room, verdict), no per-request named closures, the body
+ *    and address without copies or decoders. The V8 profile's 25-40% in the response and Redis
+ *    writes (`collect`, writeUtf8String) is the gateway preempted by the processes its writes
+ *    wake on the same 2 cores: use perf or bench/join-profile.ts --pin on a quiet machine.
  *
  *   npx tsx bench/join.ts             3 rounds x 5 s per side, 20,000 sockets (about 4 minutes)
  *   npx tsx bench/join.ts --quick     1 round x 2 s, 3,000 sockets (about 1 minute)
  *   npx tsx bench/join.ts --profile   also V8 profiles of the gateway during joins and fan-out
+ * Apart: bench/join-ab.ts (this tree's gateway against a revision's), bench/join-script.ts (the
+ * join script's Redis CPU against a revision's), bench/join-profile.ts (one request kind: Redis
+ * commandstats per answer and a V8 profile).
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync } from 'node:fs';

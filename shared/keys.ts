@@ -1,7 +1,11 @@
 /**
  * Every Redis key and channel name the two services use, built here and nowhere else.
  *
- * Layout (unchanged since the first release; a running deployment's data depends on it):
+ * Layout (unchanged since the first release, a running deployment's data depends on it, but for
+ * the buckets: issue 16 made the room's a string, the ips' and subnets' fields of one hash per
+ * generation, read with a few commands per join batch, under new names b:room, bi:*, bs:*, cf:*
+ * so old and new processes never meet the other's type; the old tb:*, hv:* keys expire by
+ * themselves, and buckets start full once, at the upgrade):
  *
  *   <prefix>:{<room>}:q           hash   queue counters {opened, N, next, at, credit, cts, fsum, fn, preJoined}
  *   <prefix>:{<room>}:tix         hash   visitor id -> ticket (joined after open)
@@ -13,12 +17,14 @@
  *   <prefix>:{<room>}:tok         hash   visitor id -> admission token
  *   <prefix>:{<room>}:cfg         string the room's config JSON     <prefix>:{<room>}:audit  list of config changes
  *   <prefix>:{<room>}:stats       hash   running totals            <prefix>:{<room>}:sec:<epoch s>  hash, 120 s
- *   <prefix>:{<room>}:tb:room     hash   the room's token bucket {tokens, ts}
+ *   <prefix>:{<room>}:b:room      string the room's token bucket: tokens, ts as two doubles (struct '<dd')
  *   <prefix>:{<room>}:chance:adm  hash   admitted visitor id -> last chance shown (fairness report)
  *   <prefix>:{<room>}:chance:wait hash   per chance bucket k: n<k> visitors still waiting at the end, s<k> sum shown
- *   <prefix>:{<room>}:tb:i:<ip>   hash   an IP's token bucket {tokens, ts, cf = failed CAPTCHAs}
- *   <prefix>:{<room>}:tb:s:<net>  hash   a subnet's (/24, /64) token bucket {tokens, ts}
- *   <prefix>:{<room>}:hv:<ip>     HyperLogLog of the visitor ids seen from an IP (10 min)
+ *   <prefix>:{<room>}:bi:<G>:<g>  hash   ip -> its token bucket and the visitor ids seen from it (10 min):
+ *                                        doubles tokens, ts [, seen ms] then the first 8 chars of each id (at most 7),
+ *                                        generation g = floor(now / G) (lua/joinBatch reads g-1..g+1)
+ *   <prefix>:{<room>}:bs:<G>:<g>  hash   subnet (/24, /64) -> its token bucket (doubles tokens, ts), the same way
+ *   <prefix>:{<room>}:cf:<ip>     string failed CAPTCHAs of an IP (a mirror of captcha-fail, for the score)
  *   <prefix>:sale:{<sale>}:stock  hash   the sale's stock signal (written by checkout)
  *   <prefix>:rooms                set    every room's name      <prefix>:keys  hash  the signing keys
  *   <prefix>:captcha-seen:<sha>   string a used hCaptcha token   <prefix>:captcha-fail:<ip>  failed-CAPTCHA window
@@ -45,12 +51,15 @@ export function roomKeys(prefix: string, room: string) {
   const k = (part: string) => roomKey(prefix, room, part);
   return {
     q: k('q'), tix: k('tix'), pre: k('pre'), preseq: k('preseq'), qpost: k('q:post'), fairPost: k('fair:post'),
-    active: k('active'), tok: k('tok'), cfg: k('cfg'), audit: k('audit'), stats: k('stats'), tbRoom: k('tb:room'),
+    active: k('active'), tok: k('tok'), cfg: k('cfg'), audit: k('audit'), stats: k('stats'), tbRoom: k('b:room'),
     /** The per-second counters of the second that holds `nowMs`. */
     sec: (nowMs: number) => k(`sec:${Math.floor(nowMs / 1000)}`),
-    ipBucket: (ip: string) => k(`tb:i:${ip}`),
-    subnetBucket: (subnet: string) => k(`tb:s:${subnet}`),
-    ipVisitors: (ip: string) => k(`hv:${ip}`),
+    /** The ip buckets (with the visitor ids seen from each ip) of generation `gen` of `genMs` (lua/joinBatch). */
+    ipBuckets: (genMs: number, gen: number) => k(`bi:${genMs}:${gen}`),
+    /** The subnet buckets of generation `gen` of `genMs`. */
+    subnetBuckets: (genMs: number, gen: number) => k(`bs:${genMs}:${gen}`),
+    /** Failed CAPTCHAs of an IP (waiting-room/defence/captcha.ts writes, lua/joinBatch reads). */
+    ipCaptchaFailures: (ip: string) => k(`cf:${ip}`),
     claims: claimsKey(prefix, room), claimsUsed: claimsUsedKey(prefix, room), claimsRefused: claimsRefusedKey(prefix, room),
     /** Admissions whose token is not delivered yet, withdrawn ones, and those come back (lua/include/admissionCap.lua). */
     claimsUndelivered: k('claims:undelivered'), claimsWithdrawn: k('claims:withdrawn'), claimsReturned: k('claims:returned'),

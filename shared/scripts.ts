@@ -16,14 +16,14 @@ import { PROJECT_ROOT } from './config.js';
 const LUA_DIR = path.join(PROJECT_ROOT, 'lua');
 
 /** Every script file (`lua/<verbNoun>-<fixed key count>.lua`); its name is the part before the dash. */
-export const SCRIPT_FILES = ['joinBatch-8', 'admitBatch-15', 'lookupVisitor-7', 'deliverTokens-5', 'saveRoomConfig-3', 'putSigningKey-1', 'publishStock-1'] as const;
+export const SCRIPT_FILES = ['joinBatch-14', 'admitBatch-15', 'lookupVisitor-7', 'deliverTokens-5', 'saveRoomConfig-3', 'putSigningKey-1', 'publishStock-1'] as const;
 type NameOf<F> = F extends `${infer N}-${number}` ? N : never;
 export type ScriptName = NameOf<(typeof SCRIPT_FILES)[number]>;
 
 export interface LoadedScript {
   name: ScriptName;
   file: string;
-  /** Keys every call passes (joinBatch passes 3 more per entry). */
+  /** Keys every call passes (joinBatch passes 1 more per distinct ip). */
   fixedKeys: number;
   /** The source as sent to Redis, includes expanded. */
   lua: string;

@@ -18,7 +18,6 @@ export const MAX_ADMIN_BODY_BYTES = 64 * 1024;
 export function bodyLimitOf(pattern: string): number {
   return pattern.startsWith('/admin/') ? MAX_ADMIN_BODY_BYTES : MAX_BODY_BYTES;
 }
-const decoder = new TextDecoder();
 
 export interface Req {
   method: string;
@@ -31,6 +30,7 @@ export interface Req {
 }
 
 export type Headers = Record<string, string | string[]>;
+const NO_HEADERS: Headers = Object.freeze({}) as Headers;
 
 export class Reply {
   aborted = false;
@@ -39,15 +39,18 @@ export class Reply {
     res.onAborted(() => { this.aborted = true; });
   }
 
-  send(status: number, body: string | Buffer, headers: Headers = {}): void {
+  send(status: number, body: string | Buffer, headers: Headers = NO_HEADERS): void {
     if (this.aborted || this.done) return;
     this.done = true;
-    this.res.cork(() => {
-      this.res.writeStatus(STATUS_TEXT[status] ?? String(status));
-      for (const [name, value] of Object.entries(headers)) {
-        for (const v of Array.isArray(value) ? value : [value]) this.res.writeHeader(name, v);
+    const res = this.res;
+    res.cork(() => {
+      res.writeStatus(STATUS_TEXT[status] ?? String(status));
+      for (const name in headers) {
+        const value = headers[name]!;
+        if (typeof value === 'string') res.writeHeader(name, value);
+        else for (let i = 0; i < value.length; i++) res.writeHeader(name, value[i]!);
       }
-      this.res.end(body);
+      res.end(body);
     });
   }
 
@@ -75,6 +78,7 @@ export const USED_HEADERS = [
 
 /** decodeURIComponent that answers null for a malformed escape (`%E0%A4%A`) instead of throwing. */
 export function decodeSegment(s: string): string | null {
+  if (s.indexOf('%') < 0) return s;
   try {
     return decodeURIComponent(s);
   } catch {
@@ -86,7 +90,7 @@ export function decodeSegment(s: string): string | null {
  * Copy what a handler needs from the request, synchronously. Null when a URL parameter has a
  * malformed percent-escape (the caller answers 400 bad_request).
  */
-export function copyRequest(res: uWS.HttpResponse, req: uWS.HttpRequest, paramCount = 0): Req | null {
+export function copyRequest(res: uWS.HttpResponse, req: uWS.HttpRequest, paramCount = 0, url = req.getUrl()): Req | null {
   const headers: Record<string, string> = {};
   for (const name of USED_HEADERS) {
     const v = req.getHeader(name);
@@ -103,10 +107,11 @@ export function copyRequest(res: uWS.HttpResponse, req: uWS.HttpRequest, paramCo
   }
   return {
     method: req.getCaseSensitiveMethod?.() ?? req.getMethod(),
-    url: req.getUrl(),
+    url,
     query: req.getQuery() ?? '',
     headers,
-    socketIp: decoder.decode(res.getRemoteAddressAsText()),
+    // ASCII (digits, dots, colons, hex): latin1 over the bytes in place, no decoder.
+    socketIp: Buffer.from(res.getRemoteAddressAsText()).toString('latin1'),
     params,
   };
 }
@@ -125,14 +130,18 @@ export function readBody(res: uWS.HttpResponse, reply: Reply): Promise<Buffer | 
       if (reply.aborted) { finished = true; resolve('aborted'); return; }
       size += chunk.byteLength;
       if (size > reply.bodyLimit) { finished = true; resolve('too_large'); return; }
-      chunks.push(Buffer.from(chunk.slice(0)));
-      if (isLast) { finished = true; resolve(Buffer.concat(chunks)); }
+      // uWS reuses the chunk's memory after this callback: copy it.
+      const copy = Buffer.from(chunk.slice(0));
+      if (isLast) { finished = true; resolve(chunks.length ? Buffer.concat([...chunks, copy]) : copy); return; }
+      chunks.push(copy);
     });
   });
 }
 
 /** A JSON object body: {} for an empty body, null for malformed JSON or a non-object. */
 export function parseJsonObject(buf: Buffer): Record<string, unknown> | null {
+  // `{}`, what a join usually sends: no string, no parse.
+  if (buf.length === 2 && buf[0] === 0x7b && buf[1] === 0x7d) return {};
   const text = buf.toString('utf8');
   if (text.trim() === '') return {};
   try {
@@ -146,7 +155,7 @@ export function parseJsonObject(buf: Buffer): Record<string, unknown> | null {
 /** True when the declared content type can carry JSON (absent counts as JSON). */
 export function isJsonContentType(headers: Record<string, string>): boolean {
   const ct = headers['content-type'];
-  if (!ct) return true;
+  if (!ct || ct === 'application/json') return true;
   const base = ct.split(';')[0]!.trim().toLowerCase();
   return base === 'application/json' || base.endsWith('+json') || base === 'text/plain';
 }
@@ -204,23 +213,25 @@ export function route(app: uWS.TemplatedApp, method: 'get' | 'post' | 'put' | 'd
   const limit = bodyLimitOf(pattern);
   noteRoute(app, method, pattern);
   const unavailableWarn = throttledWarn(log);
+  // Declared once per route, not per request (tsx names every closure bound to a name, per call).
+  function failed(err: unknown, reply: Reply, url: string): void {
+    const code = faultCode(err);
+    if (code === 'internal') log.error({ err, url }, 'request failed');
+    else unavailableWarn({ err: err instanceof Error ? err.message : String(err), url }, 'request failed: redis unavailable');
+    reply.error(code);
+  }
+  const hasBody = method === 'post' || method === 'put';
   app[method](pattern, (res, req) => {
     const reply = new Reply(res, limit);
     let url = '';
-    const failed = (err: unknown) => {
-      const code = faultCode(err);
-      if (code === 'internal') log.error({ err, url }, 'request failed');
-      else unavailableWarn({ err: err instanceof Error ? err.message : String(err), url }, 'request failed: redis unavailable');
-      reply.error(code);
-    };
     try {
       url = req.getUrl();
-      const body = method === 'post' || method === 'put' ? readBody(res, reply) : null;
-      const r = copyRequest(res, req, params);
+      const body = hasBody ? readBody(res, reply) : null;
+      const r = copyRequest(res, req, params, url);
       if (!r) return reply.error('bad_request', {}, 'The URL has a malformed percent-escape.');
-      fn(r, reply, body).catch(failed);
+      fn(r, reply, body).then(undefined, (err: unknown) => failed(err, reply, url));
     } catch (err) {
-      failed(err);
+      failed(err, reply, url);
     }
   });
 }

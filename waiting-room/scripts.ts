@@ -5,7 +5,7 @@
  * script reply. Loading and versions: shared/scripts.ts.
  *
  * Calling convention: every call passes its key count first (numberOfKeys is not fixed at
- * definition), so a script may take a variable number of keys (joinBatch: 8 + 3 per entry) and
+ * definition), so a script may take a variable number of keys (joinBatch: 14 + 1 per distinct ip) and
  * every key it touches is in KEYS, as Redis Cluster requires. The number in a file's name
  * (`<verbNoun>-<numKeys>.lua`) is its count of fixed keys.
  */
@@ -118,26 +118,53 @@ export interface JoinBatchResult {
   places: JoinBatchPlace[];
 }
 
-/** Place every join of one room that arrived in one event-loop turn (lua/joinBatch-8.lua). */
+/** The seen-ids window of an ip bucket (lua/joinBatch). */
+const SEEN_MS = 600_000;
+
+/**
+ * The generation length of a bucket kind (lua/joinBatch KEYS[9..14]): whole minutes, at least
+ * `floorMs` and the longest its bucket takes to refill plus a minute (its TTL as its own key), so a
+ * state, readable for one to two generations, is kept at least as long as that TTL.
+ */
+export function bucketGeneration(capacity: number, refillPerSec: number, floorMs = 0): number {
+  return Math.ceil(Math.max(floorMs, (capacity * 1000) / refillPerSec + 60_000) / 60_000) * 60_000;
+}
+
+/** Place every join of one room that arrived in one event-loop turn (lua/joinBatch-14.lua). */
 export async function joinBatch(redis: Redis, prefix: string, room: string, input: JoinBatchInput): Promise<JoinBatchResult> {
   const k = roomKeys(prefix, room);
   const { now, entries, limits, captcha } = input;
-  const keys = [k.q, k.tix, k.pre, k.preseq, k.stats, k.sec(now), k.tbRoom, k.qpost];
+  const gi = bucketGeneration(limits.ip.capacity, limits.ip.refillPerSec, SEEN_MS);
+  const gs = bucketGeneration(limits.subnet.capacity, limits.subnet.refillPerSec);
+  const ig = Math.floor(now / gi);
+  const sg = Math.floor(now / gs);
+  const keys = [
+    k.q, k.tix, k.pre, k.preseq, k.stats, k.sec(now), k.tbRoom, k.qpost,
+    k.ipBuckets(gi, ig - 1), k.ipBuckets(gi, ig), k.ipBuckets(gi, ig + 1),
+    k.subnetBuckets(gs, sg - 1), k.subnetBuckets(gs, sg), k.subnetBuckets(gs, sg + 1),
+  ];
   const argv: Arg[] = [
     now, input.opensAtMs, input.gate,
     limits.room.capacity, limits.room.refillPerSec, limits.subnet.capacity, limits.subnet.refillPerSec,
     limits.ip.capacity, limits.ip.refillPerSec, CaptchaMode[captcha.mode], captcha.threshold, entries.length,
+    // Generation g is read until g + 1 ends (and by a clock a little behind): a minute's margin.
+    (ig + 2) * gi + 60_000, (sg + 2) * gs + 60_000, Buffer.byteLength(k.ipCaptchaFailures('')),
   ];
-  // Every distinct ip (bucket and visitor HyperLogLog) and subnet once; entries name them by KEYS index.
+  // Every distinct ip (its failed CAPTCHAs key) once in KEYS, every distinct subnet once after the
+  // entries in ARGV; entries name them by index.
   const ipAt = new Map<string, number>();
   const subnetAt = new Map<string, number>();
+  const subnets: string[] = [];
+  const firstSubnet = argv.length + 1 + entries.length * 6;
   for (const e of entries) {
     let ip = ipAt.get(e.ip);
-    if (ip === undefined) { ip = keys.length + 1; ipAt.set(e.ip, ip); keys.push(k.ipBucket(e.ip), k.ipVisitors(e.ip)); }
+    if (ip === undefined) { ip = keys.length + 1; ipAt.set(e.ip, ip); keys.push(k.ipCaptchaFailures(e.ip)); }
     let sn = subnetAt.get(e.subnet);
-    if (sn === undefined) { sn = keys.length + 1; subnetAt.set(e.subnet, sn); keys.push(k.subnetBucket(e.subnet)); }
-    argv.push(e.vid, e.allowListed ? 1 : 0, e.headerScore, e.captchaPassed ? 1 : 0, e.preMember, e.arrivedAt, ip, sn);
+    if (sn === undefined) { sn = firstSubnet + subnets.length; subnetAt.set(e.subnet, sn); subnets.push(e.subnet); }
+    // flags: allowListed, captchaPassed, then the header score ("000" for most joins)
+    argv.push(e.vid, `${e.allowListed ? 1 : 0}${e.captchaPassed ? 1 : 0}${e.headerScore}`, e.preMember, e.arrivedAt, ip, sn);
   }
+  for (const sn of subnets) argv.push(sn);
   const r = await run<Arg[]>(redis, 'joinBatch', keys, argv);
   const places: JoinBatchPlace[] = new Array(entries.length);
   for (let i = 0; i < entries.length; i++) {

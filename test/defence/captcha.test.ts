@@ -105,7 +105,7 @@ t.test('replay guard and failure window against Redis', async (t) => {
   const now = Date.now();
   for (let i = 1; i <= 3; i++) {
     t.equal(await f.record('198.51.100.4', 'drop', now), false, `failure ${i} does not block`);
-    t.equal(await redis.hget(roomKeys(prefix, 'drop').ipBucket('198.51.100.4'), 'cf'), String(i), 'mirrored into cf');
+    t.equal(await redis.get(roomKeys(prefix, 'drop').ipCaptchaFailures('198.51.100.4')), String(i), 'mirrored into cf');
   }
   t.equal(await f.blocked('198.51.100.4', now), false);
   t.equal(await f.record('198.51.100.4', 'drop', now), true, 'the fourth blocks');
@@ -115,7 +115,7 @@ t.test('replay guard and failure window against Redis', async (t) => {
   t.equal(other.blockedHere('198.51.100.4', now), true);
   t.equal(f.blockedHere('198.51.100.4', now + 121_000), false, 'the block ends');
   t.equal(await f.blocked('198.51.100.5', now), false, 'other IPs are not blocked');
-  const ttl = await redis.ttl(roomKeys(prefix, 'drop').ipBucket('198.51.100.4'));
+  const ttl = await redis.ttl(roomKeys(prefix, 'drop').ipCaptchaFailures('198.51.100.4'));
   t.ok(ttl > 0 && ttl <= 60, 'the mirrored count expires');
 });
 

@@ -8,7 +8,7 @@
  * and their typed results are checked on the way.
  */
 import t from 'tap';
-import { roomKeys, saleStockKey, signingKeysKey } from '../../shared/keys.js';
+import { roomKeys, roomPrefix, saleStockKey, signingKeysKey } from '../../shared/keys.js';
 import { scanKeys } from '../../shared/redis.js';
 import { defaultRoomConfig } from '../../waiting-room/room-config.js';
 import { scripts, type ScriptName } from '../../shared/scripts.js';
@@ -161,7 +161,15 @@ t.test('each script touches only the keys in its KEYS, all in its room\'s hash t
   const left = await scanKeys(redis, `${prefix}:*`);
   t.same(left.filter((k) => hashTag(k) !== room && k !== signingKeysKey(prefix) && k !== saleStockKey(prefix, 'sale-1')), [], 'no key outside the room\'s slot but the signing keys and the sale\'s stock');
   const k = roomKeys(prefix, room);
-  for (const key of [k.ipBucket('198.51.100.1'), k.subnetBucket('198.51.100.0/24'), k.ipVisitors('198.51.100.1'), k.fairPost, k.active]) {
+  for (const key of [k.tbRoom, k.fairPost, k.active]) {
     t.ok(left.includes(key), `${key.slice(prefix.length + 1)} was written (the path that writes it ran)`);
   }
+  // The ip and subnet buckets: fields of their generation's hash (lua/joinBatch).
+  const ipGen = left.filter((key) => key.startsWith(`${roomPrefix(prefix, room)}:bi:`));
+  const snGen = left.filter((key) => key.startsWith(`${roomPrefix(prefix, room)}:bs:`));
+  t.ok(ipGen.length >= 1 && snGen.length >= 1, 'ip and subnet bucket generations were written');
+  const ipFields = (await Promise.all(ipGen.map((key) => redis.hkeys(key)))).flat();
+  const snFields = (await Promise.all(snGen.map((key) => redis.hkeys(key)))).flat();
+  t.ok(ipFields.includes('198.51.100.1'), 'the ip bucket of 198.51.100.1 was written');
+  t.ok(snFields.includes('198.51.100.0/24'), 'the subnet bucket of 198.51.100.0/24 was written');
 });

@@ -12,7 +12,7 @@ import { createRedis } from '../../shared/redis.js';
 import { SCRIPT_FILES, scripts, type ScriptName } from '../../shared/scripts.js';
 
 const PINNED: Record<ScriptName, string> = {
-  joinBatch: '3cc2319a7ca28ffb49ce22a9edb86e9a2d72014e',
+  joinBatch: 'e84ea8dbed21b6a43a96f70e014629801f07ba3e',
   admitBatch: 'a51d77faee2def09252be59f5d5eb9ef199932c1',
   lookupVisitor: '225ee8e8c6597a86364f2aac868d47a2610d6052',
   deliverTokens: '5d019785477fc7b624678858012d48ad9aa9e0fb',

@@ -130,8 +130,8 @@ export const DEFAULT_FAILURE_WINDOW: FailureWindowOptions = Object.freeze({ maxF
 
 /**
  * Failed CAPTCHAs per IP in a fixed window (rate-limiter-flexible): past `maxFailures` the IP is
- * blocked for `blockSeconds`. The count is mirrored into field `cf` of the IP's bucket hash, where
- * the join script reads it as a suspicion term. A process that sees a block remembers it, so the
+ * blocked for `blockSeconds`. The count is mirrored into the room's `cf:<ip>` key (expiring with
+ * the window), where the join script reads it as a suspicion term. A process that sees a block remembers it, so the
  * IP's later joins are refused here without a trip to Redis; other processes learn it the next
  * time the IP tries a CAPTCHA.
  */
@@ -178,11 +178,11 @@ export class CaptchaFailures {
       tipped = true;
       this.remember(ip, now + res.msBeforeNext);
     }
-    const bucket = roomKeys(this.prefix, room).ipBucket(ip);
+    const cf = roomKeys(this.prefix, room).ipCaptchaFailures(ip);
     await this.redis
       .multi()
-      .hset(bucket, 'cf', res.consumedPoints)
-      .expire(bucket, this.opts.windowSeconds, 'NX')
+      .set(cf, res.consumedPoints, 'KEEPTTL')
+      .expire(cf, this.opts.windowSeconds, 'NX')
       .exec();
     return tipped;
   }

@@ -77,7 +77,8 @@ export type PreJoinVerdict =
 export interface Defence {
   /** The client IP for any route (socket address unless a trusted proxy forwarded it). */
   clientIp(socketIp: string, headers: Readonly<Record<string, string>>, room?: RoomConfig): string;
-  beforeJoin(ctx: JoinContext): Promise<PreJoinVerdict>;
+  /** The verdict; a promise only when it needs Redis or hCaptcha (a join with a `captchaToken`). */
+  beforeJoin(ctx: JoinContext): PreJoinVerdict | Promise<PreJoinVerdict>;
   close(): Promise<void>;
 }
 
@@ -105,7 +106,7 @@ function passThrough(allowListed: boolean): Defence {
   const clientIp = (socketIp: string) => resolveClientIp(socketIp, undefined, cidrList([]));
   return {
     clientIp,
-    async beforeJoin(ctx) {
+    beforeJoin(ctx) {
       const ip = clientIp(ctx.socketIp);
       return { kind: 'continue', ip, subnet: subnetOf(ip), allowListed, headerScore: 0, captchaPassed: false, setCookies: [] };
     },
@@ -166,7 +167,7 @@ function fullDefence(config: Config, redis: Redis, opts: DefenceOptions): Defenc
 
   return {
     clientIp,
-    async beforeJoin(ctx) {
+    beforeJoin(ctx) {
       const room = ctx.room;
       const addr = resolveClientAddress(ctx.socketIp, ctx.headers['x-forwarded-for'], trustedOf(room));
       const ip = addr ? formatAddress(addr) : ctx.socketIp;
@@ -184,11 +185,12 @@ function fullDefence(config: Config, redis: Redis, opts: DefenceOptions): Defenc
       const pass = readCookie(ctx.headers['cookie'], passCookieName(room.room));
       if (passIsValid(pass, config.visitorSecret, room.room, ctx.visitorId, ctx.now)) return { ...verdict, captchaPassed: true };
       if (!ctx.captchaToken) return verdict;
-      const r = await captchaPath(ctx, ip, ctx.captchaToken);
-      if (r === 'passed_for_now') return { ...verdict, captchaPassed: true };
-      if (r !== 'passed') return r;
-      const cookie = passSetCookie(config.visitorSecret, room.room, ctx.visitorId, ctx.now, passTtl, secureCookies);
-      return { ...verdict, captchaPassed: true, setCookies: [cookie] };
+      return captchaPath(ctx, ip, ctx.captchaToken).then((r): PreJoinVerdict => {
+        if (r === 'passed_for_now') return { ...verdict, captchaPassed: true };
+        if (r !== 'passed') return r;
+        const cookie = passSetCookie(config.visitorSecret, room.room, ctx.visitorId, ctx.now, passTtl, secureCookies);
+        return { ...verdict, captchaPassed: true, setCookies: [cookie] };
+      });
     },
     async close() {},
   };

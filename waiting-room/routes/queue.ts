@@ -5,7 +5,8 @@
 import type uWS from 'uWebSockets.js';
 import { ensureToken } from '../admitter.js';
 import type { GatewayContext } from '../context.js';
-import { faultCode, readJson, route } from '../http.js';
+import { faultCode, readJson, route, type Req } from '../http.js';
+import type { RoomView } from '../rooms.js';
 import { etaSeconds, etaSecondsPerPlace } from '../live.js';
 import { roomKeys } from '../../shared/keys.js';
 import { entrantId } from '../draw.js';
@@ -21,8 +22,15 @@ import { findRoom, visitorFrom } from './common.js';
 
 const checkJoin = validator(JoinBody);
 
+/** One join's outcome: its metric, the flagged set (report.ts), the recorder when the room records. */
+function recordJoin(ctx: GatewayContext, view: RoomView, req: Req, now: number, vid: string, outcome: string, ip: string, subnet: string, ticket: number | null): void {
+  countJoin(ctx.metrics, view.cfg.room, outcome);
+  noteJoinOutcome(ctx.redis, ctx.prefix, view.cfg.room, vid, outcome);
+  if (view.cfg.record) ctx.recorder.record({ room: view.cfg.room, at: now, ip, subnet, visitorId: vid, userAgent: req.headers['user-agent'] ?? '', outcome, ticket });
+}
+
 export function registerQueueRoutes(app: uWS.TemplatedApp, ctx: GatewayContext): void {
-  const { config, redis, prefix, clock, defence, recorder, metrics, log } = ctx;
+  const { config, redis, prefix, clock, defence, log } = ctx;
   const unavailableWarn = throttledWarn(log);
 
   route(app, 'get', '/api/rooms/:room', log, async (req, reply) => {
@@ -42,24 +50,22 @@ export function registerQueueRoutes(app: uWS.TemplatedApp, ctx: GatewayContext):
     const now = clock();
     const json = await readJson(reply.res, req, reply, body!);
     if (!json) return;
-    const view = await findRoom(ctx, req.params[0], reply);
+    // The hot path awaits only what is not there yet (a known room, a verdict decided in Node).
+    const found = findRoom(ctx, req.params[0], reply);
+    const view = found instanceof Promise ? await found : found;
     if (!view) return;
     const valid = checkJoin(json);
     if (!valid.ok) return reply.error('bad_request', { field: valid.field }, valid.message);
     const known = visitorFrom(config, req.headers);
     const vid = known ?? mintVisitorId(config.visitorSecret);
     const cookies = [visitorCookie(vid, req.headers['x-forwarded-proto'] === 'https')];
-    const verdict = await defence.beforeJoin({
+    const decided = defence.beforeJoin({
       room: view.cfg, socketIp: req.socketIp, headers: req.headers, visitorId: vid, newVisitor: !known,
       captchaToken: (json as JoinBody).captchaToken, now,
     });
-    const record = (outcome: string, ip: string, subnet: string, ticket: number | null) => {
-      countJoin(metrics, view.cfg.room, outcome);
-      noteJoinOutcome(redis, prefix, view.cfg.room, vid, outcome);
-      if (view.cfg.record) recorder.record({ room: view.cfg.room, at: now, ip, subnet, visitorId: vid, userAgent: req.headers['user-agent'] ?? '', outcome, ticket });
-    };
+    const verdict = decided instanceof Promise ? await decided : decided;
     if (verdict.kind !== 'continue') {
-      record(verdict.kind, defence.clientIp(req.socketIp, req.headers, view.cfg), '', null);
+      recordJoin(ctx, view, req, now, vid, verdict.kind, defence.clientIp(req.socketIp, req.headers, view.cfg), '', null);
       if (verdict.kind === 'rate_limited') return reply.error('rate_limited', { retryAfterSeconds: verdict.retryAfterSeconds }, undefined, { 'set-cookie': cookies });
       return reply.error(verdict.kind, verdict.reason ? { reason: verdict.reason } : {}, undefined, { 'set-cookie': cookies });
     }
@@ -78,7 +84,7 @@ export function registerQueueRoutes(app: uWS.TemplatedApp, ctx: GatewayContext):
       record('unavailable', verdict.ip, verdict.subnet, null); // the recording holds every attempt, answered or not
       return reply.error('unavailable', { visitorId: vid }, undefined, { 'set-cookie': cookies });
     }
-    record(r.code === 'have' || r.code === 'new' || r.code === 'pre' ? 'joined' : r.code, verdict.ip, verdict.subnet, r.ticket);
+    recordJoin(ctx, view, req, now, vid, r.code === 'have' || r.code === 'new' || r.code === 'pre' ? 'joined' : r.code, verdict.ip, verdict.subnet, r.ticket);
     const headers = { 'set-cookie': cookies };
     switch (r.code) {
       case 'rate_limited': return reply.error('rate_limited', { retryAfterSeconds: r.retryAfterSeconds }, undefined, headers);
