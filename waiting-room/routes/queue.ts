@@ -81,7 +81,7 @@ export function registerQueueRoutes(app: uWS.TemplatedApp, ctx: GatewayContext):
       // Redis too slow or away: the join may still have been applied. The visitor keeps its id
       // (cookie and body), so joining again gives back the same place instead of a second one.
       unavailableWarn({ err: err instanceof Error ? err.message : String(err) }, 'join: redis unavailable');
-      record('unavailable', verdict.ip, verdict.subnet, null); // the recording holds every attempt, answered or not
+      recordJoin(ctx, view, req, now, vid, 'unavailable', verdict.ip, verdict.subnet, null); // the recording holds every attempt, answered or not
       return reply.error('unavailable', { visitorId: vid }, undefined, { 'set-cookie': cookies });
     }
     recordJoin(ctx, view, req, now, vid, r.code === 'have' || r.code === 'new' || r.code === 'pre' ? 'joined' : r.code, verdict.ip, verdict.subnet, r.ticket);
