@@ -19,14 +19,15 @@
 import http from 'k6/http';
 import exec from 'k6/execution';
 import { Counter, Rate } from 'k6/metrics';
-import { loadEnv, createRoomAndSale, auditSale, preflight, join, shopper, summaryText } from './lib/common.js';
+import { loadEnv, createRoomAndSale, auditSale, preflight, join, shopper, runShoppers, summaryText } from './lib/common.js';
 import { botsPlan, botThresholds, BOT_HEADERS, DEFAULT_LIMITS, TREND_STATS } from './lib/plan.js';
 
 const env = loadEnv({ visitors: 600, stock: 0, duration: '1m' });
 /** The room's bucket limits: the product's defaults, or LIMITS (JSON, as in PUT /admin/rooms/:room). */
 const limits = { ...DEFAULT_LIMITS, ...(__ENV.LIMITS ? JSON.parse(__ENV.LIMITS) : {}) };
 const captcha = { mode: env.captchaMode || 'suspicious', threshold: env.captchaThreshold };
-const plan = botsPlan(env, { hammerRate: Number(__ENV.HAMMER_RATE || 30), limits, captcha });
+const waitSeconds = Number(__ENV.MAX_WAIT_SECONDS || 120);
+const plan = botsPlan(env, { hammerRate: Number(__ENV.HAMMER_RATE || 30), limits, captcha, maxWait: waitSeconds });
 const stock = env.stock || Math.max(50, plan.humans);
 const botStopped = new Rate('bot_stopped');
 const botUnjudged = new Counter('bot_unjudged');
@@ -43,7 +44,10 @@ export const options = {
     ...botThresholds(plan.promised),
     human_refused: [`rate<=${__ENV.MAX_FALSE_POSITIVE || 0}`],
     shopper_failed: ['rate==0'],
+    // k6 offered the whole plan: no bot join dropped, every planned human reached an end, none started late.
     dropped_iterations: ['count==0'],
+    shoppers_finished: [`count==${plan.humans}`],
+    start_lag: [`p(99)<${env.startLagP99Ms}`],
     oversell: ['count==0'],
     audit_failed: ['count==0'],
   },
@@ -81,11 +85,13 @@ export function nocookie(data) {
   judge(join(env, data.room, ip, BOT_HEADERS.nocookie, new http.CookieJar()), 'nocookie');
 }
 
-/** @param {{room: string, sale: string}} data */
+/** @param {{room: string, sale: string, t0: number}} data */
 export async function humans(data) {
   // Each human has its own address (shopper() picks it from n): a refused join is a false positive.
-  const r = await shopper({ ...env, stock }, data, 9000000 + exec.scenario.iterationInTest, Number(__ENV.MAX_WAIT_SECONDS || 120));
-  humanRefused.add(r.status === 429 || r.status === 403);
+  await runShoppers(plan.humanArrivals, data.t0, exec.scenario.iterationInTest, plan.scenarios.humans.vus, async (n) => {
+    const r = await shopper({ ...env, stock }, data, n, waitSeconds);
+    humanRefused.add(r.status === 429 || r.status === 403);
+  });
 }
 
 /** @param {{sale: string}} data */

@@ -5,7 +5,7 @@
  * Needs k6 v1.6.0 or later (`k6/websockets`); see load-tests/README.md.
  */
 import http from 'k6/http';
-import { check, sleep } from 'k6';
+import { check } from 'k6';
 import { Counter, Trend, Rate } from 'k6/metrics';
 import { WebSocket } from 'k6/websockets';
 import { setTimeout, clearTimeout } from 'k6/timers';
@@ -85,7 +85,7 @@ export function createRoomAndSale(env, name, opensInSeconds, roomExtra) {
     checkoutUrl: `${env.checkout}/sales/${name}`, trustedProxies: [env.trustedProxy], ...roomExtra,
   }), adminParams(env));
   if (room.status !== 200 && room.status !== 201) throw new Error(`PUT /admin/rooms/${name}: ${room.status} ${room.body}`);
-  return { room: name, sale: name, opensAt };
+  return { room: name, sale: name, opensAt, t0: now };
 }
 
 /**
@@ -118,15 +118,69 @@ export function clientIp(n) {
   return `10.${1 + Math.floor(net / 250)}.${net % 250}.${1 + (Math.floor(n / 62500) % 250)}`;
 }
 
+/** A request k6 answered status 0 with an error of a reused keep-alive connection the server closed. */
+const STALE_CONNECTION = /EOF|connection reset|broken pipe|server closed idle connection/i;
+/** Requests sent a second time after such an error (each is sent at most twice). */
+export const httpRetried = new Counter('http_retried');
+
+/**
+ * One request, sent once more when k6 answers status 0 for a kept-alive connection that the
+ * server had closed (k6 reports `EOF` / `connection reset by peer` on a reused connection; a
+ * browser retries those by itself). Counts a 5xx or a failure of the second try in server_errors.
+ * @param {string} method @param {string} url @param {string | null} body @param {import('k6/http').RefinedParams<any>} params
+ */
+export function request(method, url, body, params) {
+  let res = http.request(method, url, body, params);
+  if (res.status === 0 && STALE_CONNECTION.test(String(res.error))) {
+    httpRetried.add(1);
+    res = http.request(method, url, body, params);
+  }
+  return countServerError(res);
+}
+
+/**
+ * `request` without blocking the VU: the shopper's steps run through it, so one VU carries
+ * many shoppers at once.
+ * @param {string} method @param {string} url @param {string | null} body @param {import('k6/http').RefinedParams<any>} params
+ */
+export async function requestAsync(method, url, body, params) {
+  let res = await http.asyncRequest(method, url, body, params);
+  if (res.status === 0 && STALE_CONNECTION.test(String(res.error))) {
+    httpRetried.add(1);
+    res = await http.asyncRequest(method, url, body, params);
+  }
+  return countServerError(res);
+}
+
+/** @param {number} ms */
+export function delay(ms) {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+}
+
+/** @param {Record<string, string>} headers @param {string} ip @param {import('k6/http').CookieJar} [jar] */
+function joinParams(headers, ip, jar) {
+  /** @type {import('k6/http').RefinedParams<'text'>} */
+  const params = { headers: { 'content-type': 'application/json', 'x-forwarded-for': ip, ...headers }, tags: { name: 'join' }, responseCallback: http.expectedStatuses(200, 403, 409, 429) };
+  if (jar) params.jar = jar;
+  return params;
+}
+
 /**
  * POST /api/rooms/:room/join from `ip` (x-forwarded-for). Returns the response.
  * @param {Env} env @param {string} room @param {string} ip @param {Record<string, string>} [headers] @param {import('k6/http').CookieJar} [jar]
  */
 export function join(env, room, ip, headers = HUMAN_HEADERS, jar) {
-  /** @type {import('k6/http').RefinedParams<'text'>} */
-  const params = { headers: { 'content-type': 'application/json', 'x-forwarded-for': ip, ...headers }, tags: { name: 'join' }, responseCallback: http.expectedStatuses(200, 403, 409, 429) };
-  if (jar) params.jar = jar;
-  const res = countServerError(http.post(`${env.gateway}/api/rooms/${room}/join`, '{}', params));
+  const res = request('POST', `${env.gateway}/api/rooms/${room}/join`, '{}', joinParams(headers, ip, jar));
+  joinDuration.add(res.timings.duration);
+  return res;
+}
+
+/**
+ * `join` without blocking the VU.
+ * @param {Env} env @param {string} room @param {string} ip @param {import('k6/http').CookieJar} jar
+ */
+async function joinAsync(env, room, ip, jar) {
+  const res = await requestAsync('POST', `${env.gateway}/api/rooms/${room}/join`, '{}', joinParams(HUMAN_HEADERS, ip, jar));
   joinDuration.add(res.timings.duration);
   return res;
 }
@@ -145,39 +199,39 @@ function errorCode(r) {
  * reserve with the admission token, pay with the simulated provider, then poll the purchase
  * until it settles. Resolves the final answer: `bought`, `sold_out` (the reservation was
  * refused: an honest answer), or `error:<step>:<code>` (no final answer).
- * @param {Env} env @param {string} sale @param {string} token @param {string} email
- * @returns {string}
+ * @param {Env} env @param {string} sale @param {string} token @param {string} email @param {import('k6/http').CookieJar} jar
+ * @returns {Promise<string>}
  */
-export function buy(env, sale, token, email) {
+export async function buy(env, sale, token, email, jar) {
   const json = { 'content-type': 'application/json' };
   const password = 'k6-Passw0rd!';
-  const su = countServerError(http.post(`${env.checkout}/api/users`, JSON.stringify({ email, password }), { headers: json, tags: { name: 'signup' }, responseCallback: http.expectedStatuses(201, 409) }));
+  const su = await requestAsync('POST', `${env.checkout}/api/users`, JSON.stringify({ email, password }), { headers: json, jar, tags: { name: 'signup' }, responseCallback: http.expectedStatuses(201, 409) });
   if (su.status !== 201 && su.status !== 409) return `error:signup:${errorCode(su)}`;
   let session = su.status === 201 ? /** @type {any} */ (su.json()).sessionToken : undefined;
   if (!session) {
-    const li = countServerError(http.post(`${env.checkout}/api/sessions`, JSON.stringify({ email, password }), { headers: json, tags: { name: 'login' } }));
+    const li = await requestAsync('POST', `${env.checkout}/api/sessions`, JSON.stringify({ email, password }), { headers: json, jar, tags: { name: 'login' } });
     if (li.status !== 200) return `error:login:${errorCode(li)}`;
     session = /** @type {any} */ (li.json()).sessionToken;
   }
   const auth = `Bearer ${session}`;
-  const rs = countServerError(http.post(`${env.checkout}/api/sales/${sale}/reservations`, '{}', {
-    headers: { ...json, authorization: auth, 'x-admission-token': token, 'idempotency-key': email },
+  const rs = await requestAsync('POST', `${env.checkout}/api/sales/${sale}/reservations`, '{}', {
+    headers: { ...json, authorization: auth, 'x-admission-token': token, 'idempotency-key': email }, jar,
     tags: { name: 'reserve' }, responseCallback: http.expectedStatuses(201, 409),
-  }));
+  });
   if (rs.status === 409 && errorCode(rs) === 'sold_out') return 'sold_out';
   if (rs.status !== 201) return `error:reserve:${errorCode(rs)}`;
   const id = /** @type {any} */ (rs.json()).reservationId;
-  const pay = countServerError(http.post(`${env.checkout}/api/reservations/${id}/payment`, JSON.stringify({ method: 'test_ok' }), { headers: { ...json, authorization: auth }, tags: { name: 'pay' } }));
+  const pay = await requestAsync('POST', `${env.checkout}/api/reservations/${id}/payment`, JSON.stringify({ method: 'test_ok' }), { headers: { ...json, authorization: auth }, jar, tags: { name: 'pay' } });
   if (pay.status !== 202) return `error:pay:${errorCode(pay)}`;
   for (let i = 0; i < 120; i++) {
-    const pr = countServerError(http.get(`${env.checkout}/api/sales/${sale}/purchase`, { headers: { authorization: auth }, tags: { name: 'purchase' } }));
+    const pr = await requestAsync('GET', `${env.checkout}/api/sales/${sale}/purchase`, null, { headers: { authorization: auth }, jar, tags: { name: 'purchase' } });
     const status = pr.status === 200 ? String(/** @type {any} */ (pr.json()).status) : `http_${pr.status}`;
     if (status === 'success') {
       purchases.add(1);
       return 'bought';
     }
     if (status !== 'in_progress' && status !== 'none') return `error:purchase:${status}`;
-    sleep(0.25);
+    await delay(250);
   }
   return 'error:purchase:never_settled';
 }
@@ -186,10 +240,13 @@ export function buy(env, sale, token, email) {
  * Holds the visitor's WebSocket until `{type:"admitted", token}` or until the room says
  * sold_out/closed; a socket that fails or closes first falls back to `POST /claim` (as the
  * queue page does). Resolves `{token, end}` by `maxWaitSeconds` at the latest (end `timeout`).
- * @param {Env} env @param {string} room @param {string} visitorId @param {string} ip @param {number} maxWaitSeconds
+ * The room sends each waiting socket a position every round: those of a room still open or in
+ * its pre-queue (`{"type":"position"` with neither `sold_out` nor `closed` in it) carry nothing
+ * the shopper acts on and are not parsed (at 20,000 sockets that is most of k6's CPU).
+ * @param {Env} env @param {string} room @param {string} visitorId @param {string} ip @param {number} maxWaitSeconds @param {import('k6/http').CookieJar} jar
  * @returns {Promise<{token: string | null, end: string}>}
  */
-export function waitForAdmission(env, room, visitorId, ip, maxWaitSeconds) {
+export function waitForAdmission(env, room, visitorId, ip, maxWaitSeconds, jar) {
   const started = Date.now();
   const deadline = started + maxWaitSeconds * 1000;
   const url = `${env.gateway.replace(/^http/, 'ws')}/api/rooms/${room}/ws?vid=${encodeURIComponent(visitorId)}`;
@@ -213,13 +270,13 @@ export function waitForAdmission(env, room, visitorId, ip, maxWaitSeconds) {
     const timer = setTimeout(() => finish(null, 'timeout'), maxWaitSeconds * 1000);
     let claiming = false;
     /** Claims over HTTP until an answer or the deadline (a socket that failed). */
-    const claim = () => {
+    const claim = async () => {
       if (done) return;
       claiming = true;
-      const r = countServerError(http.post(`${env.gateway}/api/rooms/${room}/claim`, '{}', {
-        headers: { 'content-type': 'application/json', 'x-forwarded-for': ip, 'x-visitor-id': visitorId, ...HUMAN_HEADERS },
+      const r = await requestAsync('POST', `${env.gateway}/api/rooms/${room}/claim`, '{}', {
+        headers: { 'content-type': 'application/json', 'x-forwarded-for': ip, 'x-visitor-id': visitorId, ...HUMAN_HEADERS }, jar,
         tags: { name: 'claim' }, responseCallback: http.expectedStatuses(200, 409, 429),
-      }));
+      });
       const code = r.status === 200 ? 'ok' : errorCode(r);
       if (r.status === 200) finish(/** @type {any} */ (r.json()).token, 'admitted');
       else if (code === 'sold_out' || code === 'closed') finish(null, code);
@@ -227,10 +284,12 @@ export function waitForAdmission(env, room, visitorId, ip, maxWaitSeconds) {
       else if (Date.now() < deadline) setTimeout(claim, 1000);
     };
     ws.addEventListener('message', (e) => {
+      const s = String(/** @type {import('k6/websockets').MessageEvent} */ (e).data);
+      if (s.startsWith('{"type":"position"') && s.indexOf('"state":"sold_out"') < 0 && s.indexOf('"state":"closed"') < 0) return;
       /** @type {any} */
       let m;
       try {
-        m = JSON.parse(String(/** @type {import('k6/websockets').MessageEvent} */ (e).data));
+        m = JSON.parse(s);
       } catch (_) {
         return;
       }
@@ -249,23 +308,25 @@ export function waitForAdmission(env, room, visitorId, ip, maxWaitSeconds) {
  * told sold out / closed (at the join, while waiting, or at the reservation): an honest
  * sold_out is not a failure. Anything else (a wait that timed out, a refused join, an error,
  * a purchase that never settled) is `shopper_failed`. Resolves the first join's status and
- * the end.
+ * the end. Never blocks its VU: every step is asynchronous (runShoppers runs many at once).
  * @param {Env} env @param {{room: string, sale: string}} data @param {number} n @param {number} maxWaitSeconds
  * @returns {Promise<{status: number, end: string}>}
  */
 export async function shopper(env, data, n, maxWaitSeconds) {
   const ip = clientIp(n);
-  let res = join(env, data.room, ip);
+  // Its own cookie jar: the VU's own is shared by every shopper it carries.
+  const jar = new http.CookieJar();
+  let res = await joinAsync(env, data.room, ip, jar);
   const status = res.status;
   for (let retry = 0; retry < 3 && res.status === 429; retry++) {
-    sleep(Math.min(5, Math.max(1, Number(res.headers['Retry-After']) || 1)));
-    res = join(env, data.room, ip);
+    await delay(1000 * Math.min(5, Math.max(1, Number(res.headers['Retry-After']) || 1)));
+    res = await joinAsync(env, data.room, ip, jar);
   }
   let end;
   if (res.status === 200) {
     const visitorId = /** @type {any} */ (res.json()).visitorId;
-    const w = await waitForAdmission(env, data.room, visitorId, ip, maxWaitSeconds);
-    end = w.token === null ? w.end : buy(env, data.sale, w.token, `k6-${env.runId}-${n}@load.test`);
+    const w = await waitForAdmission(env, data.room, visitorId, ip, maxWaitSeconds, jar);
+    end = w.token === null ? w.end : await buy(env, data.sale, w.token, `k6-${env.runId}-${n}@load.test`, jar);
   } else {
     end = res.status === 409 ? errorCode(res) : `join:${errorCode(res)}`;
   }
@@ -275,6 +336,36 @@ export async function shopper(env, data, n, maxWaitSeconds) {
   else if (end === 'sold_out') shoppersSoldOut.add(1);
   else if (!final) reportUnanswered(n, end);
   return { status, end };
+}
+
+/** How late a shopper started against its planned arrival (ms): k6 kept the schedule when it is small. */
+export const startLag = new Trend('start_lag', true);
+/** Shoppers that reached an end (bought, told, or failed): the run offered all it planned when it equals the plan. */
+export const shoppersFinished = new Counter('shoppers_finished');
+
+/**
+ * The arrivals one iteration of a shoppers scenario (plan.js shopperScenario) carries: every
+ * `slots`-th of the plan from `slot`, each started at its planned time (`t0` + its offset) and
+ * run concurrently with the others on this VU; resolves when all of them ended. A VU holds no
+ * shopper's wait: a few hundred VUs carry 20,000 waiting shoppers.
+ * @param {{at: number[], n: number[]}} arrivals @param {number} t0 @param {number} slot @param {number} slots
+ * @param {(n: number) => Promise<unknown>} run
+ */
+export async function runShoppers(arrivals, t0, slot, slots, run) {
+  /** @type {Promise<unknown>[]} */
+  const running = [];
+  for (let j = slot; j < arrivals.at.length; j += slots) {
+    const due = t0 + arrivals.at[j];
+    const wait = due - Date.now();
+    if (wait > 0) await delay(wait);
+    startLag.add(Math.max(0, Date.now() - due));
+    const n = arrivals.n[j];
+    running.push(run(n).catch((e) => {
+      shopperFailed.add(true, { end: 'exception' });
+      reportUnanswered(n, `exception: ${e}`);
+    }).finally(() => shoppersFinished.add(1)));
+  }
+  await Promise.all(running);
 }
 
 let unansweredLogged = 0;

@@ -54,10 +54,14 @@ export function loadEnv(E, defaults) {
     trustedProxy: str('TRUSTED_PROXY', '127.0.0.1/32'),
     joinP99Ms: num('JOIN_P99_MS', 500),
     admitRatePerMin: num('ADMIT_RATE', 6000),
-    maxActive: num('MAX_ACTIVE', 1000),
+    maxActive: num('MAX_ACTIVE', 50),
     captchaMode: str('CAPTCHA_MODE', ''),
     captchaThreshold: num('CAPTCHA_THRESHOLD', 50),
     runId: str('RUN_ID', `${Date.now().toString(36)}`),
+    /** VUs that carry the shoppers (each carries many at once); 0: one per 50 shoppers, 2 to 200. */
+    shopperVus: num('SHOPPER_VUS', 0),
+    /** start_lag p99 threshold (ms): how late k6 may start a planned shopper. */
+    startLagP99Ms: num('START_LAG_P99_MS', 1000),
   };
 }
 
@@ -82,10 +86,64 @@ export function iterationsOf(s) {
 }
 
 /**
+ * Planned arrival times (ms from the run's start) of an arrival rate that goes linearly from
+ * `startRate` to each stage's `target` over its `duration` (as k6's ramping-arrival-rate, time
+ * unit 1 s): arrival k comes when the rate's integral from `startSec` reaches k + 0.5.
+ * @param {number} startSec @param {number} startRate @param {{target: number, duration: string}[]} stages
+ */
+export function arrivalTimes(startSec, startRate, stages) {
+  /** @type {number[]} */
+  const out = [];
+  let t = startSec;
+  let rate = startRate;
+  let before = 0;
+  for (const st of stages) {
+    const d = durationSeconds(st.duration);
+    const a = (st.target - rate) / (2 * d);
+    const b = rate;
+    const n = ((rate + st.target) / 2) * d;
+    // Solve a x^2 + b x = need for the first x >= 0 (stable for a of either sign and a = 0).
+    for (let need = out.length + 0.5 - before; out.length + 0.5 <= before + n + 1e-9; need = out.length + 0.5 - before) {
+      const x = (2 * need) / (b + Math.sqrt(Math.max(0, b * b + 4 * a * need)));
+      out.push(Math.round((t + Math.min(d, x)) * 1000));
+    }
+    before += n;
+    t += d;
+    rate = st.target;
+  }
+  return out;
+}
+
+/** VUs that carry the shoppers of one scenario: SHOPPER_VUS, else one per 50 shoppers, 2 to 200. */
+function shopperVus(/** @type {Env} */ env, /** @type {number} */ shoppers) {
+  const asked = Number(env.shopperVus || 0);
+  return Math.max(1, Math.min(shoppers, asked || Math.max(2, Math.min(200, Math.ceil(shoppers / 50)))));
+}
+
+/**
+ * A scenario that carries shoppers on a fixed set of VUs (k6's arrival-rate executors give
+ * each waiting shopper a VU of its own: 20,000 of them took 6.6 GB and 22 min here). Each of
+ * its `vus` iterations (shared-iterations, one per VU) runs every `vus`-th arrival, each at its
+ * planned time, all at once (lib/common.js runShoppers). `start_lag` says how late they started.
+ * @param {string} execName @param {number} vus @param {number} lastArrivalSec @param {number} maxWait
+ */
+export function shopperScenario(execName, vus, lastArrivalSec, maxWait) {
+  return {
+    executor: /** @type {const} */ ('shared-iterations'),
+    exec: execName,
+    vus,
+    iterations: vus,
+    // The last arrival's wait, its purchase (up to 30 s of polling) and some slack.
+    maxDuration: `${Math.ceil(lastArrivalSec + maxWait + 90)}s`,
+    gracefulStop: '30s',
+  };
+}
+
+/**
  * drop-day: the first third of the run is the pre-queue (a linear ramp of arrivals up to the
  * opening), then the spike (a 5 s ramp to the peak, a hold, a tail down to half the peak).
- * Every shopper may wait at once, so each scenario may grow to as many VUs as it has shoppers
- * (a VU is one shopper holding its WebSocket); it starts with at most 200 / 500 of them.
+ * Pre-queue shopper k is shopper number k, spike shopper k number 5,000,000 + k (their
+ * addresses, clientIp). Every shopper may wait at once; they are carried by `vus` VUs.
  * @param {Env} env @param {number} preShare @param {number} maxWait
  */
 export function dropDayPlan(env, preShare, maxWait) {
@@ -98,63 +156,30 @@ export function dropDayPlan(env, preShare, maxWait) {
   const tail = Math.max(5, spikeSec - hold - 5);
   // 5 s ramp to the peak, the hold, then the tail to half: peak * (2.5 + hold + 0.75 * tail).
   const peak = Math.max(1, Math.ceil(((1 - preShare) * env.visitors) / (hold + 2.5 + 0.75 * tail)));
-  const prequeue = {
-    executor: /** @type {const} */ ('ramping-arrival-rate'),
-    exec: 'prequeueShopper',
-    startTime: '0s',
-    timeUnit: '1s',
-    startRate: 0,
-    stages: [{ target: r1, duration: `${prequeueSec}s` }],
-    gracefulStop: `${maxWait}s`,
-    preAllocatedVUs: 0,
-    maxVUs: 0,
-  };
-  const spike = {
-    executor: /** @type {const} */ ('ramping-arrival-rate'),
-    exec: 'spikeShopper',
-    startTime: `${prequeueSec}s`,
-    timeUnit: '1s',
-    startRate: 0,
-    stages: [
-      { target: peak, duration: '5s' },
-      { target: peak, duration: `${hold}s` },
-      { target: Math.max(1, Math.round(peak / 2)), duration: `${tail}s` },
-    ],
-    gracefulStop: `${maxWait}s`,
-    preAllocatedVUs: 0,
-    maxVUs: 0,
-  };
-  for (const [s, start] of /** @type {const} */ ([[prequeue, 200], [spike, 500]])) {
-    s.maxVUs = Math.ceil(iterationsOf(s)) + 10;
-    s.preAllocatedVUs = Math.min(start, s.maxVUs);
-  }
-  return { prequeueSec, scenarios: { prequeue, spike } };
+  const pre = arrivalTimes(0, 0, [{ target: r1, duration: `${prequeueSec}s` }]);
+  const spike = arrivalTimes(prequeueSec, 0, [
+    { target: peak, duration: '5s' },
+    { target: peak, duration: `${hold}s` },
+    { target: Math.max(1, Math.round(peak / 2)), duration: `${tail}s` },
+  ]);
+  const arrivals = { at: [...pre, ...spike], n: [...pre.map((_, k) => k), ...spike.map((_, k) => 5000000 + k)] };
+  const vus = shopperVus(env, arrivals.at.length);
+  const last = arrivals.at.length ? arrivals.at[arrivals.at.length - 1] / 1000 : 0;
+  return { prequeueSec, arrivals, prequeue: pre.length, spike: spike.length, scenarios: { shoppers: shopperScenario('shoppers', vus, last, maxWait) } };
 }
 
 /**
- * soak: a constant arrival rate of shoppers for the whole run. A shopper holds its VU for its
- * wait and its purchase (seconds): 120 s worth of arrivals is the most that may be busy at once.
- * @param {Env} env
+ * soak: a constant arrival rate of shoppers for the whole run (shopper k is number k), carried
+ * by a fixed set of VUs.
+ * @param {Env} env @param {number} maxWait
  */
-export function soakPlan(env) {
+export function soakPlan(env, maxWait) {
   const seconds = durationSeconds(env.duration);
   const perSecond = Math.max(1, Math.round(env.visitors / seconds));
-  const maxVUs = perSecond * 120;
-  return {
-    perSecond,
-    scenarios: {
-      steady: {
-        executor: /** @type {const} */ ('constant-arrival-rate'),
-        exec: 'steadyShopper',
-        rate: perSecond,
-        timeUnit: '1s',
-        duration: env.duration,
-        preAllocatedVUs: Math.min(500, perSecond * 30, maxVUs),
-        maxVUs,
-        gracefulStop: '2m',
-      },
-    },
-  };
+  const at = arrivalTimes(0, perSecond, [{ target: perSecond, duration: env.duration }]);
+  const arrivals = { at, n: at.map((_, k) => k) };
+  const vus = shopperVus(env, at.length);
+  return { perSecond, arrivals, scenarios: { steady: shopperScenario('steadyShopper', vus, seconds, maxWait) } };
 }
 
 /**
@@ -196,7 +221,7 @@ function bucketAllows(limits, n, ips, seconds) {
  * bot kind, the share of its joins the room's settings promise to stop: 1 when the CAPTCHA
  * challenges its headers (`always`, or `suspicious` at a threshold at or under its score: the
  * bots solve none), else the share its buckets cannot let through at the planned rate.
- * @param {Env} env @param {{hammerRate: number, limits: typeof DEFAULT_LIMITS, captcha: {mode: string, threshold: number}}} room
+ * @param {Env} env @param {{hammerRate: number, limits: typeof DEFAULT_LIMITS, captcha: {mode: string, threshold: number}, maxWait: number}} room
  */
 export function botsPlan(env, room) {
   const seconds = durationSeconds(env.duration);
@@ -212,9 +237,11 @@ export function botsPlan(env, room) {
     hammer: steady('hammer', room.hammerRate, 20),
     subnet: steady('subnet', rate(0.3), 20),
     nocookie: steady('nocookie', rate(0.3), 20),
-    // Humans wait for admission and buy: each holds its VU for that long.
-    humans: { ...steady('humans', humansRate, Math.min(200, humansRate * 10)), maxVUs: humansRate * (seconds + 60) + 10, gracefulStop: `${seconds + 120}s` },
   };
+  // Humans wait for admission and buy, many at once on a few VUs (shopperScenario).
+  const humanAt = arrivalTimes(0, humansRate, [{ target: humansRate, duration: env.duration }]);
+  const humanArrivals = { at: humanAt, n: humanAt.map((_, k) => 9000000 + k) };
+  const humans = shopperScenario('humans', shopperVus(env, humanAt.length), seconds, room.maxWait);
   const ips = { hammer: 3, subnet: 254, nocookie: 50 };
   /** @type {Record<keyof typeof ips, number>} */
   const promised = { hammer: 0, subnet: 0, nocookie: 0 };
@@ -223,7 +250,7 @@ export function botsPlan(env, room) {
     const challenged = room.captcha.mode === 'always' || (room.captcha.mode === 'suspicious' && BOT_HEADER_SCORES[kind] >= room.captcha.threshold);
     promised[kind] = challenged ? 1 : Math.max(0, 1 - bucketAllows(room.limits, n, ips[kind], seconds) / n);
   }
-  return { scenarios, promised, humans: humansRate * seconds };
+  return { scenarios: { ...scenarios, humans }, promised, humans: humanAt.length, humanArrivals };
 }
 
 /**
