@@ -200,6 +200,8 @@ export interface AdmitBatchInput {
   deliverMs?: number;
   /** The sale whose signal `available` and `usedCutoff` come from (a newer one already applied wins). */
   sale?: string;
+  /** Delivery grace: an undelivered admission whose visitor was seen (claims:polled) within this is not withdrawn yet (0 = none). */
+  graceMs?: number;
 }
 
 export interface AdmitBatchResult {
@@ -213,14 +215,14 @@ export interface AdmitBatchResult {
   admitted: { vid: string; ticket: number }[];
 }
 
-/** Admit the visitors come back after a withdrawal, then the next of the line in ticket order (lua/admitBatch-15.lua). */
+/** Admit the visitors come back after a withdrawal, then the next of the line in ticket order (lua/admitBatch-16.lua). */
 export async function admitBatch(redis: Redis, prefix: string, room: string, input: AdmitBatchInput): Promise<AdmitBatchResult> {
   const k = roomKeys(prefix, room);
   const { now } = input;
   const r = await run<Arg[]>(redis, 'admitBatch', [k.q, k.pre, k.preseq, k.qpost, k.active, k.stats, k.sec(now), k.fairPost,
-    k.claims, k.claimsUsed, k.claimsRefused, k.tok, k.claimsUndelivered, k.claimsWithdrawn, k.claimsReturned], [
+    k.claims, k.claimsUsed, k.claimsRefused, k.tok, k.claimsUndelivered, k.claimsWithdrawn, k.claimsReturned, k.claimsPolled], [
     now, input.opensAtMs, input.admitRatePerMin, input.maxActive, input.tokenTtlMs, input.most, input.gate, input.fairnessSampleCap,
-    input.available ?? -1, input.usedCutoff ?? 0, input.overbook ?? 1, input.claimMs ?? 120_000, input.deliverMs ?? 0, input.sale ?? '',
+    input.available ?? -1, input.usedCutoff ?? 0, input.overbook ?? 1, input.claimMs ?? 120_000, input.deliverMs ?? 0, input.sale ?? '', input.graceMs ?? 0,
   ]);
   const admitted: AdmitBatchResult['admitted'] = [];
   for (let i = 4; i < r.length; i += 2) admitted.push({ vid: String(r[i]), ticket: Number(r[i + 1]) });
