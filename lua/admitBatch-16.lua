@@ -47,6 +47,9 @@
   sver and ssale (its version and sale), held (1 when the stock
   holds the line: gate 2, or the cap reached), cres / clap (running counts of admissions that
   went on to reserve / whose claim lapsed or was withdrawn: the room's evidence for `chance`),
+  cold (claims still outstanding but past half of claimSeconds: admissions not resolved yet that
+  probably will not reserve, since most reservations come within seconds; docs/chance.md,
+  censoring; one ZCOUNT),
   ret (visitors come back after a withdrawal, waiting to be admitted again).
   Output: { at, admitted count, waiting (tickets issued and not admitted), active count,
             then vid1, ticket1, vid2, ticket2, ... }: visitors admitted again (returned) first,
@@ -219,6 +222,10 @@ if k == 0 and kr > 0 then credit = credit - kr end
 redis.call('HSET', qKey, 'at', at + k, 'credit', tostring(credit), 'cts', cts,
   'out', outstanding + k + kr, 'avl', available, 'held', held, 'ret', returning - kr)
 if available >= 0 then redis.call('HSET', qKey, 'sver', usedCutoff, 'ssale', sale) end
+-- Censoring (docs/chance.md): a reservation is seen within seconds of admission, a lapse only
+-- after claimSeconds. Claims past half of claimSeconds without a reservation are counted for
+-- `chance` as lapses already (the lapsed ones, <= now, are pruned above or counted next call).
+redis.call('HSET', qKey, 'cold', redis.call('ZCOUNT', claimsKey, '(' .. now, now + claimMs / 2))
 if seen > 0 then redis.call('HINCRBY', qKey, 'cres', seen) end
 if lapsed + withdrawn > 0 then redis.call('HINCRBY', qKey, 'clap', lapsed + withdrawn) end
 return out

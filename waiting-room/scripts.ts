@@ -260,6 +260,8 @@ export interface StockSeen {
   /** Admissions that went on to reserve, and claims that lapsed, so far. */
   reserved: number;
   lapsed: number;
+  /** Outstanding claims past half of claimSeconds without a reservation (likely ghosts; counted as lapses for `chance`). */
+  cold: number;
 }
 
 // ------------------------------------------------------------------------------------ saveRoomConfig
@@ -312,11 +314,11 @@ const num = (v: string | null | undefined) => Number(v ?? 0) || 0;
 /** The room's queue counters (admittedThrough, last ticket, waiting count) and what the admitter saw of the stock. */
 export async function queueSnapshot(redis: Redis, prefix: string, room: string): Promise<Snapshot> {
   const k = roomKeys(prefix, room);
-  const [h, preCount] = await Promise.all([redis.hmget(k.q, 'opened', 'next', 'at', 'out', 'avl', 'held', 'cres', 'clap'), redis.zcard(k.pre)]);
+  const [h, preCount] = await Promise.all([redis.hmget(k.q, 'opened', 'next', 'at', 'out', 'avl', 'held', 'cres', 'clap', 'cold'), redis.zcard(k.pre)]);
   const opened = h[0] === '1';
   const next = Number(h[1] ?? 0);
   const at = Number(h[2] ?? 0);
   const avl = h[4] == null ? -1 : Number(h[4]);
-  const stock: StockSeen = { outstanding: num(h[3]), available: avl >= 0 ? avl : null, held: h[5] === '1', reserved: num(h[6]), lapsed: num(h[7]) };
+  const stock: StockSeen = { outstanding: num(h[3]), available: avl >= 0 ? avl : null, held: h[5] === '1', reserved: num(h[6]), lapsed: num(h[7]), cold: num(h[8]) };
   return { opened, next, at, queued: opened ? next - at : preCount, stock };
 }
