@@ -63,6 +63,8 @@ export function roomKeys(prefix: string, room: string) {
     claims: claimsKey(prefix, room), claimsUsed: claimsUsedKey(prefix, room), claimsRefused: claimsRefusedKey(prefix, room),
     /** Admissions whose token is not delivered yet, withdrawn ones, and those come back (lua/include/admissionCap.lua). */
     claimsUndelivered: k('claims:undelivered'), claimsWithdrawn: k('claims:withdrawn'), claimsReturned: k('claims:returned'),
+    /** Visitor -> ms it was last seen polling (GET /me) near the front or admitted and undelivered: delivery grace (waiting-room/live.ts writes, lua/admitBatch reads). */
+    claimsPolled: k('claims:polled'),
   };
 }
 export type RoomKeys = ReturnType<typeof roomKeys>;

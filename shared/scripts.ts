@@ -16,7 +16,7 @@ import { PROJECT_ROOT } from './config.js';
 const LUA_DIR = path.join(PROJECT_ROOT, 'lua');
 
 /** Every script file (`lua/<verbNoun>-<fixed key count>.lua`); its name is the part before the dash. */
-export const SCRIPT_FILES = ['joinBatch-14', 'admitBatch-15', 'lookupVisitor-7', 'deliverTokens-5', 'saveRoomConfig-3', 'putSigningKey-1', 'publishStock-1'] as const;
+export const SCRIPT_FILES = ['joinBatch-14', 'admitBatch-16', 'lookupVisitor-7', 'deliverTokens-5', 'saveRoomConfig-3', 'putSigningKey-1', 'publishStock-1'] as const;
 type NameOf<F> = F extends `${infer N}-${number}` ? N : never;
 export type ScriptName = NameOf<(typeof SCRIPT_FILES)[number]>;
 

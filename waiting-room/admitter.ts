@@ -9,8 +9,9 @@
  * WebSocket), which mark the admission delivered first. One nobody delivered within
  * deliverMsOf(claimSeconds) is withdrawn by the next admitBatch call: the visitor is not there
  * (no socket of it, no request of it), so its place goes to the next in line at once instead of
- * after claimSeconds. A withdrawn visitor who comes back is next in line and admitted again
- * before any new ticket.
+ * after claimSeconds, unless it was seen within POLL_GRACE_MS (it polls GET /me: it is there,
+ * and keeps its window until the grace after its last poll). A withdrawn visitor who comes back
+ * is next in line and admitted again before any new ticket (and never withdrawn again).
  */
 import type { Redis } from 'ioredis';
 import { admittedChannel, parseStockSignal, roomKeys, saleStockKey, type StockSignal } from '../shared/keys.js';
@@ -45,6 +46,26 @@ const IDLE_GATES: ReadonlySet<Gate> = new Set([Gate.closed, Gate.soldOut, Gate.s
  */
 export function deliverMsOf(claimSeconds: number): number {
   return claimSeconds * 100;
+}
+
+/**
+ * Delivery grace (docs/api.md section 7): a visitor seen within this long (a GET /me poll, noted
+ * in claims:polled by live.ts while it is near the front or admitted and undelivered) keeps its
+ * delivery window until this long after it was last seen, whatever deliverMsOf says. A page that
+ * follows its place by polling every few seconds (no WebSocket) is there; it learns it is
+ * admitted on its next poll and claims then. Longer than such a page's interval (3-5 s), with
+ * room for a slow request.
+ */
+export const POLL_GRACE_MS = 6000;
+
+/**
+ * How far from the front a waiting visitor's poll is noted (positions): as many as the room can
+ * admit within the grace and one burst (admitBatch's credit is capped at one second's worth), plus
+ * one. A visitor further back cannot be admitted before its next poll within the grace, so its poll
+ * need not be noted: the notes stay bounded by the rate, not by the size of a polling crowd.
+ */
+export function pollNoteDepth(admitRatePerMin: number): number {
+  return Math.ceil(Math.max(1, admitRatePerMin / 60) + admitRatePerMin * POLL_GRACE_MS / 60_000) + 1;
 }
 
 /**
@@ -174,7 +195,7 @@ export class Admitter {
       // The stock cap (docs/api.md section 7): the script decides from the signal's available units
       // (-1 = checkout does not know the sale, no cap) and the reservations it already shows.
       available: stock ? Math.max(0, stock.available) : -1, usedCutoff: usedCutoff(stock),
-      overbook: cfg.overbook, claimMs: cfg.claimSeconds * 1000, deliverMs: deliverMsOf(cfg.claimSeconds), sale: cfg.sale,
+      overbook: cfg.overbook, claimMs: cfg.claimSeconds * 1000, deliverMs: deliverMsOf(cfg.claimSeconds), graceMs: POLL_GRACE_MS, sale: cfg.sale,
     });
     const { at } = r;
     const count = r.admitted.length;

@@ -20,7 +20,7 @@ import type uWS from 'uWebSockets.js';
 import type { Redis } from 'ioredis';
 import type { Metrics } from './metrics.js';
 import type { Rooms, RoomView } from './rooms.js';
-import { deliverTokens, ensureToken, type AdmittedNotice } from './admitter.js';
+import { deliverTokens, ensureToken, pollNoteDepth, POLL_GRACE_MS, type AdmittedNotice } from './admitter.js';
 import type { ChanceLedger, Shown } from './chance-ledger.js';
 import type { Draws } from './draw.js';
 import { outlook, type Outlook } from './outlook.js';
@@ -222,14 +222,30 @@ export class Live {
     const vids = [...byVid.keys()];
     const answer = (vid: string, p: Place) => { for (const w of byVid.get(vid)!) w.resolve(p); };
     const fail = (vid: string, err: unknown) => { for (const w of byVid.get(vid)!) w.reject(err); };
+    const seenAt = Date.now();
+    const rate = this.roomViews.get(room)?.cfg.admitRatePerMin ?? 0;
     Promise.all([this.redis.hmget(k.tix, ...vids), snap]).then(([tickets, s]) => {
       // Only an admitted visitor can have had its admission withdrawn: one ZMSCORE for those of
       // the turn (none in a storm of waiting visitors). A withdrawn one goes through lookupVisitor,
       // which marks it come back (first for the next place) and answers it next in line.
+      // Delivery grace (docs/api.md section 7): the visitor asking is there. Its poll is noted
+      // (claims:polled, one ZADD per room per turn) when it is admitted and its token not
+      // delivered yet, or waiting within pollNoteDepth of the front (it may be admitted before
+      // its next poll): admitBatch then keeps its admission until POLL_GRACE_MS after this.
+      const depth = pollNoteDepth(rate);
+      const near = (ticket: number) => ticket > s.at && ticket - s.at <= depth;
       const admitted = vids.filter((_, i) => tickets[i] !== null && Number(tickets[i]) <= s.at);
-      const withdrawn = admitted.length ? this.redis.zmscore(k.claimsWithdrawn, ...admitted) : Promise.resolve([]);
-      withdrawn.then((scores) => {
-        const gone = new Set(admitted.filter((_, i) => scores[i] !== null));
+      const marks = admitted.length
+        ? this.redis.pipeline().zmscore(k.claimsWithdrawn, ...admitted).zmscore(k.claimsUndelivered, ...admitted).exec()
+          .then((res) => {
+            const [w, u] = (res ?? []).map(([err, v]) => { if (err) throw err; return v as (string | null)[]; });
+            return { withdrawn: w ?? [], undelivered: u ?? [] };
+          })
+        : Promise.resolve({ withdrawn: [] as (string | null)[], undelivered: [] as (string | null)[] });
+      marks.then(({ withdrawn, undelivered }) => {
+        const gone = new Set(admitted.filter((_, i) => withdrawn[i] !== null));
+        const notes: string[] = admitted.filter((vid, i) => withdrawn[i] === null && undelivered[i] !== null);
+        const ranked: Promise<unknown>[] = [];
         tickets.forEach((t, i) => {
           const vid = vids[i]!;
           if (gone.has(vid)) {
@@ -237,15 +253,32 @@ export class Live {
               .then((member) => lookupVisitor(this.redis, this.prefix, room, vid, member))
               .then((p) => answer(vid, p.kind === 'ticket' ? { kind: 'ticket', ticket: p.ticket, at: p.at } : { kind: p.kind }), (err: unknown) => fail(vid, err));
           } else if (t !== null) {
+            if (near(Number(t))) notes.push(vid);
             answer(vid, { kind: 'ticket', ticket: Number(t) });
           } else {
-            this.draws.member(room, vid)
+            ranked.push(this.draws.member(room, vid)
               .then((member) => this.redis.zrank(k.pre, member))
-              .then((rank) => answer(vid, rank === null ? { kind: 'none' } : s.opened ? { kind: 'ticket', ticket: rank + 1 } : { kind: 'pre' }), (err: unknown) => fail(vid, err));
+              .then((rank) => {
+                // Before open too: a pre-queue rank only grows until open freezes it, and the front is admitted at once.
+                if (rank !== null && near(rank + 1)) notes.push(vid);
+                answer(vid, rank === null ? { kind: 'none' } : s.opened ? { kind: 'ticket', ticket: rank + 1 } : { kind: 'pre' });
+              }, (err: unknown) => fail(vid, err)));
           }
         });
+        // Pre-queue visitors (no ticket in tix) are the front right after open: noted once their ranks are read.
+        void Promise.all(ranked).then(() => this.notePolled(k.claimsPolled, seenAt, notes));
       }, (err: unknown) => { for (const vid of vids) fail(vid, err); });
     }, (err: unknown) => { for (const vid of vids) fail(vid, err); });
+  }
+
+  /** Note these visitors seen at `ms` (claims:polled, the delivery grace); best effort: a lost note costs a withdrawal at worst. */
+  private notePolled(key: string, ms: number, vids: string[]): void {
+    if (vids.length === 0) return;
+    this.redis.pipeline()
+      .zadd(key, 'GT', ...vids.flatMap((v) => [ms, v]))
+      // admitBatch prunes it every call; an idle room's goes by itself.
+      .pexpire(key, POLL_GRACE_MS * 10)
+      .exec().catch(() => {});
   }
 
   remove(ws: Socket): void {

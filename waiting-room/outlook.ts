@@ -5,7 +5,10 @@
  *
  * chance: the probability that a visitor at position P is admitted while a unit is left. Each
  * admission, from what this room has seen so far, goes on to reserve with probability
- * p = reserved / (reserved + lapsed) (admissions whose claim lapsed unused count against).
+ * p = reserved / (reserved + lapsed + cold) (admissions whose claim lapsed unused count against,
+ * and so do the claims still outstanding past half of claimSeconds without a reservation: a
+ * reservation is seen within seconds, a lapse only after claimSeconds, so without them p is
+ * near 1 early in a sale with ghosts and everyone beyond unitsLeft is told about 0: censoring).
  * Before the visitor come the outstanding admissions and the P − 1 visitors ahead: n of them,
  * and their reservations are Binomial(n, p). A unit is left for the visitor when fewer than
  * `available` of them reserve: chance = P(Binomial(n, p) ≤ available − 1). Exact for n ≤ 300,
@@ -69,10 +72,12 @@ export function outlook(view: RoomView, snap: Snapshot): Outlook {
   const available = seen?.available ?? Math.max(0, stock.available);
   const outstanding = seen && seen.available !== null ? seen.outstanding : 0;
   const unitsLeft = Math.max(0, available - outstanding);
-  const tried = (seen?.reserved ?? 0) + (seen?.lapsed ?? 0);
+  const resolved = (seen?.reserved ?? 0) + (seen?.lapsed ?? 0);
   // Those before the visitor: the outstanding admissions and the position − 1 ahead in line.
   const before = (position: number) => outstanding + Math.max(0, position - 1);
-  if (tried === 0) return { unitsLeft, chanceAt: (position) => (before(position) < available ? 1 : null), held };
-  const p = seen!.reserved / tried;
+  // Something to go on: an admission resolved (reserved or lapsed). Cold claims only refine p: with
+  // none resolved they would make p 0 and promise everyone a unit on the strength of no purchase.
+  if (resolved === 0) return { unitsLeft, chanceAt: (position) => (before(position) < available ? 1 : null), held };
+  const p = seen!.reserved / (resolved + seen!.cold);
   return { unitsLeft, chanceAt: (position) => round2(binomialCdf(available - 1, before(position), p)), held };
 }

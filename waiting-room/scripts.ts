@@ -200,6 +200,8 @@ export interface AdmitBatchInput {
   deliverMs?: number;
   /** The sale whose signal `available` and `usedCutoff` come from (a newer one already applied wins). */
   sale?: string;
+  /** Delivery grace: an undelivered admission whose visitor was seen (claims:polled) within this is not withdrawn yet (0 = none). */
+  graceMs?: number;
 }
 
 export interface AdmitBatchResult {
@@ -213,14 +215,14 @@ export interface AdmitBatchResult {
   admitted: { vid: string; ticket: number }[];
 }
 
-/** Admit the visitors come back after a withdrawal, then the next of the line in ticket order (lua/admitBatch-15.lua). */
+/** Admit the visitors come back after a withdrawal, then the next of the line in ticket order (lua/admitBatch-16.lua). */
 export async function admitBatch(redis: Redis, prefix: string, room: string, input: AdmitBatchInput): Promise<AdmitBatchResult> {
   const k = roomKeys(prefix, room);
   const { now } = input;
   const r = await run<Arg[]>(redis, 'admitBatch', [k.q, k.pre, k.preseq, k.qpost, k.active, k.stats, k.sec(now), k.fairPost,
-    k.claims, k.claimsUsed, k.claimsRefused, k.tok, k.claimsUndelivered, k.claimsWithdrawn, k.claimsReturned], [
+    k.claims, k.claimsUsed, k.claimsRefused, k.tok, k.claimsUndelivered, k.claimsWithdrawn, k.claimsReturned, k.claimsPolled], [
     now, input.opensAtMs, input.admitRatePerMin, input.maxActive, input.tokenTtlMs, input.most, input.gate, input.fairnessSampleCap,
-    input.available ?? -1, input.usedCutoff ?? 0, input.overbook ?? 1, input.claimMs ?? 120_000, input.deliverMs ?? 0, input.sale ?? '',
+    input.available ?? -1, input.usedCutoff ?? 0, input.overbook ?? 1, input.claimMs ?? 120_000, input.deliverMs ?? 0, input.sale ?? '', input.graceMs ?? 0,
   ]);
   const admitted: AdmitBatchResult['admitted'] = [];
   for (let i = 4; i < r.length; i += 2) admitted.push({ vid: String(r[i]), ticket: Number(r[i + 1]) });
@@ -258,6 +260,8 @@ export interface StockSeen {
   /** Admissions that went on to reserve, and claims that lapsed, so far. */
   reserved: number;
   lapsed: number;
+  /** Outstanding claims past half of claimSeconds without a reservation (likely ghosts; counted as lapses for `chance`). */
+  cold: number;
 }
 
 // ------------------------------------------------------------------------------------ saveRoomConfig
@@ -310,11 +314,11 @@ const num = (v: string | null | undefined) => Number(v ?? 0) || 0;
 /** The room's queue counters (admittedThrough, last ticket, waiting count) and what the admitter saw of the stock. */
 export async function queueSnapshot(redis: Redis, prefix: string, room: string): Promise<Snapshot> {
   const k = roomKeys(prefix, room);
-  const [h, preCount] = await Promise.all([redis.hmget(k.q, 'opened', 'next', 'at', 'out', 'avl', 'held', 'cres', 'clap'), redis.zcard(k.pre)]);
+  const [h, preCount] = await Promise.all([redis.hmget(k.q, 'opened', 'next', 'at', 'out', 'avl', 'held', 'cres', 'clap', 'cold'), redis.zcard(k.pre)]);
   const opened = h[0] === '1';
   const next = Number(h[1] ?? 0);
   const at = Number(h[2] ?? 0);
   const avl = h[4] == null ? -1 : Number(h[4]);
-  const stock: StockSeen = { outstanding: num(h[3]), available: avl >= 0 ? avl : null, held: h[5] === '1', reserved: num(h[6]), lapsed: num(h[7]) };
+  const stock: StockSeen = { outstanding: num(h[3]), available: avl >= 0 ? avl : null, held: h[5] === '1', reserved: num(h[6]), lapsed: num(h[7]), cold: num(h[8]) };
   return { opened, next, at, queued: opened ? next - at : preCount, stock };
 }

@@ -47,22 +47,42 @@ end
             visitor as next in line, not admitted
     returned    zset visitor -> ms it came back (lookupVisitor, deliverTokens): admitted again,
             first, when a place is free, before any new ticket
-  Bounded like the prunes above. Returns how many were withdrawn.
+    polled      zset visitor -> ms it was last seen (waiting-room/live.ts, when GET /me or a
+            WebSocket connect answers an admitted visitor not delivered yet, or a waiting one near
+            the front): delivery grace. A visitor that follows its place by polling GET /me every
+            few seconds is there even if its token is not delivered yet: an admission due for
+            withdrawal whose visitor was seen within graceMs is kept, its deliver-by moved to
+            last seen + graceMs (later than now, so it leaves this call's range: each entry is
+            looked at once per call and at most once per poll, no livelock). admitBatch prunes
+            it once older than graceMs, every call (bounded like the rest).
+  A visitor admitted again after a withdrawal is never in `undelivered` (admitBatch), so it is
+  never withdrawn twice. Bounded like the prunes above. Returns how many were withdrawn.
 ]]
-local function withdrawUndelivered(undeliveredKey, withdrawnKey, claimsKey, activeKey, tokKey, nowMs)
+local function withdrawUndelivered(undeliveredKey, withdrawnKey, claimsKey, activeKey, tokKey, polledKey, nowMs, graceMs)
   local gone = redis.call('ZRANGEBYSCORE', undeliveredKey, '-inf', nowMs, 'LIMIT', 0, PRUNE_MAX)
   if #gone == 0 then return 0 end
   redis.call('ZREM', undeliveredKey, unpack(gone))
+  local seen = redis.call('ZMSCORE', polledKey, unpack(gone))
   local n = 0
+  local keep = {}
   for i = 1, #gone do
     local vid = gone[i]
     -- Still outstanding: it never had its token, so it cannot have reserved or been refused.
-    if redis.call('ZREM', claimsKey, vid) == 1 then
-      redis.call('ZREM', activeKey, vid)
-      redis.call('HDEL', tokKey, vid)
-      redis.call('ZADD', withdrawnKey, 0, vid)
-      n = n + 1
+    -- (No claim left: it lapsed, an ordinary lapse; nothing to withdraw.)
+    if redis.call('ZSCORE', claimsKey, vid) then
+      local last = tonumber(seen[i])
+      if last and last + graceMs > nowMs then
+        keep[#keep + 1] = last + graceMs
+        keep[#keep + 1] = vid
+      else
+        redis.call('ZREM', claimsKey, vid)
+        redis.call('ZREM', activeKey, vid)
+        redis.call('HDEL', tokKey, vid)
+        redis.call('ZADD', withdrawnKey, 0, vid)
+        n = n + 1
+      end
     end
   end
+  if #keep > 0 then redis.call('ZADD', undeliveredKey, unpack(keep)) end
   return n
 end

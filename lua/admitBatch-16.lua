@@ -4,9 +4,10 @@
   second's worth (at least 1), so no call admits more than one second's worth at a time.
   Stock (docs/api.md section 7, lua/include/admissionCap.lua): no more than
   ceil(available * overbook) outstanding admissions at once; `held` while they reach it. While the
-  cap holds someone back, an admission whose token nobody delivered within ARGV[13] ms is
-  withdrawn (withdrawUndelivered in admissionCap.lua); those who come back after that are
-  admitted again first.
+  cap holds someone back, an admission whose token nobody delivered within ARGV[13] ms, and whose
+  visitor was not seen within ARGV[15] ms either (a GET /me poll), is withdrawn
+  (withdrawUndelivered in admissionCap.lua); those who come back after that are admitted again
+  first, and never withdrawn again.
   Bounded: at most ARGV[6] visitors per call (O(log N + k) for the pre-queue part).
   Caller: waiting-room/scripts.ts admitBatch() (the only one). Every key is in KEYS, all in the
   room's hash tag {room} (one cluster slot). The sale's stock signal lives in the sale's slot: the
@@ -24,6 +25,7 @@
     KEYS[9] claims zset   KEYS[10] claims:used zset   KEYS[11] claims:refused zset (admissionCap.lua)
     KEYS[12] tok hash (visitor -> token; a withdrawn visitor's is deleted)
     KEYS[13] claims:undelivered zset   KEYS[14] claims:withdrawn zset   KEYS[15] claims:returned zset
+    KEYS[16] claims:polled zset (visitor -> ms last seen: delivery grace, admissionCap.lua)
     ARGV[1] now (ms)   ARGV[2] opensAt (ms)   ARGV[3] admitRatePerMin (visitors/min)
     ARGV[4] maxActive (visitors)   ARGV[5] token TTL (ms)   ARGV[6] most to admit in this call
     ARGV[7] gate (Gate in scripts.ts, the same in every script): 0 open, 1 paused, 2 held (no
@@ -35,6 +37,8 @@
     ARGV[13] deliver within (ms): an admission from the line whose token is not delivered by then
              is withdrawn (0 = never)
     ARGV[14] the room's sale: the signal of ARGV[9]/ARGV[10] is that sale's
+    ARGV[15] delivery grace (ms): an undelivered admission whose visitor was seen (KEYS[16]) within
+             this is not withdrawn yet; it keeps its window until this long after it was last seen
   Stale signals: callers read the signal before calling, so a caller on a slow process may pass a
   signal older than one a call already applied. That call pruned `claims:used` up to its version,
   so the older `available` (which still counts those units free) would admit past the stock. The
@@ -43,6 +47,9 @@
   sver and ssale (its version and sale), held (1 when the stock
   holds the line: gate 2, or the cap reached), cres / clap (running counts of admissions that
   went on to reserve / whose claim lapsed or was withdrawn: the room's evidence for `chance`),
+  cold (claims still outstanding but past half of claimSeconds: admissions not resolved yet that
+  probably will not reserve, since most reservations come within seconds; docs/chance.md,
+  censoring; one ZCOUNT),
   ret (visitors come back after a withdrawal, waiting to be admitted again).
   Output: { at, admitted count, waiting (tickets issued and not admitted), active count,
             then vid1, ticket1, vid2, ticket2, ... }: visitors admitted again (returned) first,
@@ -57,7 +64,7 @@
 ]]
 local qKey, preKey, preseqKey, qpostKey, activeKey, statsKey, secKey, sampleKey, claimsKey, usedKey, refusedKey =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
-local tokKey, undeliveredKey, withdrawnKey, returnedKey = KEYS[12], KEYS[13], KEYS[14], KEYS[15]
+local tokKey, undeliveredKey, withdrawnKey, returnedKey, polledKey = KEYS[12], KEYS[13], KEYS[14], KEYS[15], KEYS[16]
 local now, opensAt, rate = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local maxActive, ttl, most, gate = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local sampleCap = tonumber(ARGV[8] or '0') or 0
@@ -65,6 +72,7 @@ local available, usedCutoff = tonumber(ARGV[9]) or -1, tonumber(ARGV[10]) or 0
 local overbook, claimMs = tonumber(ARGV[11]) or 1, tonumber(ARGV[12]) or 120000
 local deliverMs = tonumber(ARGV[13]) or 0
 local sale = ARGV[14] or ''
+local graceMs = tonumber(ARGV[15]) or 0
 if available >= 0 then
   local seen = redis.call('HMGET', qKey, 'sver', 'ssale', 'avl')
   local seenVer = tonumber(seen[1])
@@ -95,10 +103,12 @@ local room = stockRoom(available, overbook, outstanding)
 -- Undelivered admissions are withdrawn when the stock cap holds someone back (in the line or come
 -- back): their places go to the next visitors in this very call. Without a stock signal, or with
 -- places to spare, an undelivered admission keeps its claim until claimSeconds as before.
+-- Last-seen marks older than the grace can keep nothing (bounded prune, every call).
+if graceMs > 0 then pruneUpTo(polledKey, now - graceMs) end
 local withdrawn = 0
 local returning = redis.call('ZCARD', returnedKey)
 if room < (nextT - at) + returning then
-  withdrawn = withdrawUndelivered(undeliveredKey, withdrawnKey, claimsKey, activeKey, tokKey, now)
+  withdrawn = withdrawUndelivered(undeliveredKey, withdrawnKey, claimsKey, activeKey, tokKey, polledKey, now, graceMs)
   if withdrawn > 0 then
     outstanding = outstanding - withdrawn
     room = stockRoom(available, overbook, outstanding)
@@ -163,6 +173,9 @@ if k > 0 then
   end
   -- Post-open tickets from the arrival-order list.
   local rest = k - #vids
+  -- Post-open tickets: the arrival ms of each (joinedAt[i] for vids[i]); its join is the latest
+  -- sign of a visitor admitted soon after joining (delivery grace, below).
+  local joinedAt = {}
   if rest > 0 then
     local more = redis.call('LPOP', qpostKey, rest) or {}
     local arrivals = {}
@@ -172,6 +185,7 @@ if k > 0 then
       if sp then
         vids[#vids + 1] = string.sub(e, 1, sp - 1)
         arrivals[#arrivals + 1] = string.sub(e, sp + 1)
+        joinedAt[#vids] = tonumber(arrivals[#arrivals])
       else
         vids[#vids + 1] = e
       end
@@ -190,7 +204,10 @@ if k > 0 then
     za[2 * i] = vids[i]
     zc[2 * i - 1] = deadline
     zc[2 * i] = vids[i]
-    zu[2 * i - 1] = deliverBy
+    -- Delivery grace: one who joined within graceMs was seen then (a polling page's next poll may
+    -- come up to graceMs after its join); later polls are noted in claims:polled.
+    local joined = joinedAt[i]
+    zu[2 * i - 1] = (joined and joined + graceMs > deliverBy) and joined + graceMs or deliverBy
     zu[2 * i] = vids[i]
   end
   redis.call('ZADD', activeKey, unpack(za))
@@ -205,6 +222,10 @@ if k == 0 and kr > 0 then credit = credit - kr end
 redis.call('HSET', qKey, 'at', at + k, 'credit', tostring(credit), 'cts', cts,
   'out', outstanding + k + kr, 'avl', available, 'held', held, 'ret', returning - kr)
 if available >= 0 then redis.call('HSET', qKey, 'sver', usedCutoff, 'ssale', sale) end
+-- Censoring (docs/chance.md): a reservation is seen within seconds of admission, a lapse only
+-- after claimSeconds. Claims past half of claimSeconds without a reservation are counted for
+-- `chance` as lapses already (the lapsed ones, <= now, are pruned above or counted next call).
+redis.call('HSET', qKey, 'cold', redis.call('ZCOUNT', claimsKey, '(' .. now, now + claimMs / 2))
 if seen > 0 then redis.call('HINCRBY', qKey, 'cres', seen) end
 if lapsed + withdrawn > 0 then redis.call('HINCRBY', qKey, 'clap', lapsed + withdrawn) end
 return out
