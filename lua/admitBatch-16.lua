@@ -219,13 +219,13 @@ if k > 0 then
   redis.call('EXPIRE', secKey, 120)
 end
 if k == 0 and kr > 0 then credit = credit - kr end
-redis.call('HSET', qKey, 'at', at + k, 'credit', tostring(credit), 'cts', cts,
-  'out', outstanding + k + kr, 'avl', available, 'held', held, 'ret', returning - kr)
-if available >= 0 then redis.call('HSET', qKey, 'sver', usedCutoff, 'ssale', sale) end
--- Censoring (docs/chance.md): a reservation is seen within seconds of admission, a lapse only
--- after claimSeconds. Claims past half of claimSeconds without a reservation are counted for
+-- cold, censoring (docs/chance.md): a reservation is seen within seconds of admission, a lapse
+-- only after claimSeconds. Claims past half of claimSeconds without a reservation are counted for
 -- `chance` as lapses already (the lapsed ones, <= now, are pruned above or counted next call).
-redis.call('HSET', qKey, 'cold', redis.call('ZCOUNT', claimsKey, '(' .. now, now + claimMs / 2))
+redis.call('HSET', qKey, 'at', at + k, 'credit', tostring(credit), 'cts', cts,
+  'out', outstanding + k + kr, 'avl', available, 'held', held, 'ret', returning - kr,
+  'cold', redis.call('ZCOUNT', claimsKey, '(' .. now, now + claimMs / 2))
+if available >= 0 then redis.call('HSET', qKey, 'sver', usedCutoff, 'ssale', sale) end
 if seen > 0 then redis.call('HINCRBY', qKey, 'cres', seen) end
 if lapsed + withdrawn > 0 then redis.call('HINCRBY', qKey, 'clap', lapsed + withdrawn) end
 return out

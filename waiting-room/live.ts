@@ -235,14 +235,11 @@ export class Live {
       const depth = pollNoteDepth(rate);
       const near = (ticket: number) => ticket > s.at && ticket - s.at <= depth;
       const admitted = vids.filter((_, i) => tickets[i] !== null && Number(tickets[i]) <= s.at);
+      // Both in one round trip (the client auto-pipelines).
       const marks = admitted.length
-        ? this.redis.pipeline().zmscore(k.claimsWithdrawn, ...admitted).zmscore(k.claimsUndelivered, ...admitted).exec()
-          .then((res) => {
-            const [w, u] = (res ?? []).map(([err, v]) => { if (err) throw err; return v as (string | null)[]; });
-            return { withdrawn: w ?? [], undelivered: u ?? [] };
-          })
-        : Promise.resolve({ withdrawn: [] as (string | null)[], undelivered: [] as (string | null)[] });
-      marks.then(({ withdrawn, undelivered }) => {
+        ? Promise.all([this.redis.zmscore(k.claimsWithdrawn, ...admitted), this.redis.zmscore(k.claimsUndelivered, ...admitted)])
+        : Promise.resolve([[], []] as (string | null)[][]);
+      marks.then(([withdrawn, undelivered]) => {
         const gone = new Set(admitted.filter((_, i) => withdrawn[i] !== null));
         const notes: string[] = admitted.filter((vid, i) => withdrawn[i] === null && undelivered[i] !== null);
         const ranked: Promise<unknown>[] = [];

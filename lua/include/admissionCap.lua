@@ -69,18 +69,17 @@ local function withdrawUndelivered(undeliveredKey, withdrawnKey, claimsKey, acti
     local vid = gone[i]
     -- Still outstanding: it never had its token, so it cannot have reserved or been refused.
     -- (No claim left: it lapsed, an ordinary lapse; nothing to withdraw.)
-    if redis.call('ZSCORE', claimsKey, vid) then
-      local last = tonumber(seen[i])
-      if last and last + graceMs > nowMs then
+    local last = tonumber(seen[i])
+    if last and last + graceMs > nowMs then
+      if redis.call('ZSCORE', claimsKey, vid) then
         keep[#keep + 1] = last + graceMs
         keep[#keep + 1] = vid
-      else
-        redis.call('ZREM', claimsKey, vid)
-        redis.call('ZREM', activeKey, vid)
-        redis.call('HDEL', tokKey, vid)
-        redis.call('ZADD', withdrawnKey, 0, vid)
-        n = n + 1
       end
+    elseif redis.call('ZREM', claimsKey, vid) == 1 then
+      redis.call('ZREM', activeKey, vid)
+      redis.call('HDEL', tokKey, vid)
+      redis.call('ZADD', withdrawnKey, 0, vid)
+      n = n + 1
     end
   end
   if #keep > 0 then redis.call('ZADD', undeliveredKey, unpack(keep)) end

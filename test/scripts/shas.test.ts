@@ -13,7 +13,7 @@ import { SCRIPT_FILES, scripts, type ScriptName } from '../../shared/scripts.js'
 
 const PINNED: Record<ScriptName, string> = {
   joinBatch: 'e84ea8dbed21b6a43a96f70e014629801f07ba3e',
-  admitBatch: '5de6c7e5f37d71a1540ebcfbbcef0db0998557ea',
+  admitBatch: 'f48d565fd72ac49a392bb15aaf17ccbd1533c38b',
   lookupVisitor: '225ee8e8c6597a86364f2aac868d47a2610d6052',
   deliverTokens: '5d019785477fc7b624678858012d48ad9aa9e0fb',
   saveRoomConfig: 'b361e1bb358023676d64f8813d1c2b3ea23869e2',
